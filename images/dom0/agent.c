@@ -1,0 +1,420 @@
+/*
+ * xenboot-agent: runs inside the embedded Xen host's dom0 and executes what
+ * the harness asks over a virtio-serial control port.
+ *
+ * Why a program and not a shell loop: arguments (paths, kernel command
+ * lines) arrive hex-encoded and go straight to execve(), so nothing the user
+ * typed is ever parsed by a shell, and several jobs (xl create -F, console
+ * relays, one-shot queries) run at once with their output multiplexed.
+ *
+ * Protocol, one line per message, fields separated by one space, every
+ * free-form field hex-encoded:
+ *   harness -> agent   run ID ARGV0 ARGV1 ...      start a job
+ *                      kill ID SIGNAL              signal a job
+ *   agent -> harness   ready                       once, at start
+ *                      out ID DATA / err ID DATA   job output as it comes
+ *                      exit ID STATUS              status, or 128+signal
+ *                      error ID MESSAGE            the job could not start
+ *
+ * `xenboot-agent relay PTY PORT` is the console relay a job runs: it copies
+ * a guest's console pty to the virtio-serial port named PORT and back, over
+ * one read-write descriptor (two opens of a port lose host input).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define MAX_JOBS 64
+#define MAX_ARGS 256
+#define LINE_MAX_BYTES (64 * 1024)
+#define CHUNK 4096
+#define ID_MAX 32
+
+struct job {
+	char id[ID_MAX + 1];
+	pid_t pid;
+	int out_fd;
+	int err_fd;
+	int reaped;
+	int status;
+};
+
+static struct job jobs[MAX_JOBS];
+static int control_fd = -1;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "xenboot-agent: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("write to control port");
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static void send_data(const char *kind, const char *id, const char *data,
+		      size_t len)
+{
+	static char line[16 + ID_MAX + 2 * CHUNK + 2];
+	size_t pos = (size_t)snprintf(line, sizeof(line), "%s %s ", kind, id);
+
+	for (size_t i = 0; i < len; i++) {
+		line[pos++] = hexdigits[(unsigned char)data[i] >> 4];
+		line[pos++] = hexdigits[(unsigned char)data[i] & 15];
+	}
+	line[pos++] = '\n';
+	write_all(control_fd, line, pos);
+}
+
+static void send_line(const char *fmt, const char *id, int value)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), fmt, id, value);
+	write_all(control_fd, line, (size_t)n);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decodes in place; returns 0 on malformed input. */
+static int unhex(char *s)
+{
+	char *out = s;
+
+	for (; s[0] && s[1]; s += 2) {
+		int hi = hexval(s[0]), lo = hexval(s[1]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		*out++ = (char)(hi << 4 | lo);
+	}
+	if (*s)
+		return 0;
+	*out = '\0';
+	return 1;
+}
+
+static struct job *find_job(const char *id)
+{
+	for (int i = 0; i < MAX_JOBS; i++)
+		if (jobs[i].pid && strcmp(jobs[i].id, id) == 0)
+			return &jobs[i];
+	return NULL;
+}
+
+static void start_job(const char *id, char **argv)
+{
+	struct job *job = NULL;
+	int out[2], err[2];
+
+	for (int i = 0; i < MAX_JOBS && !job; i++)
+		if (!jobs[i].pid)
+			job = &jobs[i];
+	if (!job || find_job(id)) {
+		send_data("error", id, "no free job slot or duplicate id", 32);
+		send_line("exit %s %d\n", id, 127);
+		return;
+	}
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		die("pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Own process group, so `kill` reaches what the job spawned. */
+		setpgid(0, 0);
+		execvp(argv[0], argv);
+		fprintf(stderr, "xenboot-agent: exec %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	close(err[1]);
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	job->pid = pid;
+	job->out_fd = out[0];
+	job->err_fd = err[0];
+	job->reaped = 0;
+}
+
+/* A job is over once it is reaped and both pipes are drained: then its
+ * `exit` line comes after all of its output. */
+static void finish_if_done(struct job *job)
+{
+	if (!job->pid || !job->reaped || job->out_fd >= 0 || job->err_fd >= 0)
+		return;
+	int status = WIFEXITED(job->status) ? WEXITSTATUS(job->status)
+					      : 128 + WTERMSIG(job->status);
+	send_line("exit %s %d\n", job->id, status);
+	job->pid = 0;
+}
+
+static void handle_command(char *line)
+{
+	char *argv[MAX_ARGS + 1];
+	int argc = 0;
+
+	for (char *tok = strtok(line, " "); tok && argc < MAX_ARGS;
+	     tok = strtok(NULL, " "))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	if (argc < 2)
+		return;
+	if (strcmp(argv[0], "run") == 0 && argc >= 3) {
+		for (int i = 2; i < argc; i++)
+			if (!unhex(argv[i])) {
+				send_data("error", argv[1], "bad hex", 7);
+				send_line("exit %s %d\n", argv[1], 127);
+				return;
+			}
+		start_job(argv[1], argv + 2);
+	} else if (strcmp(argv[0], "kill") == 0 && argc == 3) {
+		struct job *job = find_job(argv[1]);
+		if (job && !job->reaped)
+			kill(-job->pid, atoi(argv[2]));
+	}
+}
+
+static void reap_children(void)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (int i = 0; i < MAX_JOBS; i++)
+			if (jobs[i].pid == pid) {
+				jobs[i].reaped = 1;
+				jobs[i].status = status;
+				finish_if_done(&jobs[i]);
+			}
+}
+
+static void drain_pipe(struct job *job, int *fd, const char *kind)
+{
+	char buf[CHUNK];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+
+	if (n > 0) {
+		send_data(kind, job->id, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && errno == EINTR)
+		return;
+	close(*fd);
+	*fd = -1;
+	finish_if_done(job);
+}
+
+/* Finds /dev/vportNpM whose sysfs name is `name`: dom0 has no udev, so
+ * there are no /dev/virtio-ports/ links. */
+static int open_port(const char *name)
+{
+	DIR *dir = opendir("/sys/class/virtio-ports");
+	struct dirent *entry;
+
+	if (!dir)
+		return -1;
+	while ((entry = readdir(dir))) {
+		char path[512], found[256];
+		if (entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/virtio-ports/%s/name",
+			 entry->d_name);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, found, sizeof(found) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		found[n] = '\0';
+		found[strcspn(found, "\n")] = '\0';
+		if (strcmp(found, name) == 0) {
+			snprintf(path, sizeof(path), "/dev/%s", entry->d_name);
+			closedir(dir);
+			return open(path, O_RDWR | O_NOCTTY);
+		}
+	}
+	closedir(dir);
+	errno = ENOENT;
+	return -1;
+}
+
+static int copy_once(int from, int to)
+{
+	char buf[CHUNK];
+	ssize_t n = read(from, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 1;
+	if (n <= 0)
+		return 0;
+	for (ssize_t done = 0; done < n;) {
+		ssize_t w = write(to, buf + done, (size_t)(n - done));
+		if (w < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return 0;
+		}
+		done += w;
+	}
+	return 1;
+}
+
+static int relay(const char *pty_path, const char *port_name)
+{
+	int pty = open(pty_path, O_RDWR | O_NOCTTY);
+	int port = open_port(port_name);
+	struct termios tio;
+
+	if (pty < 0)
+		die(pty_path);
+	if (port < 0)
+		die(port_name);
+	/* Raw and without echo: the guest's bytes pass through unchanged and
+	 * what the harness types is not reflected back as if the guest said it. */
+	if (tcgetattr(pty, &tio) == 0) {
+		cfmakeraw(&tio);
+		tcsetattr(pty, TCSANOW, &tio);
+	}
+	printf("relay %s <-> %s\n", pty_path, port_name);
+	fflush(stdout);
+	struct pollfd fds[2] = { { .fd = pty, .events = POLLIN },
+				 { .fd = port, .events = POLLIN } };
+	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		/* The pty closing means xenconsoled let go of the domain. */
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
+			if (!copy_once(pty, port))
+				return 0;
+		if (fds[1].revents & POLLIN)
+			if (!copy_once(port, pty))
+				return 0;
+	}
+}
+
+static int serve(const char *port_name)
+{
+	sigset_t mask;
+	char *line = malloc(LINE_MAX_BYTES);
+	size_t used = 0;
+
+	control_fd = open_port(port_name);
+	if (control_fd < 0)
+		die(port_name);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0)
+		die("signalfd");
+	write_all(control_fd, "ready\n", 6);
+
+	for (;;) {
+		struct pollfd fds[2 + 2 * MAX_JOBS];
+		struct job *owner[2 + 2 * MAX_JOBS];
+		int nfds = 0;
+
+		fds[nfds++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
+		fds[nfds++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+		for (int i = 0; i < MAX_JOBS; i++) {
+			if (!jobs[i].pid)
+				continue;
+			if (jobs[i].out_fd >= 0) {
+				owner[nfds] = &jobs[i];
+				fds[nfds++] = (struct pollfd){ .fd = jobs[i].out_fd, .events = POLLIN };
+			}
+			if (jobs[i].err_fd >= 0) {
+				owner[nfds] = &jobs[i];
+				fds[nfds++] = (struct pollfd){ .fd = jobs[i].err_fd, .events = POLLIN };
+			}
+		}
+		if (poll(fds, (nfds_t)nfds, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			die("poll");
+		}
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo info;
+			if (read(sfd, &info, sizeof(info)) < 0 && errno != EINTR)
+				die("signalfd read");
+			reap_children();
+		}
+		for (int i = 2; i < nfds; i++) {
+			if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			struct job *job = owner[i];
+			if (fds[i].fd == job->out_fd)
+				drain_pipe(job, &job->out_fd, "out");
+			else if (fds[i].fd == job->err_fd)
+				drain_pipe(job, &job->err_fd, "err");
+		}
+		if (fds[0].revents & (POLLIN | POLLHUP)) {
+			ssize_t n = read(control_fd, line + used, LINE_MAX_BYTES - 1 - used);
+			if (n < 0 && errno != EINTR && errno != EAGAIN)
+				die("read control port");
+			/* The harness went away; init starts a fresh agent, whose
+			 * `ready` blocks until the next harness connects. */
+			if (n == 0)
+				return 0;
+			used += n > 0 ? (size_t)n : 0;
+			char *nl;
+			while ((nl = memchr(line, '\n', used))) {
+				*nl = '\0';
+				handle_command(line);
+				used -= (size_t)(nl + 1 - line);
+				memmove(line, nl + 1, used);
+			}
+			if (used == LINE_MAX_BYTES - 1)
+				used = 0; /* an overlong line is garbage: drop it */
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && strcmp(argv[1], "relay") == 0)
+		return relay(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "serve") == 0)
+		return serve(argv[2]);
+	fprintf(stderr, "usage: xenboot-agent serve PORT | relay PTY PORT\n");
+	return 2;
+}

@@ -1,0 +1,5 @@
+import sys
+
+from xenboot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,123 @@
+"""Harness side of the dom0 agent's control protocol (images/dom0/agent.c).
+
+One reader thread parses the agent's lines and hands output and exit status
+to the job they belong to; callers block on events with deadlines, and a dead
+channel (QEMU gone, agent gone) wakes every waiter with the reason.
+"""
+import itertools
+import threading
+
+from xenboot.errors import InfraError
+
+
+class Job:
+    def __init__(self, agent, job_id, argv, on_output=None):
+        self.agent = agent
+        self.id = job_id
+        self.argv = argv
+        self.on_output = on_output
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self.status = None
+        self.done = threading.Event()
+
+    def _output(self, stream, data):
+        (self.stdout if stream == "out" else self.stderr).extend(data)
+        if self.on_output:
+            self.on_output(stream, data)
+
+    def wait(self, timeout):
+        """The job's exit status; InfraError if it did not end by `timeout`."""
+        if not self.done.wait(timeout):
+            raise InfraError(f"dom0 command {' '.join(self.argv)} did not finish in {timeout:g} s")
+        if self.status is None:
+            raise InfraError(f"dom0 command {' '.join(self.argv)}: {self.agent.dead_reason}")
+        return self.status
+
+    def kill(self, signal=15):
+        if not self.done.is_set():
+            self.agent._send(f"kill {self.id} {int(signal)}")
+
+    @property
+    def text(self):
+        return (self.stdout + self.stderr).decode(errors="replace")
+
+
+class Agent:
+    def __init__(self, sock):
+        self.sock = sock
+        self.jobs = {}
+        self.ids = itertools.count(1)
+        self.ready = threading.Event()
+        self.got_ready = False
+        self.dead_reason = None
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read_loop, name="agent-reader", daemon=True)
+        self.reader.start()
+
+    def _send(self, line):
+        with self.lock:
+            if self.dead_reason:
+                raise InfraError(f"dom0 agent: {self.dead_reason}")
+            self.sock.sendall(line.encode() + b"\n")
+
+    def start(self, argv, on_output=None):
+        job = Job(self, str(next(self.ids)), list(argv), on_output)
+        self.jobs[job.id] = job
+        self._send(" ".join(["run", job.id] + [a.encode().hex() for a in job.argv]))
+        return job
+
+    def run(self, argv, timeout=60, check=True):
+        """Run argv in dom0 to completion; raise InfraError on failure if `check`."""
+        job = self.start(argv)
+        status = job.wait(timeout)
+        if check and status != 0:
+            last = (job.text.strip().splitlines() or ["(no output)"])[-1]
+            raise InfraError(f"dom0 command {' '.join(argv)} exited {status}: {last}")
+        return job
+
+    def wait_ready(self, timeout):
+        self.ready.wait(timeout)
+        if not self.got_ready:
+            raise InfraError(self.dead_reason or f"dom0 agent not ready after {timeout:g} s")
+
+    def mark_dead(self, reason):
+        """Wake every waiter: nothing more will come from this channel."""
+        if self.dead_reason is None:
+            self.dead_reason = reason
+        self.ready.set()
+        for job in list(self.jobs.values()):
+            job.done.set()
+
+    def _read_loop(self):
+        buf = b""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._dispatch(line.decode("ascii", errors="replace").split(" "))
+        except OSError as e:
+            self.mark_dead(f"control channel failed: {e}")
+        self.mark_dead("control channel closed")
+
+    def _dispatch(self, fields):
+        kind = fields[0]
+        if kind == "ready":
+            self.got_ready = True
+            self.ready.set()
+            return
+        job = self.jobs.get(fields[1]) if len(fields) > 1 else None
+        if job is None:
+            return
+        if kind in ("out", "err"):
+            job._output(kind, bytes.fromhex(fields[2]) if len(fields) > 2 else b"")
+        elif kind == "error":
+            job._output("err", bytes.fromhex(fields[2]) + b"\n")
+        elif kind == "exit":
+            job.status = int(fields[2])
+            job.done.set()
+            del self.jobs[job.id]

@@ -1,0 +1,191 @@
+"""The embedded Xen host as a running QEMU: start it, reach its dom0, stop it.
+
+Channels (all unix sockets in a private 0700 folder, nothing on the network;
+QEMU connects to sockets the harness already listens on, so there is no
+window in which QEMU runs and nobody listens):
+  serial          Xen + dom0 console      -> host.log (file chardev)
+  xenboot.control virtio-serial port      <-> dom0 agent (lab/agent.py)
+  xenboot.consoleN virtio-serial ports    <-> guest consoles, one each
+  9p "xenboot"    the run's share folder, read-only in dom0 at /share
+"""
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from xenboot.errors import InfraError
+from xenboot.lab.agent import Agent
+
+PR_SET_PDEATHSIG = 1
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
+CONTROL_PORT = "xenboot.control"
+DOM0_SHARE = "/share"
+
+
+def _die_with_parent():
+    # QEMU must not outlive the harness, even one killed with SIGKILL.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _opt(value):
+    """A value inside a QEMU -opt list: commas are doubled."""
+    return str(value).replace(",", ",,")
+
+
+def console_port(index):
+    return f"xenboot.console{index}"
+
+
+def tail(path, lines=5):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+class EmbeddedHost:
+    kind = "lab"
+
+    def __init__(self, config, cache, run_dir, share_dir, accelerator):
+        self.config = config
+        self.cache = cache
+        self.run_dir = run_dir
+        self.share_dir = share_dir
+        self.accelerator = accelerator
+        self.host_log = os.path.join(run_dir, "host.log")
+        self.proc = None
+        self.agent = None
+        self.consoles = []
+        self.timings = {}
+        self._private = None
+        self._own_private = False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self):
+        files = self.cache.host_files()
+        q = self.config["qemu"]
+        if shutil.which(q["binary"]) is None:
+            raise InfraError(f"{q['binary']} not found: run `apt-get install qemu-system-x86`")
+        self._private = self._private_dir()
+        listeners = {name: self._listen(name) for name in
+                     ["control"] + [f"console{i}" for i in range(q["console_ports"])]}
+        # Multiboot module names cannot hold commas; links in the private
+        # folder give QEMU plain paths whatever the cache path is.
+        for name in ("xen.elf", "vmlinuz", "initramfs.cpio"):
+            os.symlink(files[name], os.path.join(self._private, name))
+        argv = self._argv(listeners)
+        with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
+            f.write(" ".join(argv) + "\n")
+        t0 = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=open(os.path.join(self.run_dir, "qemu.stderr"), "wb"),
+                                         preexec_fn=_die_with_parent, start_new_session=True)
+            control = self._accept(listeners.pop("control"))
+            self.consoles = [self._accept(listeners.pop(f"console{i}"))
+                             for i in range(q["console_ports"])]
+        finally:
+            for listener in listeners.values():
+                listener.close()
+        self.agent = Agent(control)
+        threading.Thread(target=self._watch_qemu, name="qemu-watch", daemon=True).start()
+        self.agent.wait_ready(q["ready_timeout"])
+        self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
+
+    def stop(self):
+        """Stop QEMU (and with it every dom0 process and guest)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for sock in self.consoles:
+            sock.close()
+        if self._private and self._own_private:
+            shutil.rmtree(self._private, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- what the xl driver needs --------------------------------------------
+
+    def dom0_path(self, host_path):
+        """Where a file placed in the share folder appears inside dom0."""
+        rel = os.path.relpath(host_path, self.share_dir)
+        if rel.startswith(".."):
+            raise ValueError(f"{host_path} is not in the share folder {self.share_dir}")
+        return f"{DOM0_SHARE}/{rel}"
+
+    def describe(self):
+        return {"kind": self.kind, "accelerator": self.accelerator,
+                "packages": self.cache.packages_key, "host_layer": self.cache.host_key}
+
+    # -- internals ----------------------------------------------------------
+
+    def _private_dir(self):
+        path = os.path.join(self.run_dir, "lab")
+        if len(path) + 20 < SOCKET_PATH_MAX and "," not in path:
+            os.makedirs(path, mode=0o700)
+            return path
+        self._own_private = True
+        return tempfile.mkdtemp(prefix="xenboot-")
+
+    def _listen(self, name):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(os.path.join(self._private, name + ".sock"))
+        sock.listen(1)
+        return sock
+
+    def _accept(self, listener):
+        listener.settimeout(30)
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            raise InfraError(f"QEMU did not connect to its channels: {tail(self.run_dir + '/qemu.stderr')}") from None
+        conn.settimeout(None)
+        return conn
+
+    def _watch_qemu(self):
+        status = self.proc.wait()
+        why = tail(os.path.join(self.run_dir, "qemu.stderr")) or tail(self.host_log)
+        self.agent.mark_dead(f"QEMU exited with status {status}" + (f": {why}" if why else ""))
+
+    def _argv(self, listeners):
+        q, p = self.config["qemu"], self._private
+        dom0_cmdline = " ".join(self.config["dom0"]["cmdline"])
+        argv = [q["binary"], "-nodefaults", "-no-user-config", "-display", "none",
+                "-no-reboot", "-accel", self.accelerator,
+                "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
+                "-kernel", os.path.join(p, "xen.elf"),
+                "-append", " ".join(self.config["xen"]["cmdline"]),
+                "-initrd", f"{p}/vmlinuz {dom0_cmdline},{p}/initramfs.cpio",
+                "-chardev", f"file,id=serial,path={_opt(self.host_log)}",
+                "-serial", "chardev:serial",
+                "-device", "virtio-serial-pci,id=vser",
+                "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none,readonly=on",
+                "-device", "virtio-9p-pci,fsdev=share,mount_tag=xenboot"]
+        for name in listeners:
+            port = CONTROL_PORT if name == "control" else f"xenboot.{name}"
+            argv += ["-chardev", f"socket,id={name},path={_opt(os.path.join(p, name + '.sock'))}",
+                     "-device", f"virtserialport,bus=vser.0,chardev={name},name={port}"]
+        return argv

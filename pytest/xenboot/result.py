@@ -1,0 +1,105 @@
+"""The run folder and what every outcome leaves in it: result.json and junit.xml.
+
+Every run, whatever ends it (BAD_INPUT and INFRA included), writes both, so a
+nightly run can aggregate every boot it attempted.
+"""
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import time
+import xml.etree.ElementTree as ET
+
+from xenboot.errors import Verdict
+
+SCHEMA = 1
+
+
+def new_run_dir(parent):
+    """out/<UTC timestamp>-<short id>/: unique even for runs started in the same second."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = os.path.join(parent, f"{stamp}-{secrets.token_hex(3)}")
+    os.makedirs(path, mode=0o700)
+    return path
+
+
+def prepare_run_dir(path):
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+class RunRecord:
+    """Collects what a run learns, stage by stage, and writes it out at the end."""
+
+    def __init__(self, out_dir, name="boot"):
+        self.out_dir = out_dir
+        self.name = name
+        self.data = {
+            "schema": SCHEMA,
+            "verdict": None,
+            "message": None,
+            "milestones": [],
+            "failed_at": None,
+            "kernel": None,
+            "host": None,
+            "durations": {},
+        }
+
+    def __setitem__(self, key, value):
+        self.data[key] = value
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.data["durations"][name] = round(time.monotonic() - start, 3)
+
+    def finish(self, verdict, message=None):
+        verdict = Verdict(verdict)
+        self.data["verdict"] = verdict.value
+        self.data["message"] = message
+        self.data["exit_status"] = verdict.exit_status
+        write_json(os.path.join(self.out_dir, "result.json"), self.data)
+        write_junit(os.path.join(self.out_dir, "junit.xml"), self.name, self.data)
+        return verdict.exit_status
+
+
+def write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_junit(path, name, data):
+    """One testsuite per run: a testcase per milestone reached, one for the verdict."""
+    suite = ET.Element("testsuite", name=name)
+    for m in data.get("milestones") or []:
+        ET.SubElement(suite, "testcase", classname=name, name=f"milestone {m['name']}",
+                      time=f"{m['seconds']:.3f}" if m.get("seconds") is not None else "0")
+    verdict = data["verdict"]
+    case = ET.SubElement(suite, "testcase", classname=name, name="verdict",
+                         time=f"{sum(data.get('durations', {}).values()):.3f}")
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="verdict", value=verdict)
+    if data.get("failed_at"):
+        ET.SubElement(props, "property", name="failed_at", value=data["failed_at"])
+    failures = 0
+    if verdict != Verdict.PASS.value:
+        failures = 1
+        tag = "error" if verdict in (Verdict.INFRA.value, Verdict.BAD_INPUT.value) else "failure"
+        ET.SubElement(case, tag, type=verdict, message=data.get("message") or verdict)
+    suite.set("tests", str(len(suite.findall("testcase"))))
+    suite.set("failures", str(failures))
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
