@@ -8,39 +8,18 @@ import itertools
 import threading
 
 from xenboot.errors import InfraError
+from xenboot.jobs import Job, run_to_end
 
 
-class Job:
+class AgentJob(Job):
     def __init__(self, agent, job_id, argv, on_output=None):
+        super().__init__(argv, on_output)
         self.agent = agent
         self.id = job_id
-        self.argv = argv
-        self.on_output = on_output
-        self.stdout = bytearray()
-        self.stderr = bytearray()
-        self.status = None
-        self.done = threading.Event()
-
-    def _output(self, stream, data):
-        (self.stdout if stream == "out" else self.stderr).extend(data)
-        if self.on_output:
-            self.on_output(stream, data)
-
-    def wait(self, timeout):
-        """The job's exit status; InfraError if it did not end by `timeout`."""
-        if not self.done.wait(timeout):
-            raise InfraError(f"dom0 command {' '.join(self.argv)} did not finish in {timeout:g} s")
-        if self.status is None:
-            raise InfraError(f"dom0 command {' '.join(self.argv)}: {self.agent.dead_reason}")
-        return self.status
 
     def kill(self, signal=15):
         if not self.done.is_set():
             self.agent._send(f"kill {self.id} {int(signal)}")
-
-    @property
-    def text(self):
-        return (self.stdout + self.stderr).decode(errors="replace")
 
 
 class Agent:
@@ -62,19 +41,14 @@ class Agent:
             self.sock.sendall(line.encode() + b"\n")
 
     def start(self, argv, on_output=None):
-        job = Job(self, str(next(self.ids)), list(argv), on_output)
+        job = AgentJob(self, str(next(self.ids)), argv, on_output)
         self.jobs[job.id] = job
         self._send(" ".join(["run", job.id] + [a.encode().hex() for a in job.argv]))
         return job
 
     def run(self, argv, timeout=60, check=True):
         """Run argv in dom0 to completion; raise InfraError on failure if `check`."""
-        job = self.start(argv)
-        status = job.wait(timeout)
-        if check and status != 0:
-            last = (job.text.strip().splitlines() or ["(no output)"])[-1]
-            raise InfraError(f"dom0 command {' '.join(argv)} exited {status}: {last}")
-        return job
+        return run_to_end(self.start(argv), timeout, check)
 
     def wait_ready(self, timeout):
         self.ready.wait(timeout)
@@ -87,7 +61,7 @@ class Agent:
             self.dead_reason = reason
         self.ready.set()
         for job in list(self.jobs.values()):
-            job.done.set()
+            job._finish(failure=reason)
 
     def _read_loop(self):
         buf = b""
@@ -118,6 +92,5 @@ class Agent:
         elif kind == "error":
             job._output("err", bytes.fromhex(fields[2]) + b"\n")
         elif kind == "exit":
-            job.status = int(fields[2])
-            job.done.set()
             del self.jobs[job.id]
+            job._finish(int(fields[2]))

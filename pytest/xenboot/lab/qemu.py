@@ -51,6 +51,20 @@ def tail(path, lines=5):
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
+class ConsoleAttachment:
+    """A guest console byte stream for the judge: `fd`, and `close()`."""
+
+    def __init__(self, sock, release):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self._release = release
+
+    def close(self):
+        if self._release:
+            self._release()
+            self._release = None
+
+
 class EmbeddedHost:
     kind = "lab"
 
@@ -64,6 +78,7 @@ class EmbeddedHost:
         self.proc = None
         self.agent = None
         self.consoles = []
+        self.free_ports = []
         self.timings = {}
         self._private = None
         self._own_private = False
@@ -80,7 +95,7 @@ class EmbeddedHost:
                      ["control"] + [f"console{i}" for i in range(q["console_ports"])]}
         # Multiboot module names cannot hold commas; links in the private
         # folder give QEMU plain paths whatever the cache path is.
-        for name in ("xen.elf", "vmlinuz", "initramfs.cpio"):
+        for name in ("xen.elf", "vmlinux", "initramfs.cpio"):
             os.symlink(files[name], os.path.join(self._private, name))
         argv = self._argv(listeners)
         with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
@@ -97,6 +112,7 @@ class EmbeddedHost:
         finally:
             for listener in listeners.values():
                 listener.close()
+        self.free_ports = list(range(len(self.consoles)))
         self.agent = Agent(control)
         threading.Thread(target=self._watch_qemu, name="qemu-watch", daemon=True).start()
         self.agent.wait_ready(q["ready_timeout"])
@@ -127,14 +143,43 @@ class EmbeddedHost:
     def __exit__(self, *exc):
         self.stop()
 
-    # -- what the xl driver needs --------------------------------------------
+    # -- what the xl driver needs (the same on hosts.LocalXenHost) -----------
 
-    def dom0_path(self, host_path):
-        """Where a file placed in the share folder appears inside dom0."""
+    def run(self, argv, timeout=60, check=True):
+        return self.agent.run(argv, timeout, check)
+
+    def start_job(self, argv, on_output=None):
+        return self.agent.start(argv, on_output)
+
+    def stage_file(self, host_path):
+        """Where xl in dom0 sees a file, which must be in the share folder."""
         rel = os.path.relpath(host_path, self.share_dir)
         if rel.startswith(".."):
             raise ValueError(f"{host_path} is not in the share folder {self.share_dir}")
         return f"{DOM0_SHARE}/{rel}"
+
+    def attach_console(self, tty, timeout=30):
+        """Relay a guest's console pty in dom0 to a free virtio-serial port;
+        return the harness's end of it."""
+        if not self.free_ports:
+            raise InfraError(f"all {len(self.consoles)} guest console ports are in use: "
+                             f"raise [qemu] console_ports in configs/lab.toml")
+        index = self.free_ports.pop(0)
+        started = threading.Event()
+        relay = self.agent.start(["xenboot-agent", "relay", tty, console_port(index)],
+                                 on_output=lambda stream, data: stream != "err" and started.set())
+        # The relay says so once both ends are open: from then on nothing
+        # the guest prints is lost.
+        started.wait(timeout)
+        if relay.done.is_set() or not started.is_set():
+            self.free_ports.append(index)
+            raise InfraError(f"console relay for {tty} did not start: {relay.text.strip()}")
+        return ConsoleAttachment(self.consoles[index], lambda: self._detach(index, relay))
+
+    def _detach(self, index, relay):
+        relay.kill()
+        relay.done.wait(10)
+        self.free_ports.append(index)
 
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator,
@@ -178,7 +223,7 @@ class EmbeddedHost:
                 "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
-                "-initrd", f"{p}/vmlinuz {dom0_cmdline},{p}/initramfs.cpio",
+                "-initrd", f"{p}/vmlinux {dom0_cmdline},{p}/initramfs.cpio",
                 "-chardev", f"file,id=serial,path={_opt(self.host_log)}",
                 "-serial", "chardev:serial",
                 "-device", "virtio-serial-pci,id=vser",

@@ -1,0 +1,132 @@
+"""Is this file a 64-bit Xen PV kernel Xen's loader will take? Checked before
+any host starts, so bad input costs milliseconds and says what is wrong.
+
+The checks are the ones Xen's libelf makes (xen/common/libelf/
+libelf-dominfo.c): Xen ELF notes present, XEN_VERSION "xen-3.0", LOADER
+"generic" unless the guest is Linux, entry point inside the loaded range.
+Note numbers come from Xen's public header, not from this file.
+"""
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import struct
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_NOTE_N_TYPE
+
+from xenboot.errors import BadInput
+from xenboot.xenheaders import constants
+
+STRING_NOTES = {"GUEST_OS", "GUEST_VERSION", "XEN_VERSION", "LOADER", "PAE_MODE",
+                "FEATURES", "BSD_SYMTAB"}
+BZIMAGE_MAGIC_OFFSET = 0x202
+COMPRESSED = (
+    (b"\x1f\x8b", lambda data: gzip.GzipFile(fileobj=io.BytesIO(data)).read()),
+    (b"\xfd7zXZ\x00", lambda data: lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data)),
+)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _bzimage_payload(path, data):
+    """The ELF inside a Linux bzImage (Xen's loader unpacks it the same way)."""
+    setup_sects = data[0x1f1] or 4
+    offset, length = struct.unpack_from("<II", data, 0x248)
+    start = (setup_sects + 1) * 512 + offset
+    payload = data[start:start + length]
+    for magic, unpack in COMPRESSED:
+        if payload.startswith(magic):
+            try:
+                return unpack(payload)
+            except (OSError, EOFError, lzma.LZMAError) as e:
+                raise BadInput(f"{path}: bzImage payload does not decompress ({e}): truncated?") from None
+    raise BadInput(f"{path}: bzImage payload compression not supported by the checker "
+                   f"(gzip and xz are): rebuild with CONFIG_KERNEL_XZ or pass the vmlinux ELF")
+
+
+def loadable_elf(path):
+    """("elf" | "bzImage", the ELF image Xen's domain builder loads)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[BZIMAGE_MAGIC_OFFSET:BZIMAGE_MAGIC_OFFSET + 4] == b"HdrS":
+        return "bzImage", _bzimage_payload(path, data)
+    return "elf", data
+
+
+def check_kernel(path):
+    """Return a description of the kernel (for result.json) or raise BadInput."""
+    if not os.path.exists(path):
+        raise BadInput(f"{path}: no such kernel file: pass KERNEL=<path to a Xen PV kernel>")
+    if not os.path.isfile(path):
+        raise BadInput(f"{path}: not a regular file: pass KERNEL=<path to a Xen PV kernel>")
+    form, data = loadable_elf(path)
+    if data[:4] != b"\x7fELF":
+        raise BadInput(f"{path}: not an ELF file: pass a Xen PV kernel (ELF or bzImage)")
+    if data[4] != 2:
+        raise BadInput(f"{path}: 32-bit ELF: an amd64 Xen PV guest must be a 64-bit x86-64 kernel")
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] != "EM_X86_64":
+            raise BadInput(f"{path}: ELF for {elf['e_machine']}, not x86-64")
+        notes = _xen_notes(elf, constants("elfnote.h", "XEN_ELFNOTE_"))
+        loads = [s.header for s in elf.iter_segments() if s.header.p_type == "PT_LOAD"]
+    except (ELFError, struct.error, ValueError) as e:
+        raise BadInput(f"{path}: truncated or corrupt ELF ({e})") from None
+    if any(h.p_offset + h.p_filesz > len(data) for h in loads):
+        raise BadInput(f"{path}: truncated ELF: a loadable segment runs past the end of the file")
+    if not notes:
+        raise BadInput(f"{path}: not a Xen PV kernel: no Xen ELF notes "
+                       f"(built without `options XEN`?)")
+    _check_notes(path, notes, loads, elf["e_entry"])
+    return {"path": os.path.abspath(path), "sha256": sha256(path), "format": form,
+            "notes": {k: (v if isinstance(v, str) else hex(v)) for k, v in notes.items()}}
+
+
+def _xen_notes(elf, names):
+    notes = {}
+    # Sections when present (they name every note); program headers otherwise.
+    containers = [s for s in elf.iter_sections() if s.header.sh_type == "SHT_NOTE"] or \
+                 [s for s in elf.iter_segments() if s.header.p_type == "PT_NOTE"]
+    for container in containers:
+        for note in container.iter_notes():
+            if note["n_name"] != "Xen":
+                continue
+            # pyelftools names types 1-5 after GNU notes; Xen's share the numbers.
+            n_type = note["n_type"]
+            n_type = ENUM_NOTE_N_TYPE.get(n_type, n_type) if isinstance(n_type, str) else n_type
+            name = names.get(n_type, f"NOTE_{n_type}")
+            # Raw bytes: pyelftools decodes n_desc by GNU note types, which
+            # share numbers with Xen's.
+            raw = note["n_descdata"]
+            if name in STRING_NOTES:
+                notes[name] = raw.split(b"\0")[0].decode(errors="replace")
+            elif len(raw) in (4, 8):
+                notes[name] = int.from_bytes(raw, "little")
+            else:
+                notes[name] = raw.hex()
+    return notes
+
+
+def _check_notes(path, notes, loads, e_entry):
+    if notes.get("XEN_VERSION") != "xen-3.0":
+        raise BadInput(f"{path}: Xen note XEN_VERSION is {notes.get('XEN_VERSION')!r}, "
+                       f"Xen's loader needs \"xen-3.0\"")
+    if notes.get("GUEST_OS", "").lower() != "linux" and notes.get("LOADER") != "generic":
+        raise BadInput(f"{path}: Xen note LOADER is {notes.get('LOADER')!r}, "
+                       f"Xen's loader needs \"generic\"")
+    if not loads:
+        raise BadInput(f"{path}: no loadable segment")
+    virt_base = notes.get("VIRT_BASE", 0)
+    offset = virt_base - notes.get("PADDR_OFFSET", virt_base)
+    start = min(h.p_paddr for h in loads) + offset
+    end = max(h.p_paddr + h.p_memsz for h in loads) + offset
+    entry = notes.get("ENTRY", e_entry)
+    if isinstance(entry, int) and not start <= entry <= end:
+        raise BadInput(f"{path}: entry point {entry:#x} lies outside the loaded range "
+                       f"{start:#x}-{end:#x}")
