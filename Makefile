@@ -1,0 +1,52 @@
+# freebsd-xen-ci: every target is a thin wrapper over ci/xenboot, whose exit
+# status is the contract (0 PASS, 1 guest failed, 2 bad input, 3 infra,
+# 4 build failed); make turns any failure into its own exit 2, after the
+# tool has printed its verdict line.
+
+XENBOOT  := ci/xenboot
+PYTHON   := /usr/bin/python3
+KERNEL   ?=
+SPEC     ?=
+CMDLINE  ?=
+HOST     ?= lab
+OUT      ?=
+MEMORY   ?= 128
+DISK     ?=
+PYTEST_ARGS ?=
+
+BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
+	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)")
+
+.PHONY: help deps lab lab-clean probe boot test bench check-log
+
+help:
+	@echo "make boot KERNEL=PATH|probe [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
+	@echo "make test | make bench | make probe | make lab | make check-log LOG=... SPEC=..."
+
+deps:
+	@ci/deps install
+
+lab: deps
+	@$(XENBOOT) lab build
+
+lab-clean:
+	@$(XENBOOT) lab clean
+
+probe:
+	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe
+
+# KERNEL=probe builds the probe kernel first.
+boot: deps $(if $(filter probe,$(KERNEL)),probe)
+	@test -n "$(KERNEL)" || { echo "make boot: KERNEL=PATH is required until freebsd-src is checked out (see README)" >&2; exit 2; }
+	@$(XENBOOT) boot --kernel "$(KERNEL)" --spec "$(or $(SPEC),generic)" \
+		--cmdline "$(CMDLINE)" $(BOOT_ARGS)
+
+check-log:
+	@test -n "$(LOG)" || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
+	@$(XENBOOT) check-log "$(LOG)" --spec "$(or $(SPEC),generic)" $(if $(OUT),--out "$(OUT)")
+
+test: deps probe
+	@$(PYTHON) -m pytest pytest/tests $(PYTEST_ARGS)
+
+bench: deps probe
+	@$(XENBOOT) bench

@@ -1,0 +1,103 @@
+"""The lab cache is built once, reused, rebuilt only where its inputs changed,
+and a broken one is an INFRA error that says what to run."""
+import json
+import os
+
+import pytest
+
+from xenboot import paths
+from xenboot.errors import BadInput, InfraError
+from xenboot.lab import cache as labcache, config as labconfig, cpio, elfdeps
+
+
+@pytest.fixture(scope="module")
+def built():
+    cache = labcache.LabCache(labconfig.load())
+    cache.ensure(log=lambda line: None)
+    return cache
+
+
+def test_second_ensure_builds_nothing(built):
+    before = {p: os.stat(p).st_mtime_ns for p in built.host_files().values()}
+    said = []
+    again = labcache.LabCache(labconfig.load())
+    again.ensure(log=said.append)
+    assert said == []
+    assert {p: os.stat(p).st_mtime_ns for p in again.host_files().values()} == before
+
+
+def _config_with(tmp_path, old, new):
+    text = (paths.CONFIGS / "lab.toml").read_text()
+    assert old in text
+    path = tmp_path / "lab.toml"
+    path.write_text(text.replace(old, new))
+    return labconfig.load(path)
+
+
+def test_dom0_change_rebuilds_only_the_host_layer(built, tmp_path):
+    changed = labcache.LabCache(_config_with(tmp_path, '"ufs",\n]', '"ufs", "brd",\n]'))
+    assert changed.packages_key == built.packages_key
+    assert changed.host_key != built.host_key
+
+
+def test_boot_time_inputs_rebuild_nothing(built, tmp_path):
+    changed = labcache.LabCache(_config_with(tmp_path, '"rdinit=/init"', '"rdinit=/init", "loglevel=8"'))
+    assert (changed.packages_key, changed.host_key) == (built.packages_key, built.host_key)
+
+
+def test_package_change_rebuilds_everything(built, tmp_path):
+    changed = labcache.LabCache(_config_with(tmp_path, '"busybox-static",', '"busybox-static", "kmod",'))
+    assert changed.packages_key != built.packages_key
+    assert changed.host_key != built.host_key
+
+
+def test_broken_cache_is_infra_with_a_remedy(built, tmp_path):
+    broken = labcache.LabCache(built.config, root=tmp_path)
+    with pytest.raises(InfraError, match="make lab"):
+        broken.host_files()
+    broken.host_dir.mkdir(parents=True)
+    (broken.host_dir / "xen.elf").write_bytes(b"")
+    with pytest.raises(InfraError, match=r"broken \(vmlinux, initramfs.cpio, manifest.json missing\).*make lab-clean lab"):
+        broken.host_files()
+
+
+def test_manifest_records_package_versions(built):
+    manifest = json.loads(built.host_files()["manifest.json"].read_text())
+    assert manifest["versions"]["xen-hypervisor-4.17-amd64"].startswith("4.17")
+    assert any(m.endswith("xen-blkback.ko") for m in manifest["modules"])
+
+
+def test_module_order_puts_dependencies_first(built):
+    root = built.packages_dir / "root"
+    (modules,) = (root / "lib" / "modules").iterdir()
+    order = [os.path.basename(m) for m in elfdeps.module_load_order(str(modules), ["9p", "virtio_console"])]
+    assert order.index("9pnet.ko") < order.index("9p.ko")
+    assert order.index("virtio_ring.ko") < order.index("virtio.ko") < order.index("virtio_console.ko")
+
+
+def test_libraries_resolve_inside_the_unpacked_tree(built):
+    libs, interps = elfdeps.library_closure(str(built.packages_dir / "root"),
+                                            ["usr/lib/xen-4.17/bin/xl"], ["libgcc_s.so.1"])
+    assert interps == ["lib64/ld-linux-x86-64.so.2"]
+    names = {os.path.basename(lib) for lib in libs}
+    assert {"libxenlight.so.4.17", "libyajl.so.2", "libc.so.6", "libgcc_s.so.1"} <= names
+
+
+def test_cpio_is_deterministic_newc(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "bin").mkdir(parents=True)
+    (tree / "bin" / "a").write_text("x")
+    os.symlink("a", tree / "bin" / "b")
+    cpio.write_tree(str(tree), str(tmp_path / "one.cpio"))
+    os.utime(tree / "bin" / "a", (1, 1))
+    cpio.write_tree(str(tree), str(tmp_path / "two.cpio"))
+    one = (tmp_path / "one.cpio").read_bytes()
+    assert one == (tmp_path / "two.cpio").read_bytes()
+    assert one.startswith(b"070701") and b"TRAILER!!!" in one
+
+
+def test_bad_lab_config_names_file_and_key(tmp_path):
+    path = tmp_path / "lab.toml"
+    path.write_text((paths.CONFIGS / "lab.toml").read_text().replace('accelerator = "tcg"', 'accelerator = "warp"'))
+    with pytest.raises(BadInput, match=r"lab.toml: \[qemu\] accelerator must be one of"):
+        labconfig.load(path)

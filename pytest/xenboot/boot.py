@@ -1,0 +1,272 @@
+"""`xenboot boot`: check a PV kernel, boot it on a Xen host, judge its console.
+
+Stages, each timed in result.json `durations`:
+  check   the kernel file (kernelcheck), the spec, the command line
+  lab     the lab cache (built once) and the host (QEMU + dom0, or local dom0)
+  create  `xl create -F -p`, console pty relayed, then `xl unpause`
+  console the judge reads the console against the spec
+  teardown evidence (xenconsoled's copy, diagnosis) collected, domain destroyed
+Whatever happens, result.json, junit.xml and reproduce.sh are written and
+QEMU is gone when this returns.
+"""
+import contextlib
+import dataclasses
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+
+from xenboot import console, kernelcheck, paths, result, spec as specs, xl
+from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
+from xenboot.hosts import LocalXenHost, check_host_kind
+from xenboot.lab import accel, cache as labcache, config as labconfig
+from xenboot.lab.qemu import EmbeddedHost
+
+DEFAULT_LOG_CAP = 16 << 20
+NAMED_KERNELS = {"probe": "build/probe/probe"}
+
+
+@dataclasses.dataclass
+class BootRequest:
+    kernel: str
+    spec: str = "generic"
+    cmdline: str = ""
+    host: str = "lab"
+    memory_mb: int = 128
+    disk: str = None
+    out_dir: str = None
+    log_cap: int = DEFAULT_LOG_CAP
+    lab_config: str = None
+    template: str = None
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every cleanup runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def resolve_kernel(name):
+    """A path, or a name of a kernel this project builds (KERNEL=probe)."""
+    if not os.path.exists(name) and name in NAMED_KERNELS:
+        path = paths.REPO / NAMED_KERNELS[name]
+        if not path.exists():
+            raise BadInput(f"KERNEL={name}: {path} is not built: run `make {name}`")
+        return str(path)
+    return name
+
+
+def check_cmdline(cmdline):
+    if len(cmdline) > 1023:
+        raise BadInput(f"CMDLINE is {len(cmdline)} characters: Xen passes at most 1023")
+    xl.xl_string(cmdline)
+    return cmdline
+
+
+def boot(req, progress=print):
+    """Run one boot; return the finished RunRecord (result.json written)."""
+    out = result.prepare_run_dir(req.out_dir) if req.out_dir else result.new_run_dir(paths.out_root())
+    record = result.RunRecord(out, name=f"boot {os.path.basename(req.kernel)}")
+    record["request"] = dataclasses.asdict(req) | {"out_dir": out}
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        verdict, message = _boot(req, out, record, progress)
+    except HarnessError as e:
+        verdict, message = e.verdict, e.message
+    except (KeyboardInterrupt, Terminated) as e:
+        what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        verdict, message = Verdict.INFRA, f"interrupted by {what}; partial logs kept in {out}"
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+    _write_reproducer(out, req, record)
+    record.finish(verdict, message)
+    return record
+
+
+def _boot(req, out, record, progress):
+    with record.stage("check"):
+        check_host_kind(req.host)
+        kernel_path = resolve_kernel(req.kernel)
+        record["kernel"] = kernelcheck.check_kernel(kernel_path)
+        spec = specs.load_spec(req.spec)
+        record["spec"] = {"name": req.spec, "path": str(spec.path),
+                          "sha256": kernelcheck.sha256(spec.path)}
+        cmdline = check_cmdline(req.cmdline)
+        if req.disk and not os.path.isfile(req.disk):
+            raise BadInput(f"{req.disk}: no such disk image: run `make image` or pass DISK=<path>")
+        share = os.path.join(out, "share")
+        os.makedirs(share, mode=0o700, exist_ok=True)
+        _stage_kernel(kernel_path, share)
+    with contextlib.ExitStack() as stack:
+        with record.stage("lab"):
+            host = stack.enter_context(_make_host(req, out, share, progress))
+        record["host"] = host.describe() | {"xen_version": xl.xen_version(host)}
+        return _run_domain(req, out, share, host, spec, cmdline, record, progress)
+
+
+def _stage_kernel(kernel_path, share):
+    """Put what Xen will load into the share: the ELF itself (a bzImage is
+    unpacked here, as Xen's loader would, because inflating it in dom0
+    under emulation costs seconds), and its symbols for xenctx."""
+    _, elf = kernelcheck.loadable_elf(kernel_path)
+    with open(os.path.join(share, "kernel"), "wb") as f:
+        f.write(elf)
+    syms = subprocess.run(["nm", "-n", os.path.join(share, "kernel")], capture_output=True)
+    if syms.returncode == 0 and syms.stdout:
+        with open(os.path.join(share, "kernel.syms"), "wb") as f:
+            f.write(syms.stdout)
+
+
+def _make_host(req, out, share, progress):
+    if req.host == "xl":
+        return LocalXenHost(out)
+    config = labconfig.load(req.lab_config)
+    cache = labcache.LabCache(config)
+    files = cache.ensure(log=progress)
+    accelerator = accel.choose(config, cache, files)
+    return EmbeddedHost(config, cache, out, share, accelerator)
+
+
+def _run_domain(req, out, share, host, spec, cmdline, record, progress):
+    name = f"xenboot-{os.path.basename(out)}"[:60]
+    disk = ""
+    if req.disk:
+        staged = os.path.join(share, "disk.img")
+        _link_or_copy(req.disk, staged)
+        disk = f"disk = [ {xl.xl_string(f'format=raw, vdev=xvda, access=rw, target={host.stage_file(staged)}')} ]"
+    template = req.template or str(paths.CONFIGS / "xl" / "pv.cfg.in")
+    cfg_text = xl.render_config(template, {
+        "NAME": xl.xl_string(name), "KERNEL": xl.xl_string(host.stage_file(os.path.join(share, "kernel"))),
+        "CMDLINE": xl.xl_string(cmdline), "MEMORY": str(int(req.memory_mb)), "DISK": disk})
+    cfg = os.path.join(share, "guest.cfg")
+    with open(cfg, "w") as f:
+        f.write(cfg_text)
+    domain = xl.Domain(host, name, host.stage_file(cfg))
+    attachment = None
+    try:
+        with record.stage("create"):
+            domain.create_paused(timeout=120)
+            attachment = host.attach_console(domain.console_tty(timeout=30))
+            domain.unpause()
+        progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
+        symbols = os.path.join(share, "kernel.syms")
+        watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None)
+        with record.stage("console"):
+            outcome = console.judge(attachment.fd, spec, out, domain=watcher,
+                                    t0=domain.unpaused_at, log_cap=req.log_cap)
+        record.data.update(outcome.to_result())
+        record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
+                            "xl_create": domain.create_log}
+        return Verdict(outcome.verdict), outcome.message
+    finally:
+        with record.stage("teardown"):
+            _fetch(host, f"/var/log/xen/console/guest-{name}.log",
+                   os.path.join(out, "console.xenconsoled.log"))
+            domain.destroy()
+            if attachment:
+                attachment.close()
+
+
+class _DomainWatch:
+    """What the judge may ask of the domain: has it ended, and, when it has
+    gone quiet, what Xen can tell about it (kept in the run folder too)."""
+
+    def __init__(self, domain, out, symbols):
+        self.domain = domain
+        self.out = out
+        self.symbols = symbols
+
+    def end_reason(self):
+        return self.domain.end_reason()
+
+    def diagnose(self, verdict):
+        found = self.domain.diagnose(self.symbols)
+        folder = os.path.join(self.out, "diagnosis")
+        os.makedirs(folder, exist_ok=True)
+        for what, text in found.items():
+            with open(os.path.join(folder, what.replace(" ", "-") + ".txt"), "w") as f:
+                f.write(text)
+        return {"verdict": str(verdict), "files": sorted(os.listdir(folder)),
+                "xenctx": found["xenctx"].strip().splitlines()[:40]}
+
+
+def _fetch(host, dom0_path, dest):
+    """Copy a dom0 file into the run folder; evidence, so never fatal."""
+    if host.kind != "lab":
+        if os.path.exists(dom0_path):
+            shutil.copyfile(dom0_path, dest)
+        return
+    try:
+        job = host.run(["cat", dom0_path], timeout=30, check=False)
+    except InfraError:
+        return
+    if job.status == 0:
+        with open(dest, "wb") as f:
+            f.write(job.stdout)
+
+
+def _link_or_copy(src, dest):
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
+def _write_reproducer(out, req, record):
+    argv = ["ci/xenboot", "boot", "--kernel", os.path.abspath(req.kernel) if os.path.exists(req.kernel) else req.kernel,
+            "--spec", req.spec, "--cmdline", req.cmdline, "--host", req.host,
+            "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
+    if req.disk:
+        argv += ["--disk", os.path.abspath(req.disk)]
+    checks = []
+    kernel = record.get("kernel")
+    if kernel:
+        checks.append((kernel["path"], kernel["sha256"]))
+    if record.get("spec"):
+        checks.append((record["spec"]["path"], record["spec"]["sha256"]))
+    lines = ["#!/bin/sh",
+             "# Re-runs this boot on a fresh host from the recorded inputs; refuses",
+             "# when an input changed since (its sha256 no longer matches).",
+             "set -eu", f"cd {shlex.quote(str(paths.REPO))}"]
+    for path, digest in checks:
+        lines.append(f"echo {shlex.quote(digest + '  ' + path)} | sha256sum --check --status || "
+                     f"{{ echo {shlex.quote(f'reproduce: {path} changed since this run (sha256 differs)')} >&2; exit 2; }}")
+    lines.append('exec ' + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
+    path = os.path.join(out, "reproduce.sh")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o755)
+
+
+def add_parser(sub):
+    p = sub.add_parser("boot", help="boot a Xen PV kernel and judge its console against a spec")
+    p.add_argument("--kernel", required=True, help="kernel file (ELF or bzImage), or `probe`")
+    p.add_argument("--spec", default="generic", help="milestone spec name or path")
+    p.add_argument("--cmdline", default="", help="guest kernel command line")
+    p.add_argument("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)")
+    p.add_argument("--memory", dest="memory_mb", type=int, default=128, help="guest MiB")
+    p.add_argument("--disk", help="disk image attached as xvda")
+    p.add_argument("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)")
+    p.add_argument("--log-cap", type=int, default=DEFAULT_LOG_CAP, help="console.log size cap, bytes")
+    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    p.set_defaults(func=_command)
+
+
+def _command(args):
+    fields = {f.name for f in dataclasses.fields(BootRequest)}
+    req = BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
+    record = boot(req, progress=lambda line: print(line, flush=True))
+    summarize(record)
+    return record.data["exit_status"]
+
+
+def summarize(record):
+    data = record.data
+    for m in data.get("milestones") or []:
+        print(f"  {m['seconds']:8.3f}s  {m['name']}")
+    where = f" at {data['failed_at']}" if data.get("failed_at") else ""
+    print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

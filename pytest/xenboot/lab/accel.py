@@ -1,0 +1,67 @@
+"""Which QEMU accelerator the embedded host uses.
+
+TCG always works. KVM is only worth having where Xen actually boots under
+it (on this project's machines it dies early on an emulation failure), so
+"auto" boots Xen under KVM once, waits for Xen to start building dom0, and
+remembers the answer per host layer and CPU.
+"""
+import hashlib
+import json
+import os
+import select
+import subprocess
+import time
+
+KVM_PROOF = b"*** Building a PV Dom0 ***"
+
+
+def _cpu_fingerprint():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha256(flags.encode()).hexdigest()[:12]
+
+
+def kvm_boots_xen(config, files, timeout):
+    """True if Xen under KVM gets as far as building dom0 within timeout."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    q = config["qemu"]
+    argv = [q["binary"], "-nodefaults", "-no-user-config", "-display", "none",
+            "-no-reboot", "-accel", "kvm", "-cpu", "host", "-m", str(q["memory_mb"]),
+            "-kernel", str(files["xen.elf"]), "-append", " ".join(config["xen"]["cmdline"]),
+            "-initrd", f"{files['vmlinux']},{files['initramfs.cpio']}", "-serial", "stdio"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    seen = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while KVM_PROOF not in seen[-4096:]:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                return False
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                return False
+            seen = seen[-4096:] + chunk
+        return True
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def choose(config, cache, files):
+    """The accelerator to use: "tcg" or "kvm"."""
+    wanted = config["qemu"]["accelerator"]
+    if wanted != "auto":
+        return wanted
+    memo = cache.root / f"accel-{cache.host_key}-{_cpu_fingerprint()}.json"
+    if memo.is_file():
+        with open(memo) as f:
+            return json.load(f)["accelerator"]
+    accel = "kvm" if kvm_boots_xen(config, files, config["qemu"]["kvm_probe_seconds"]) else "tcg"
+    with open(memo, "w") as f:
+        json.dump({"accelerator": accel}, f)
+    return accel

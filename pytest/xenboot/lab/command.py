@@ -1,0 +1,70 @@
+"""`xenboot lab ...`: build, inspect and use the embedded Xen host by hand."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from xenboot import paths
+from xenboot.lab import accel, cache as labcache, config as labconfig
+from xenboot.lab.qemu import EmbeddedHost
+
+
+def _cache(args):
+    return labcache.LabCache(labconfig.load(args.lab_config))
+
+
+def build(args):
+    cache = _cache(args)
+    files = cache.ensure()
+    with open(files["manifest.json"]) as f:
+        manifest = json.load(f)
+    print(f"lab: host layer {cache.host_dir}")
+    for name, version in sorted(manifest["versions"].items()):
+        print(f"  {name} {version}")
+    return 0
+
+
+def status(args):
+    cache = _cache(args)
+    state = "built" if cache.is_built() else "not built (run `make lab`)"
+    print(f"lab: {state}: packages-{cache.packages_key}, host-{cache.host_key} in {cache.root}")
+    return 0 if cache.is_built() else 1
+
+
+def clean(args):
+    root = paths.cache_root() / "lab"
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"lab: removed {root}")
+    return 0
+
+
+def exec_(args):
+    """Start a host, run one command in its dom0 (with the share folder at
+    /share), print its output, stop the host."""
+    config = labconfig.load(args.lab_config)
+    cache = labcache.LabCache(config)
+    files = cache.ensure()
+    share = os.path.abspath(args.share or tempfile.mkdtemp(prefix="xenboot-share-"))
+    with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
+        with EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files)) as host:
+            job = host.run(args.argv, timeout=args.timeout, check=False)
+            sys.stdout.buffer.write(job.stdout)
+            sys.stderr.buffer.write(job.stderr)
+            return job.status
+
+
+def add_parser(sub):
+    lab = sub.add_parser("lab", help="the embedded Xen host").add_subparsers(dest="lab_command", required=True)
+    for name, func, helptext in (("build", build, "build the lab cache (no-op when built)"),
+                                 ("status", status, "say whether the lab cache is built"),
+                                 ("clean", clean, "remove the lab cache")):
+        p = lab.add_parser(name, help=helptext)
+        p.add_argument("--lab-config")
+        p.set_defaults(func=func)
+    p = lab.add_parser("exec", help="run one command in a fresh host's dom0")
+    p.add_argument("--lab-config")
+    p.add_argument("--share", help="host folder mounted read-only at /share in dom0")
+    p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("argv", nargs="+")
+    p.set_defaults(func=exec_)
