@@ -15,7 +15,7 @@ import time
 KVM_PROOF = b"*** Building a PV Dom0 ***"
 
 
-def _cpu_fingerprint():
+def cpu_fingerprint():
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "")
@@ -57,7 +57,7 @@ def choose(config, cache, files):
     wanted = config["qemu"]["accelerator"]
     if wanted != "auto":
         return wanted
-    memo = cache.root / f"accel-{cache.host_key}-{_cpu_fingerprint()}.json"
+    memo = cache.root / f"accel-{cache.host_key}-{cpu_fingerprint()}.json"
     if memo.is_file():
         with open(memo) as f:
             return json.load(f)["accelerator"]

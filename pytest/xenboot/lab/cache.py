@@ -94,6 +94,10 @@ class LabCache:
     def host_dir(self):
         return self.root / f"host-{self.host_key}"
 
+    def snapshot_path(self, inputs):
+        """Where a booted host's saved state lives, for these boot-time inputs."""
+        return self.host_dir / f"snapshot-{_key(inputs)}.vmstate"
+
     def is_built(self):
         return self.host_dir.is_dir()
 

@@ -12,7 +12,7 @@ SCHEMA = {
              "libraries": list, "links": dict, "modules": list},
     "qemu": {"binary": str, "memory_mb": int, "cpus": int, "cpu": str,
              "accelerator": str, "kvm_probe_seconds": int,
-             "console_ports": int, "ready_timeout": int},
+             "console_ports": int, "ready_timeout": int, "snapshot": bool},
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
 

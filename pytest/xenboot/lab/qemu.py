@@ -10,6 +10,7 @@ window in which QEMU runs and nobody listens):
 """
 import ctypes
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -19,12 +20,16 @@ import threading
 import time
 
 from xenboot.errors import InfraError
+from xenboot.lab import accel
 from xenboot.lab.agent import Agent
+from xenboot.lab.qmp import Qmp
 
 PR_SET_PDEATHSIG = 1
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 CONTROL_PORT = "xenboot.control"
 DOM0_SHARE = "/share"
+# Bump when the machine QEMU is given changes shape for the same inputs.
+SNAPSHOT_FORMAT = 1
 
 
 def _die_with_parent():
@@ -92,12 +97,16 @@ class EmbeddedHost:
             raise InfraError(f"{q['binary']} not found: run `apt-get install qemu-system-x86`")
         self._private = self._private_dir()
         listeners = {name: self._listen(name) for name in
-                     ["control"] + [f"console{i}" for i in range(q["console_ports"])]}
+                     ["qmp", "control"] + [f"console{i}" for i in range(q["console_ports"])]}
         # Multiboot module names cannot hold commas; links in the private
         # folder give QEMU plain paths whatever the cache path is.
         for name in ("xen.elf", "vmlinux", "initramfs.cpio"):
             os.symlink(files[name], os.path.join(self._private, name))
+        snapshot = self.cache.snapshot_path(self._snapshot_inputs()) if q["snapshot"] else None
+        warm = snapshot is not None and snapshot.is_file()
         argv = self._argv(listeners)
+        if warm:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(snapshot))}"]
         with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
             f.write(" ".join(argv) + "\n")
         t0 = time.monotonic()
@@ -106,6 +115,7 @@ class EmbeddedHost:
                                          stdout=subprocess.DEVNULL,
                                          stderr=open(os.path.join(self.run_dir, "qemu.stderr"), "wb"),
                                          preexec_fn=_die_with_parent, start_new_session=True)
+            qmp_sock = self._accept(listeners.pop("qmp"))
             control = self._accept(listeners.pop("control"))
             self.consoles = [self._accept(listeners.pop(f"console{i}"))
                              for i in range(q["console_ports"])]
@@ -115,8 +125,51 @@ class EmbeddedHost:
         self.free_ports = list(range(len(self.consoles)))
         self.agent = Agent(control)
         threading.Thread(target=self._watch_qemu, name="qemu-watch", daemon=True).start()
-        self.agent.wait_ready(q["ready_timeout"])
+        self.qmp = Qmp(qmp_sock)
+        if warm:
+            self._resume(q["ready_timeout"])
+        else:
+            self.agent.wait_ready(q["ready_timeout"])
+            if snapshot is not None:
+                self._save_snapshot(snapshot)
+        self.timings["from_snapshot"] = warm
+        self.agent.run(["mount", "-t", "9p", "-o", "trans=virtio,version=9p2000.L,ro",
+                        "xenboot", DOM0_SHARE], timeout=30)
         self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
+
+    def _snapshot_inputs(self):
+        q = dict(self.config["qemu"])
+        version = subprocess.run([q["binary"], "--version"], capture_output=True, text=True).stdout
+        # Under KVM the saved CPU state is the real CPU's; TCG's is emulated.
+        cpu = accel.cpu_fingerprint() if self.accelerator == "kvm" else "tcg"
+        return {"format": SNAPSHOT_FORMAT, "qemu": version.splitlines()[:1], "cpu": cpu,
+                "xen": self.config["xen"]["cmdline"], "dom0": self.config["dom0"]["cmdline"],
+                "machine": {k: q[k] for k in ("memory_mb", "cpus", "cpu", "console_ports")}}
+
+    def _save_snapshot(self, path):
+        """Freeze the just-booted dom0 (before the per-run share is mounted,
+        which would block migration) so the next host starts from here."""
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            self.qmp.execute("migrate-set-capabilities",
+                             capabilities=[{"capability": "events", "state": True}])
+            self.qmp.execute("migrate", uri=f"exec:cat > {shlex.quote(tmp)}")
+            event = self.qmp.wait_event("MIGRATION", 120,
+                                        lambda d: d.get("status") in ("completed", "failed", "cancelled"))
+            if event["data"]["status"] != "completed":
+                raise InfraError(f"saving the lab snapshot failed: {event['data']['status']}")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self.qmp.execute("cont")
+
+    def _resume(self, timeout):
+        """A restored dom0 said `ready` long ago, in the snapshot's past;
+        its agent answering a command is the proof it runs now."""
+        self.agent.ready.set()
+        self.agent.got_ready = True
+        self.agent.run(["true"], timeout=timeout)
 
     def stop(self):
         """Stop QEMU (and with it every dom0 process and guest)."""
@@ -229,7 +282,11 @@ class EmbeddedHost:
                 "-device", "virtio-serial-pci,id=vser",
                 "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none,readonly=on",
                 "-device", "virtio-9p-pci,fsdev=share,mount_tag=xenboot"]
+        argv += ["-chardev", f"socket,id=qmp,path={_opt(os.path.join(p, 'qmp.sock'))}",
+                 "-mon", "chardev=qmp,mode=control"]
         for name in listeners:
+            if name == "qmp":
+                continue
             port = CONTROL_PORT if name == "control" else f"xenboot.{name}"
             argv += ["-chardev", f"socket,id={name},path={_opt(os.path.join(p, name + '.sock'))}",
                      "-device", f"virtserialport,bus=vser.0,chardev={name},name={port}"]
