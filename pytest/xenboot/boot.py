@@ -67,27 +67,62 @@ def check_cmdline(cmdline):
     return cmdline
 
 
-def boot(req, progress=print):
-    """Run one boot; return the finished RunRecord (result.json written)."""
+class Target:
+    """One booted guest while it lives: the run `record`, the `host`, the
+    xl `domain`, the console `session` (usable after the verdict), and the
+    verdict so far."""
+
+    def __init__(self, req, out, record):
+        self.req = req
+        self.out = out
+        self.record = record
+        self.host = None
+        self.domain = None
+        self.session = None
+        self.verdict = None
+        self.message = None
+
+
+@contextlib.contextmanager
+def booted(req, progress=print):
+    """Boot and judge; yield the Target (also when the boot failed: then its
+    verdict says why and it has no session); tear down and write result.json,
+    junit.xml and reproduce.sh on the way out, whatever happened."""
     out = result.prepare_run_dir(req.out_dir) if req.out_dir else result.new_run_dir(paths.out_root())
     record = result.RunRecord(out, name=f"boot {os.path.basename(req.kernel)}")
     record["request"] = dataclasses.asdict(req) | {"out_dir": out}
+    target = Target(req, out, record)
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        verdict, message = _boot(req, out, record, progress)
-    except HarnessError as e:
-        verdict, message = e.verdict, e.message
+        with contextlib.ExitStack() as teardown:
+            try:
+                _bring_up(target, teardown, progress)
+            except HarnessError as e:
+                target.verdict, target.message = e.verdict, e.message
+            yield target
     except (KeyboardInterrupt, Terminated) as e:
         what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
-        verdict, message = Verdict.INFRA, f"interrupted by {what}; partial logs kept in {out}"
+        target.verdict = Verdict.INFRA
+        target.message = f"interrupted by {what}; partial logs kept in {out}"
+        raise
     finally:
         signal.signal(signal.SIGTERM, old_term)
-    _write_reproducer(out, req, record)
-    record.finish(verdict, message)
-    return record
+        _write_reproducer(out, req, record)
+        record.finish(target.verdict or Verdict.INFRA, target.message)
 
 
-def _boot(req, out, record, progress):
+def boot(req, progress=print):
+    """Run one boot to its verdict; return the finished RunRecord."""
+    try:
+        with booted(req, progress) as target:
+            pass
+    except (KeyboardInterrupt, Terminated):
+        pass
+    return target.record
+
+
+def _bring_up(target, teardown, progress):
+    req, out, record = target.req, target.out, target.record
     with record.stage("check"):
         check_host_kind(req.host)
         kernel_path = resolve_kernel(req.kernel)
@@ -101,11 +136,10 @@ def _boot(req, out, record, progress):
         share = os.path.join(out, "share")
         os.makedirs(share, mode=0o700, exist_ok=True)
         _stage_kernel(kernel_path, share)
-    with contextlib.ExitStack() as stack:
-        with record.stage("lab"):
-            host = stack.enter_context(_make_host(req, out, share, progress))
-        record["host"] = host.describe() | {"xen_version": xl.xen_version(host)}
-        return _run_domain(req, out, share, host, spec, cmdline, record, progress)
+    with record.stage("lab"):
+        target.host = teardown.enter_context(_make_host(req, out, share, progress))
+    record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
+    _run_domain(target, share, spec, cmdline, teardown, progress)
 
 
 def _stage_kernel(kernel_path, share):
@@ -131,7 +165,8 @@ def _make_host(req, out, share, progress):
     return EmbeddedHost(config, cache, out, share, accelerator)
 
 
-def _run_domain(req, out, share, host, spec, cmdline, record, progress):
+def _run_domain(target, share, spec, cmdline, teardown, progress):
+    req, out, record, host = target.req, target.out, target.record, target.host
     name = f"xenboot-{os.path.basename(out)}"[:60]
     disk = ""
     if req.disk:
@@ -145,30 +180,32 @@ def _run_domain(req, out, share, host, spec, cmdline, record, progress):
     cfg = os.path.join(share, "guest.cfg")
     with open(cfg, "w") as f:
         f.write(cfg_text)
-    domain = xl.Domain(host, name, host.stage_file(cfg))
-    attachment = None
-    try:
-        with record.stage("create"):
-            domain.create_paused(timeout=120)
-            attachment = host.attach_console(domain.console_tty(timeout=30))
-            domain.unpause()
-        progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
-        symbols = os.path.join(share, "kernel.syms")
-        watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None)
-        with record.stage("console"):
-            outcome = console.judge(attachment.fd, spec, out, domain=watcher,
-                                    t0=domain.unpaused_at, log_cap=req.log_cap)
-        record.data.update(outcome.to_result())
-        record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
-                            "xl_create": domain.create_log}
-        return Verdict(outcome.verdict), outcome.message
-    finally:
-        with record.stage("teardown"):
-            _fetch(host, f"/var/log/xen/console/guest-{name}.log",
-                   os.path.join(out, "console.xenconsoled.log"))
-            domain.destroy()
-            if attachment:
-                attachment.close()
+    domain = target.domain = xl.Domain(host, name, host.stage_file(cfg))
+    teardown.callback(_tear_down_domain, target, name)
+    with record.stage("create"):
+        domain.create_paused(timeout=120)
+        attachment = host.attach_console(domain.console_tty(timeout=30))
+        teardown.callback(attachment.close)
+        domain.unpause()
+    progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
+    symbols = os.path.join(share, "kernel.syms")
+    watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None)
+    target.session = teardown.enter_context(console.ConsoleSession(
+        attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap))
+    with record.stage("console"):
+        outcome = target.session.judge()
+    outcome.to_result(record)
+    target.verdict, target.message = outcome.verdict, outcome.message
+
+
+def _tear_down_domain(target, name):
+    with target.record.stage("teardown"):
+        domain = target.domain
+        target.record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
+                                   "xl_create": domain.create_log}
+        _fetch(target.host, f"/var/log/xen/console/guest-{name}.log",
+               os.path.join(target.out, "console.xenconsoled.log"))
+        domain.destroy()
 
 
 class _DomainWatch:
