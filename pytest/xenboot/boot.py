@@ -18,6 +18,9 @@ import signal
 import subprocess
 import time
 
+from elftools.elf.constants import P_FLAGS
+from elftools.elf.elffile import ELFFile
+
 from xenboot import console, kernelcheck, paths, result, spec as specs, xl
 from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
@@ -68,53 +71,57 @@ def check_cmdline(cmdline):
 
 
 class Target:
-    """One booted guest while it lives: the run `record`, the `host`, the
-    xl `domain`, the console `session` (usable after the verdict), and the
-    verdict so far."""
+    """One guest and its run folder: the run `record`, the `host`, the xl
+    `domain`, the console `session` (usable after the verdict), and the
+    verdict so far. `live()` boots it."""
 
-    def __init__(self, req, out, record):
+    def __init__(self, req):
         self.req = req
-        self.out = out
-        self.record = record
+        self.out = (result.prepare_run_dir(req.out_dir) if req.out_dir
+                    else result.new_run_dir(paths.out_root()))
+        self.record = result.RunRecord(self.out, name=f"boot {os.path.basename(req.kernel)}")
+        self.record["request"] = dataclasses.asdict(req) | {"out_dir": self.out}
         self.host = None
         self.domain = None
         self.session = None
         self.verdict = None
         self.message = None
 
+    @contextlib.contextmanager
+    def live(self, progress=print):
+        """Boot and judge, then yield (also when the boot failed: the
+        verdict says why and there is no session); on the way out tear
+        down and write result.json, junit.xml and reproduce.sh, whatever
+        happened."""
+        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            with contextlib.ExitStack() as teardown:
+                try:
+                    _bring_up(self, teardown, progress)
+                except HarnessError as e:
+                    self.verdict, self.message = e.verdict, e.message
+                yield self
+        except (KeyboardInterrupt, Terminated) as e:
+            what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+            self.verdict = Verdict.INFRA
+            self.message = f"interrupted by {what}; partial logs kept in {self.out}"
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, old_term)
+            _write_reproducer(self.out, self.req, self.record)
+            self.record.finish(self.verdict or Verdict.INFRA, self.message)
 
-@contextlib.contextmanager
+
 def booted(req, progress=print):
-    """Boot and judge; yield the Target (also when the boot failed: then its
-    verdict says why and it has no session); tear down and write result.json,
-    junit.xml and reproduce.sh on the way out, whatever happened."""
-    out = result.prepare_run_dir(req.out_dir) if req.out_dir else result.new_run_dir(paths.out_root())
-    record = result.RunRecord(out, name=f"boot {os.path.basename(req.kernel)}")
-    record["request"] = dataclasses.asdict(req) | {"out_dir": out}
-    target = Target(req, out, record)
-    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        with contextlib.ExitStack() as teardown:
-            try:
-                _bring_up(target, teardown, progress)
-            except HarnessError as e:
-                target.verdict, target.message = e.verdict, e.message
-            yield target
-    except (KeyboardInterrupt, Terminated) as e:
-        what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
-        target.verdict = Verdict.INFRA
-        target.message = f"interrupted by {what}; partial logs kept in {out}"
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
-        _write_reproducer(out, req, record)
-        record.finish(target.verdict or Verdict.INFRA, target.message)
+    """`with booted(req) as target:` a live Target for `req`."""
+    return Target(req).live(progress)
 
 
 def boot(req, progress=print):
     """Run one boot to its verdict; return the finished RunRecord."""
+    target = Target(req)
     try:
-        with booted(req, progress) as target:
+        with target.live(progress):
             pass
     except (KeyboardInterrupt, Terminated):
         pass
@@ -147,12 +154,26 @@ def _stage_kernel(kernel_path, share):
     unpacked here, as Xen's loader would, because inflating it in dom0
     under emulation costs seconds), and its symbols for xenctx."""
     _, elf = kernelcheck.loadable_elf(kernel_path)
-    with open(os.path.join(share, "kernel"), "wb") as f:
+    staged = os.path.join(share, "kernel")
+    with open(staged, "wb") as f:
         f.write(elf)
-    syms = subprocess.run(["nm", "-n", os.path.join(share, "kernel")], capture_output=True)
+    syms = subprocess.run(["nm", "-n", staged], capture_output=True, text=True)
     if syms.returncode == 0 and syms.stdout:
-        with open(os.path.join(share, "kernel.syms"), "wb") as f:
-            f.write(syms.stdout)
+        with open(os.path.join(share, "kernel.syms"), "w") as f:
+            f.write(syms.stdout + _text_bounds(staged))
+
+
+def _text_bounds(elf_path):
+    """`_stext`/`_etext` lines for xenctx, which names only addresses
+    between them (Linux's names; FreeBSD and the probe have others)."""
+    with open(elf_path, "rb") as f:
+        text = [s.header for s in ELFFile(f).iter_segments()
+                if s.header.p_type == "PT_LOAD" and s.header.p_flags & P_FLAGS.PF_X]
+    if not text:
+        return ""
+    start = min(h.p_vaddr for h in text)
+    end = max(h.p_vaddr + h.p_memsz for h in text)
+    return f"{start:016x} T _stext\n{end:016x} T _etext\n"
 
 
 def _make_host(req, out, share, progress):

@@ -15,7 +15,6 @@ import struct
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.enums import ENUM_NOTE_N_TYPE
 
 from xenboot.errors import BadInput
 from xenboot.xenheaders import constants
@@ -88,22 +87,33 @@ def check_kernel(path):
             "notes": {k: (v if isinstance(v, str) else hex(v)) for k, v in notes.items()}}
 
 
+def _iter_notes(data):
+    """(name, type, desc) of each note in a note section's raw bytes.
+
+    Parsed here, not by pyelftools: it decodes descriptors by the GNU
+    meaning of their type numbers, which Xen's notes reuse, and chokes."""
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
+        name_at = pos + 12
+        desc_at = name_at + (namesz + 3) // 4 * 4
+        end = desc_at + (descsz + 3) // 4 * 4
+        if desc_at + descsz > len(data):
+            raise ValueError("note runs past the end of its section")
+        yield data[name_at:name_at + namesz].rstrip(b"\0"), n_type, data[desc_at:desc_at + descsz]
+        pos = end
+
+
 def _xen_notes(elf, names):
     notes = {}
     # Sections when present (they name every note); program headers otherwise.
     containers = [s for s in elf.iter_sections() if s.header.sh_type == "SHT_NOTE"] or \
                  [s for s in elf.iter_segments() if s.header.p_type == "PT_NOTE"]
     for container in containers:
-        for note in container.iter_notes():
-            if note["n_name"] != "Xen":
+        for owner, n_type, raw in _iter_notes(container.data()):
+            if owner != b"Xen":
                 continue
-            # pyelftools names types 1-5 after GNU notes; Xen's share the numbers.
-            n_type = note["n_type"]
-            n_type = ENUM_NOTE_N_TYPE.get(n_type, n_type) if isinstance(n_type, str) else n_type
             name = names.get(n_type, f"NOTE_{n_type}")
-            # Raw bytes: pyelftools decodes n_desc by GNU note types, which
-            # share numbers with Xen's.
-            raw = note["n_descdata"]
             if name in STRING_NOTES:
                 notes[name] = raw.split(b"\0")[0].decode(errors="replace")
             elif len(raw) in (4, 8):

@@ -42,6 +42,10 @@ def _opt(value):
     return str(value).replace(",", ",,")
 
 
+def _boot_log(snapshot):
+    return snapshot.with_suffix(".host.log")
+
+
 def console_port(index):
     return f"xenboot.console{index}"
 
@@ -103,10 +107,15 @@ class EmbeddedHost:
         for name in ("xen.elf", "vmlinux", "initramfs.cpio"):
             os.symlink(files[name], os.path.join(self._private, name))
         snapshot = self.cache.snapshot_path(self._snapshot_inputs()) if q["snapshot"] else None
-        warm = snapshot is not None and snapshot.is_file()
+        warm = snapshot is not None and snapshot.is_file() and _boot_log(snapshot).is_file()
         argv = self._argv(listeners)
         if warm:
             argv += ["-incoming", f"exec:cat {shlex.quote(str(snapshot))}"]
+            # Xen's and dom0's boot messages were printed when the snapshot
+            # was taken; host.log starts with them, then goes on live.
+            shutil.copyfile(_boot_log(snapshot), self.host_log)
+            with open(self.host_log, "a") as f:
+                f.write(f"\n--- xenboot: host restored from {snapshot.name}; live from here ---\n")
         with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
             f.write(" ".join(argv) + "\n")
         t0 = time.monotonic()
@@ -161,6 +170,7 @@ class EmbeddedHost:
                                         lambda d: d.get("status") in ("completed", "failed", "cancelled"))
             if event["data"]["status"] != "completed":
                 raise InfraError(f"saving the lab snapshot failed: {event['data']['status']}")
+            shutil.copyfile(self.host_log, _boot_log(path))
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -280,7 +290,7 @@ class EmbeddedHost:
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
                 "-initrd", f"{p}/vmlinux {dom0_cmdline},{p}/initramfs.cpio",
-                "-chardev", f"file,id=serial,path={_opt(self.host_log)}",
+                "-chardev", f"file,id=serial,path={_opt(self.host_log)},append=on",
                 "-serial", "chardev:serial",
                 "-device", "virtio-serial-pci,id=vser",
                 "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none,readonly=on",

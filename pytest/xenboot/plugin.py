@@ -1,0 +1,78 @@
+"""pytest plugin: hand tests a booted Xen PV guest.
+
+    pytest -p xenboot.plugin --kernel build/probe/probe --spec probe tests/
+
+    @pytest.mark.xenboot(kernel="probe", spec="probe", cmdline="probe.run=info")
+    def test_echo(target):
+        target.session.send_line("echo hi")
+        target.session.expect(r"^hi$")
+
+    @pytest.mark.parametrize("xenboot_request", [{"kernel": "probe", "spec": "probe"},
+                                                 {"kernel": "vmlinuz", "spec": "generic"}],
+                             indirect=True)
+    def test_each(target): ...
+
+A boot that does not PASS skips the tests that need it, with the verdict as
+the reason; junit.xml gets the verdict, the run folder and each milestone's
+time as properties of every test that used the target.
+"""
+import dataclasses
+import os
+
+import pytest
+
+from xenboot import paths
+from xenboot.boot import BootRequest, booted
+from xenboot.errors import Verdict
+
+FIELDS = {f.name for f in dataclasses.fields(BootRequest)}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("xenboot", "booting Xen PV guests")
+    group.addoption("--kernel", help="kernel the `target` fixture boots (path, or `probe`)")
+    group.addoption("--spec", default=None, help="milestone spec (default generic)")
+    group.addoption("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)")
+    group.addoption("--cmdline", default=None, help="guest kernel command line")
+    group.addoption("--xenboot-out", default=None, help="parent folder of the run folders")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xenboot(**request): what the `target` fixture boots "
+                                       "(kernel, spec, cmdline, host, memory_mb, disk, log_cap)")
+
+
+@pytest.fixture
+def xenboot_request(request):
+    """The BootRequest for this test: a parametrized dict, else the
+    `xenboot` marker, over the command-line options."""
+    opts = request.config.option
+    fields = {"kernel": opts.kernel, "spec": opts.spec, "host": opts.host, "cmdline": opts.cmdline}
+    marker = request.node.get_closest_marker("xenboot")
+    if marker:
+        fields.update(marker.kwargs)
+    fields.update(getattr(request, "param", None) or {})
+    unknown = set(fields) - FIELDS
+    if unknown:
+        raise pytest.UsageError(f"xenboot request: unknown field(s) {', '.join(sorted(unknown))}")
+    if not fields.get("kernel"):
+        pytest.skip("no kernel to boot: pass --kernel or mark the test with xenboot(kernel=...)")
+    parent = opts.xenboot_out or str(paths.out_root() / "pytest")
+    os.makedirs(parent, exist_ok=True)
+    out = os.path.join(parent, f"{request.node.name}".replace("/", "_")[:100])
+    return BootRequest(**{k: v for k, v in fields.items() if v is not None} | {"out_dir": out})
+
+
+@pytest.fixture
+def target(xenboot_request, record_property):
+    """A booted guest that passed its spec: `.session` (ConsoleSession:
+    send_line, expect), `.domain`, `.host`, `.record`, `.out`."""
+    with booted(xenboot_request, progress=lambda line: None) as booted_target:
+        record_property("xenboot_verdict", booted_target.verdict.value)
+        record_property("xenboot_run", booted_target.out)
+        for m in booted_target.record.get("milestones") or []:
+            record_property(f"milestone {m['name']}", m["seconds"])
+        if booted_target.verdict is not Verdict.PASS:
+            pytest.skip(f"boot {booted_target.verdict.value}: {booted_target.message} "
+                        f"({booted_target.out})")
+        yield booted_target
