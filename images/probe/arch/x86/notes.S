@@ -1,0 +1,37 @@
+/*
+ * Xen ELF notes, read by the domain builder (Xen's libelf). Apart from
+ * GUEST_OS and GUEST_VERSION they are the ones FreeBSD's amd64_xen_pv
+ * kernel declares (sys/amd64/xen/locore.S), with the same values, so the
+ * probe is loaded the way that kernel is.
+ */
+#include <probe/xen.h>
+#include <probe/version.h>
+#include <xen/elfnote.h>
+#include <arch/page.h>
+
+#define XEN_NOTE(type, desc)                                                \
+        .balign 4;                                                          \
+        .long   2f - 1f;                                                    \
+        .long   4f - 3f;                                                    \
+        .long   type;                                                       \
+1:      .asciz  "Xen";                                                      \
+2:      .balign 4;                                                          \
+3:      desc;                                                               \
+4:      .balign 4
+
+        .section .note.Xen, "a", @note
+        XEN_NOTE(XEN_ELFNOTE_GUEST_OS,       .asciz "freebsd-xen-ci-probe")
+        XEN_NOTE(XEN_ELFNOTE_GUEST_VERSION,  .asciz PROBE_VERSION)
+        XEN_NOTE(XEN_ELFNOTE_XEN_VERSION,    .asciz "xen-3.0")
+        XEN_NOTE(XEN_ELFNOTE_LOADER,         .asciz "generic")
+        XEN_NOTE(XEN_ELFNOTE_VIRT_BASE,      .quad probe_virt_base)
+        XEN_NOTE(XEN_ELFNOTE_PADDR_OFFSET,   .quad probe_virt_base)
+        XEN_NOTE(XEN_ELFNOTE_ENTRY,          .quad _start)
+        XEN_NOTE(XEN_ELFNOTE_HYPERCALL_PAGE, .quad hypercall_page)
+        XEN_NOTE(XEN_ELFNOTE_HV_START_LOW,   .quad HYPERVISOR_VIRT_START)
+        XEN_NOTE(XEN_ELFNOTE_FEATURES,
+                 .asciz "writable_page_tables|writable_descriptor_tables")
+        XEN_NOTE(XEN_ELFNOTE_PAE_MODE,       .asciz "no")
+        XEN_NOTE(XEN_ELFNOTE_L1_MFN_VALID,   .quad PTE_PRESENT; .quad PTE_PRESENT)
+        XEN_NOTE(XEN_ELFNOTE_SUSPEND_CANCEL, .long 0)
+        XEN_NOTE(XEN_ELFNOTE_BSD_SYMTAB,     .asciz "yes")

@@ -1,0 +1,154 @@
+"""images/probe: the PV probe kernel and crash-at-entry, as built files.
+
+What a boot shows (the PROBE lines, the commands) is for the Xen host to
+check; these tests check what Xen's loader (libelf) and the harness read from
+the files: the Xen notes, one loadable image at the notes' addresses, the
+symbol table, and that two builds give the same bytes.
+"""
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from xenboot import paths
+
+PROBE_DIR = paths.IMAGES / "probe"
+KERNELS = ("probe", "crash-at-entry")
+PAGE = 4096
+
+# xen/elfnote.h
+GUEST_OS, GUEST_VERSION, XEN_VERSION, LOADER = 6, 7, 5, 8
+ENTRY, HYPERCALL_PAGE, VIRT_BASE, PADDR_OFFSET = 1, 2, 3, 4
+FEATURES, BSD_SYMTAB = 10, 11
+# What FreeBSD's amd64_xen_pv declares (sys/amd64/xen/locore.S) and the probe
+# mirrors, apart from its own GUEST_OS and GUEST_VERSION.
+BRANCH_NOTES = {XEN_VERSION: "xen-3.0", LOADER: "generic",
+                FEATURES: "writable_page_tables|writable_descriptor_tables",
+                BSD_SYMTAB: "yes"}
+
+
+def make_probe(out_dir, cc=None):
+    argv = ["make", "-C", str(PROBE_DIR), f"O={out_dir}"] + ([f"CC={cc}"] if cc else [])
+    return subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """Two builds into different folders, with what make printed."""
+    outs = [tmp_path_factory.mktemp(name) for name in ("first", "second")]
+    return [(out, make_probe(out)) for out in outs]
+
+
+@pytest.fixture(scope="module")
+def out(builds):
+    return builds[0][0]
+
+
+def xen_notes(path):
+    """{type: desc bytes} from the PT_NOTE segment, owner "Xen" only."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        data = b"".join(seg.data() for seg in elf.iter_segments()
+                        if seg["p_type"] == "PT_NOTE")
+    notes, at = {}, 0
+    while at + 12 <= len(data):
+        namesz, descsz, kind = struct.unpack_from("<III", data, at)
+        at += 12
+        name = data[at:at + namesz].rstrip(b"\0")
+        at += (namesz + 3) & ~3
+        if name == b"Xen":
+            notes[kind] = data[at:at + descsz]
+        at += (descsz + 3) & ~3
+    return notes
+
+
+def text(desc):
+    return desc.rstrip(b"\0").decode()
+
+
+def number(desc):
+    return int.from_bytes(desc, "little")
+
+
+def symbols(path):
+    out = subprocess.run(["nm", str(path)], check=True, capture_output=True, text=True).stdout
+    return {fields[2]: int(fields[0], 16)
+            for fields in (line.split() for line in out.splitlines()) if len(fields) == 3}
+
+
+def test_two_builds_are_the_same_bytes(builds):
+    (first, _), (second, _) = builds
+    for kernel in KERNELS:
+        assert (first / kernel).read_bytes() == (second / kernel).read_bytes(), kernel
+
+
+def test_build_is_warning_free_under_werror(builds):
+    for _, made in builds:
+        assert "-Werror" in made.stdout
+        assert "warning" not in made.stderr.lower(), made.stderr
+
+
+@pytest.mark.skipif(not shutil.which("clang"), reason="clang is not installed")
+def test_clang_build_is_warning_free(tmp_path):
+    made = make_probe(tmp_path, cc="clang")
+    assert "warning" not in made.stderr.lower(), made.stderr
+    assert xen_notes(tmp_path / "probe")[LOADER] == b"generic\0"
+
+
+def test_no_build_paths_in_the_image(out):
+    for kernel in KERNELS:
+        image = (out / kernel).read_bytes()
+        for path in (str(out), str(PROBE_DIR), str(paths.REPO)):
+            assert path.encode() not in image, (kernel, path)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_readelf_shows_the_xen_notes(out, kernel):
+    listing = subprocess.run(["readelf", "-nW", str(out / kernel)], check=True,
+                             capture_output=True, text=True).stdout
+    assert len(re.findall(r"^\s+Xen\s+0x[0-9a-f]+", listing, re.M)) == len(xen_notes(out / kernel))
+    notes = xen_notes(out / kernel)
+    for kind, value in BRANCH_NOTES.items():
+        assert text(notes[kind]) == value, kind
+    assert text(notes[GUEST_OS]) == "freebsd-xen-ci-probe"
+    assert text(notes[GUEST_VERSION])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_notes_place_one_image_the_way_libelf_checks_it(out, kernel):
+    notes = xen_notes(out / kernel)
+    with open(out / kernel, "rb") as f:
+        elf = ELFFile(f)
+        entry = elf["e_entry"]
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+    assert len(loads) == 1
+    start = loads[0]["p_paddr"]
+    end = start + loads[0]["p_memsz"]
+    assert loads[0]["p_vaddr"] == start
+    virt_base = number(notes[VIRT_BASE])
+    assert number(notes[PADDR_OFFSET]) == virt_base == start
+    assert number(notes[ENTRY]) == entry
+    assert start <= entry < end
+    hypercall_page = number(notes[HYPERCALL_PAGE])
+    assert hypercall_page % PAGE == 0 and start <= hypercall_page < end
+
+
+def test_symbol_table_names_what_the_harness_looks_for(out):
+    names = symbols(out / "probe")
+    for name in ("_start", "probe_main", "probe_hang_loop", "probe_fault", "probe_panic",
+                 "probe_upcall", "hypercall_page", "hypercall_sched_op"):
+        assert name in names, name
+    assert names["_start"] == number(xen_notes(out / "probe")[ENTRY])
+
+
+def test_crash_at_entry_faults_on_its_first_instruction(out):
+    entry = number(xen_notes(out / "crash-at-entry")[ENTRY])
+    listing = subprocess.run(
+        ["objdump", "-d", f"--start-address={entry}", f"--stop-address={entry + 16}",
+         str(out / "crash-at-entry")], check=True, capture_output=True, text=True).stdout
+    first = next(line for line in listing.splitlines() if re.match(r"\s*[0-9a-f]+:\t", line))
+    # A load from the lower half, which a kernel linked at KERNBASE never maps.
+    assert re.search(r"movabs 0x[0-9a-f]{1,8},%al", first), first
