@@ -16,7 +16,7 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
+import threading
 
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
@@ -24,8 +24,7 @@ from elftools.elf.elffile import ELFFile
 from xenboot import console, kernelcheck, paths, result, spec as specs, xl
 from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
-from xenboot.lab import accel, cache as labcache, config as labconfig
-from xenboot.lab.qemu import EmbeddedHost
+from xenboot.lab.qemu import lab_host
 
 DEFAULT_LOG_CAP = 16 << 20
 NAMED_KERNELS = {"probe": "build/probe/probe"}
@@ -53,6 +52,21 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM unwinds the main thread like Ctrl-C does, so teardown runs.
+    Boots in other threads (several guests on one host) leave signals to
+    whoever owns the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def resolve_kernel(name):
     """A path, or a name of a kernel this project builds (KERNEL=probe)."""
     if not os.path.exists(name) and name in NAMED_KERNELS:
@@ -73,10 +87,12 @@ def check_cmdline(cmdline):
 class Target:
     """One guest and its run folder: the run `record`, the `host`, the xl
     `domain`, the console `session` (usable after the verdict), and the
-    verdict so far. `live()` boots it."""
+    verdict so far. `live()` boots it, on its own host or, given
+    `shared_host` (see shared_lab_host), as one of several guests there."""
 
-    def __init__(self, req):
+    def __init__(self, req, shared_host=None):
         self.req = req
+        self.shared_host = shared_host
         self.out = (result.prepare_run_dir(req.out_dir) if req.out_dir
                     else result.new_run_dir(paths.out_root()))
         self.record = result.RunRecord(self.out, name=f"boot {os.path.basename(req.kernel)}")
@@ -93,9 +109,8 @@ class Target:
         verdict says why and there is no session); on the way out tear
         down and write result.json, junit.xml and reproduce.sh, whatever
         happened."""
-        old_term = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            with contextlib.ExitStack() as teardown:
+            with _sigterm_raises(), contextlib.ExitStack() as teardown:
                 try:
                     _bring_up(self, teardown, progress)
                 except HarnessError as e:
@@ -107,19 +122,18 @@ class Target:
             self.message = f"interrupted by {what}; partial logs kept in {self.out}"
             raise
         finally:
-            signal.signal(signal.SIGTERM, old_term)
             _write_reproducer(self.out, self.req, self.record)
             self.record.finish(self.verdict or Verdict.INFRA, self.message)
 
 
-def booted(req, progress=print):
+def booted(req, progress=print, shared_host=None):
     """`with booted(req) as target:` a live Target for `req`."""
-    return Target(req).live(progress)
+    return Target(req, shared_host).live(progress)
 
 
-def boot(req, progress=print):
+def boot(req, progress=print, shared_host=None):
     """Run one boot to its verdict; return the finished RunRecord."""
-    target = Target(req)
+    target = Target(req, shared_host)
     try:
         with target.live(progress):
             pass
@@ -144,7 +158,7 @@ def _bring_up(target, teardown, progress):
         os.makedirs(share, mode=0o700, exist_ok=True)
         _stage_kernel(kernel_path, share)
     with record.stage("lab"):
-        target.host = teardown.enter_context(_make_host(req, out, share, progress))
+        target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
     record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
     _run_domain(target, share, spec, cmdline, teardown, progress)
 
@@ -179,11 +193,16 @@ def _text_bounds(elf_path):
 def _make_host(req, out, share, progress):
     if req.host == "xl":
         return LocalXenHost(out)
-    config = labconfig.load(req.lab_config)
-    cache = labcache.LabCache(config)
-    files = cache.ensure(log=progress)
-    accelerator = accel.choose(config, cache, files)
-    return EmbeddedHost(config, cache, out, share, accelerator)
+    return lab_host(out, share, req.lab_config, progress)
+
+
+def shared_lab_host(folder, lab_config=None, progress=print):
+    """One embedded host for several boots (`Target(req, shared_host=...)`)
+    whose run folders all lie inside `folder`; its own logs go to
+    folder/host/."""
+    host_dir = os.path.join(folder, "host")
+    os.makedirs(host_dir, mode=0o700, exist_ok=True)
+    return lab_host(host_dir, folder, lab_config, progress)
 
 
 def _run_domain(target, share, spec, cmdline, teardown, progress):

@@ -6,8 +6,8 @@ import sys
 import tempfile
 
 from xenboot import paths
-from xenboot.lab import accel, cache as labcache, config as labconfig
-from xenboot.lab.qemu import EmbeddedHost
+from xenboot.lab import cache as labcache, config as labconfig
+from xenboot.lab.qemu import lab_host
 
 
 def _cache(args):
@@ -21,7 +21,7 @@ def build(args):
     files = cache.ensure()
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
         os.mkdir(os.path.join(run_dir, "share"))
-        with _host(cache, files, run_dir, os.path.join(run_dir, "share")) as host:
+        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config) as host:
             print(f"lab: host up in {host.timings['dom0_ready']:.1f} s "
                   f"({'from the snapshot' if host.timings['from_snapshot'] else 'cold boot'})")
     with open(files["manifest.json"]) as f:
@@ -46,18 +46,12 @@ def clean(args):
     return 0
 
 
-def _host(cache, files, run_dir, share):
-    return EmbeddedHost(cache.config, cache, run_dir, share, accel.choose(cache.config, cache, files))
-
-
 def exec_(args):
     """Start a host, run one command in its dom0 (with the share folder at
     /share), print its output, stop the host."""
-    cache = _cache(args)
-    files = cache.ensure()
     share = os.path.abspath(args.share or tempfile.mkdtemp(prefix="xenboot-share-"))
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
-        with _host(cache, files, run_dir, share) as host:
+        with lab_host(run_dir, share, args.lab_config) as host:
             job = host.run(args.argv, timeout=args.timeout, check=False)
             sys.stdout.buffer.write(job.stdout)
             sys.stderr.buffer.write(job.stderr)

@@ -20,7 +20,7 @@ import threading
 import time
 
 from xenboot.errors import InfraError
-from xenboot.lab import accel
+from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
 from xenboot.lab.qmp import Qmp
 
@@ -88,6 +88,7 @@ class EmbeddedHost:
         self.agent = None
         self.consoles = []
         self.free_ports = []
+        self.ports_lock = threading.Lock()
         self.timings = {}
         self._private = None
         self._own_private = False
@@ -227,10 +228,11 @@ class EmbeddedHost:
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
         return the harness's end of it."""
-        if not self.free_ports:
-            raise InfraError(f"all {len(self.consoles)} guest console ports are in use: "
-                             f"raise [qemu] console_ports in configs/lab.toml")
-        index = self.free_ports.pop(0)
+        with self.ports_lock:
+            if not self.free_ports:
+                raise InfraError(f"all {len(self.consoles)} guest console ports are in use: "
+                                 f"raise [qemu] console_ports in configs/lab.toml")
+            index = self.free_ports.pop(0)
         started = threading.Event()
         relay = self.agent.start(["xenboot-agent", "relay", tty, console_port(index)],
                                  on_output=lambda stream, data: stream != "err" and started.set())
@@ -238,14 +240,16 @@ class EmbeddedHost:
         # the guest prints is lost.
         started.wait(timeout)
         if relay.done.is_set() or not started.is_set():
-            self.free_ports.append(index)
+            with self.ports_lock:
+                self.free_ports.append(index)
             raise InfraError(f"console relay for {tty} did not start: {relay.text.strip()}")
         return ConsoleAttachment(self.consoles[index], lambda: self._detach(index, relay))
 
     def _detach(self, index, relay):
         relay.kill()
         relay.done.wait(10)
-        self.free_ports.append(index)
+        with self.ports_lock:
+            self.free_ports.append(index)
 
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator,
@@ -304,3 +308,12 @@ class EmbeddedHost:
             argv += ["-chardev", f"socket,id={name},path={_opt(os.path.join(p, name + '.sock'))}",
                      "-device", f"virtserialport,bus=vser.0,chardev={name},name={port}"]
         return argv
+
+
+def lab_host(run_dir, share, lab_config=None, progress=print):
+    """An embedded host (not started yet) for configs/lab.toml or
+    `lab_config`, its cache built if need be, whose dom0 sees `share`."""
+    config = labconfig.load(lab_config)
+    cache = labcache.LabCache(config)
+    files = cache.ensure(log=progress)
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files))
