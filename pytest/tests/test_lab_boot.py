@@ -9,7 +9,9 @@ import time
 import pytest
 
 from xenboot import paths
+from xenboot.boot import BootRequest, booted
 from xenboot.lab import cache as labcache, config as labconfig
+from xenboot.lab.qemu import lab_host
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")
@@ -170,3 +172,37 @@ def test_missing_qemu_is_infra_saying_what_to_install(tmp_path):
     assert proc.returncode == 3
     assert result["verdict"] == "INFRA"
     assert "apt-get install qemu-system-x86" in result["message"]
+
+
+def test_disk_image_attaches_as_xvda_through_blkback(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * (4 << 20))
+    req = BootRequest(kernel=PROBE, spec="probe", disk=str(image), out_dir=str(tmp_path / "run"))
+    with booted(req, progress=lambda line: None) as target:
+        assert target.verdict.value == "PASS", target.message
+        blocks = target.host.run(["xl", "block-list", str(target.domain.domid)]).text
+        # Vdev 51712 is xvda; the backend is set up and waits for a frontend.
+        assert "51712" in blocks.split("\n", 1)[1]
+        loops = target.host.run(["losetup", "-a"]).text
+        assert "disk.img" in loops
+
+
+def test_host_xl_runs_the_same_xl_flow_on_a_real_dom0(tmp_path):
+    """HOST=xl for real: the harness itself runs inside the embedded host's
+    dom0 (this machine's / shared read-only), where xl is local."""
+    repo = "/hostroot" + str(paths.REPO)
+    libs = "/hostroot/lib/x86_64-linux-gnu:/hostroot/usr/lib/x86_64-linux-gnu"
+    os.makedirs(tmp_path / "share")
+    with lab_host(str(tmp_path), str(tmp_path / "share"), host_root=True) as host:
+        job = host.run(["env", f"LD_LIBRARY_PATH={libs}", "PYTHONHOME=/hostroot/usr",
+                        f"PYTHONPATH={repo}/pytest", "XENBOOT_XEN_INCLUDE=/hostroot/usr/include/xen",
+                        "PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin:/hostroot/usr/bin",
+                        "/hostroot/usr/bin/python3", "-m", "xenboot", "boot", "--host", "xl",
+                        "--kernel", f"{repo}/build/probe/probe", "--spec", "probe", "--out", "/tmp/xl-run"],
+                       timeout=300, check=False)
+        assert job.status == 0, job.text
+        result = json.loads(host.run(["cat", "/tmp/xl-run/result.json"]).stdout)
+        console = host.run(["cat", "/tmp/xl-run/console.log"]).stdout
+    assert result["verdict"] == "PASS"
+    assert result["host"]["kind"] == "xl"
+    assert b"PROBE result SUCCESS" in console

@@ -212,7 +212,11 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     if req.disk:
         staged = os.path.join(share, "disk.img")
         _link_or_copy(req.disk, staged)
-        disk = f"disk = [ {xl.xl_string(f'format=raw, vdev=xvda, access=rw, target={host.stage_file(staged)}')} ]"
+        # Read-only: the image stays as built, whatever the guest does, and
+        # the share it reaches dom0 through is read-only anyway. script=
+        # makes libxl take a file target for blkback (through a loop device).
+        spec_line = f"format=raw, vdev=xvda, access=ro, script=block, target={host.stage_file(staged)}"
+        disk = f"disk = [ {xl.xl_string(spec_line)} ]"
     template = req.template or str(paths.CONFIGS / "xl" / "pv.cfg.in")
     cfg_text = xl.render_config(template, {
         "NAME": xl.xl_string(name), "KERNEL": xl.xl_string(host.stage_file(os.path.join(share, "kernel"))),

@@ -1,11 +1,14 @@
 """ABI constants read from Xen's public headers (Debian's libxen-dev), so the
 harness never carries a retyped copy that could drift from Xen's."""
 import functools
+import os
 import re
 
 from xenboot.errors import InfraError
 
-INCLUDE = "/usr/include/xen"
+# XENBOOT_XEN_INCLUDE: where the headers are when not at the usual place
+# (the harness running inside the embedded host's dom0 reads this machine's).
+INCLUDE = os.environ.get("XENBOOT_XEN_INCLUDE", "/usr/include/xen")
 
 
 @functools.lru_cache(maxsize=None)

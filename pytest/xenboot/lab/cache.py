@@ -28,7 +28,7 @@ from xenboot.lab import cpio, elfdeps
 
 # Bump when the builder's output changes for the same inputs.
 LAYOUT = 2
-DOM0_SOURCES = ("init", "agent.c")
+DOM0_SOURCES = ("init", "agent.c", "block")
 HOST_FILES = ("xen.elf", "vmlinux", "initramfs.cpio", "manifest.json")
 
 
@@ -207,8 +207,10 @@ class LabCache:
             f.writelines(f"{kernel_release}/{rel}\n" for rel in order)
         open(os.path.join(tree, "etc/xen/xl.conf"), "w").close()
         dom0_src = paths.IMAGES / "dom0"
-        shutil.copyfile(dom0_src / "init", os.path.join(tree, "init"))
-        os.chmod(os.path.join(tree, "init"), 0o755)
+        for name, dest in (("init", "init"), ("block", "etc/xen/scripts/block")):
+            os.makedirs(os.path.dirname(os.path.join(tree, dest)), exist_ok=True)
+            shutil.copyfile(dom0_src / name, os.path.join(tree, dest))
+            os.chmod(os.path.join(tree, dest), 0o755)
         _run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror",
               "-ffile-prefix-map=" + str(paths.REPO) + "=.",
               "-o", os.path.join(tree, "usr/bin/xenboot-agent"), str(dom0_src / "agent.c")],

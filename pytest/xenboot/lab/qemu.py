@@ -28,6 +28,7 @@ PR_SET_PDEATHSIG = 1
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 CONTROL_PORT = "xenboot.control"
 DOM0_SHARE = "/share"
+DOM0_HOST_ROOT = "/hostroot"
 # Bump when the machine QEMU is given changes shape for the same inputs.
 SNAPSHOT_FORMAT = 1
 
@@ -77,8 +78,11 @@ class ConsoleAttachment:
 class EmbeddedHost:
     kind = "lab"
 
-    def __init__(self, config, cache, run_dir, share_dir, accelerator):
+    def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False):
         self.config = config
+        # This machine's / read-only at /hostroot in dom0: for running the
+        # harness itself inside dom0, where HOST=xl is tested for real.
+        self.host_root = host_root
         self.cache = cache
         self.run_dir = run_dir
         self.share_dir = share_dir
@@ -146,8 +150,9 @@ class EmbeddedHost:
         # Page-cached, large messages: Xen's domain builder mmaps the kernel,
         # and uncached 9p turns that into a round trip per 4 KiB page (6 s
         # for a Linux kernel under TCG). The share does not change under dom0.
-        self.agent.run(["mount", "-t", "9p", "-o", "trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro",
-                        "xenboot", DOM0_SHARE], timeout=30)
+        for tag, where in (("xenboot", DOM0_SHARE),) + ((("hostroot", DOM0_HOST_ROOT),) if self.host_root else ()):
+            self.agent.run(["mount", "-t", "9p", "-o", "trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro",
+                            tag, where], timeout=30)
         self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
 
     def _snapshot_inputs(self):
@@ -156,6 +161,7 @@ class EmbeddedHost:
         # Under KVM the saved CPU state is the real CPU's; TCG's is emulated.
         cpu = accel.cpu_fingerprint() if self.accelerator == "kvm" else "tcg"
         return {"format": SNAPSHOT_FORMAT, "qemu": version.splitlines()[:1], "cpu": cpu,
+                "host_root": self.host_root,
                 "xen": self.config["xen"]["cmdline"], "dom0": self.config["dom0"]["cmdline"],
                 "machine": {k: q[k] for k in ("memory_mb", "cpus", "cpu", "console_ports")}}
 
@@ -299,6 +305,9 @@ class EmbeddedHost:
                 "-device", "virtio-serial-pci,id=vser",
                 "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none,readonly=on",
                 "-device", "virtio-9p-pci,fsdev=share,mount_tag=xenboot"]
+        if self.host_root:
+            argv += ["-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",
+                     "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"]
         argv += ["-chardev", f"socket,id=qmp,path={_opt(os.path.join(p, 'qmp.sock'))}",
                  "-mon", "chardev=qmp,mode=control"]
         for name in listeners:
@@ -310,10 +319,10 @@ class EmbeddedHost:
         return argv
 
 
-def lab_host(run_dir, share, lab_config=None, progress=print):
+def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False):
     """An embedded host (not started yet) for configs/lab.toml or
     `lab_config`, its cache built if need be, whose dom0 sees `share`."""
     config = labconfig.load(lab_config)
     cache = labcache.LabCache(config)
     files = cache.ensure(log=progress)
-    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files))
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files), host_root)
