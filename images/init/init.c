@@ -1,0 +1,159 @@
+/*
+ * freebsd-xen-ci's /sbin/init for FreeBSD amd64: proves that the kernel got
+ * as far as running a user program from the root file system, then powers
+ * the domain off so the harness sees the run end by itself.
+ *
+ * No libc: a 2013 FreeBSD libc and crt are not available where this is built,
+ * and the program needs only four system calls. It talks to the kernel with
+ * the FreeBSD amd64 system call convention (number in %rax, arguments in
+ * %rdi %rsi %rdx %r10 %r8 %r9, carry flag set on error with the errno in
+ * %rax).
+ *
+ * The line it prints is what the boot spec matches, so its format is a
+ * contract: "freebsd-xen-ci init: name=<argv[0]> ostype=<kern.ostype>
+ * osrelease=<kern.osrelease>".
+ */
+
+typedef unsigned long size_t;
+typedef long ssize_t;
+
+/* FreeBSD's numbers (sys/sys/syscall.h, sys/sys/reboot.h, sys/sys/sysctl.h,
+ * sys/sys/fcntl.h); they have not changed since FreeBSD 2. */
+enum {
+	SYS_exit = 1,
+	SYS_write = 4,
+	SYS_open = 5,
+	SYS_reboot = 55,
+	SYS___sysctl = 202,
+};
+#define O_RDWR		0x0002
+#define RB_POWEROFF	0x4000
+#define CTL_KERN	1
+#define KERN_OSTYPE	1
+#define KERN_OSRELEASE	2
+
+/* FreeBSD tells the kernel's ABI from this note (what crt1's crtbrand.c adds
+ * to every program); the value is __FreeBSD_version of 10.0-CURRENT. */
+__asm__(
+	".section .note.tag,\"a\",@note\n"
+	".p2align 2\n"
+	".long 8\n"		/* name size, "FreeBSD\0" */
+	".long 4\n"		/* descriptor size */
+	".long 1\n"		/* NT_FREEBSD_ABI_TAG */
+	".asciz \"FreeBSD\"\n"
+	".long 1000000\n"
+	".previous\n");
+
+/*
+ * The kernel enters with %rsp at argc, argv[] following; %rdi holds the same
+ * pointer (sys/amd64/amd64/machdep.c exec_setregs). Align the stack for the
+ * C code and never return: there is nothing to return to.
+ */
+__asm__(
+	".text\n"
+	".globl _start\n"
+	".type _start,@function\n"
+	"_start:\n"
+	"	xorl %ebp, %ebp\n"
+	"	movq %rsp, %rdi\n"
+	"	andq $-16, %rsp\n"
+	"	call init_main\n"
+	"	hlt\n");
+
+/* Returns the result, or minus the errno when the kernel set the carry flag. */
+static long
+syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+	register long r9 __asm__("r9") = a6;
+	long ret;
+	unsigned char failed;
+
+	__asm__ volatile("syscall\n\tsetc %1"
+	    : "=a"(ret), "=r"(failed), "+D"(a1), "+S"(a2), "+d"(a3),
+	      "+r"(r10), "+r"(r8), "+r"(r9)
+	    : "0"(number)
+	    : "rcx", "r11", "memory", "cc");
+	return failed ? -ret : ret;
+}
+
+static size_t
+length(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] != '\0')
+		n++;
+	return n;
+}
+
+static void
+put(int fd, const char *s)
+{
+	syscall6(SYS_write, fd, (long)s, (long)length(s), 0, 0, 0);
+}
+
+static void
+put_number(int fd, long v)
+{
+	char buf[24];
+	char *p = buf + sizeof(buf);
+	unsigned long u = v < 0 ? -(unsigned long)v : (unsigned long)v;
+
+	*--p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	put(fd, p);
+}
+
+/* Reads a string sysctl into buf; "?" when the kernel refuses. */
+static const char *
+sysctl_string(int second, char *buf, size_t size)
+{
+	int mib[2] = { CTL_KERN, second };
+	size_t len = size - 1;
+
+	if (syscall6(SYS___sysctl, (long)mib, 2, (long)buf, (long)&len, 0, 0) < 0)
+		return "?";
+	buf[len < size ? len : size - 1] = '\0';
+	return buf;
+}
+
+void init_main(long *stack) __attribute__((noreturn, used));
+
+void
+init_main(long *stack)
+{
+	long argc = stack[0];
+	const char *name = argc > 0 ? (const char *)stack[1] : "init";
+	char ostype[64], osrelease[64];
+	long fd, err;
+
+	/* The kernel starts init with no descriptors open; the console is
+	 * there once devfs is mounted on /dev, which the kernel does itself. */
+	fd = syscall6(SYS_open, (long)"/dev/console", O_RDWR, 0, 0, 0, 0);
+	if (fd < 0)
+		fd = 2;
+	put((int)fd, "freebsd-xen-ci init: name=");
+	put((int)fd, name);
+	put((int)fd, " ostype=");
+	put((int)fd, sysctl_string(KERN_OSTYPE, ostype, sizeof(ostype)));
+	put((int)fd, " osrelease=");
+	put((int)fd, sysctl_string(KERN_OSRELEASE, osrelease, sizeof(osrelease)));
+	put((int)fd, "\n");
+
+	err = syscall6(SYS_reboot, RB_POWEROFF, 0, 0, 0, 0, 0);
+	/* Still here: say why, then let init's death panic the kernel, which
+	 * the harness reports, rather than hang silently. */
+	put((int)fd, "freebsd-xen-ci init: reboot(RB_POWEROFF) failed, errno ");
+	put_number((int)fd, -err);
+	put((int)fd, "\n");
+	syscall6(SYS_exit, 1, 0, 0, 0, 0, 0);
+	for (;;)
+		;
+}

@@ -1,0 +1,339 @@
+"""The kernel build driver, tested on what exists here: the cross toolchain
+on small inputs, the compat shims, and the driver's sequencing on the source
+tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013 tree's
+interface; nothing built from it is FreeBSD, and results say so).
+
+The real branch has not been built by these tests: its source is not here.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from xenboot import build, cli, paths, source
+
+FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
+FIXTURE_SYS = FIXTURE / "sys"
+
+
+def xenboot(monkeypatch, *argv):
+    """Runs `xenboot <argv>` through the real entry point, with only the kernel command."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.build",))
+    return cli.main(list(argv))
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+# ------------------------------------------------------------ the toolchain
+
+def test_lld_links_with_the_freebsd_output_format(tmp_path):
+    """sys/conf/ldscript.amd64 names elf64-x86-64-freebsd, which only ld.lld takes."""
+    (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\nint common_sym;\n")
+    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
+    linked = run(["ld.lld", "-T", str(FIXTURE_SYS / "conf" / "ldscript.amd64"), "-o", "k", "a.o"], cwd=tmp_path)
+    assert linked.returncode == 0, linked.stderr
+    assert 'OUTPUT_FORMAT("elf64-x86-64-freebsd"' in (FIXTURE_SYS / "conf" / "ldscript.amd64").read_text()
+    with open(tmp_path / "k", "rb") as f:
+        elf = ELFFile(f)
+        assert elf["e_ident"]["EI_OSABI"] == "ELFOSABI_FREEBSD" and elf["e_machine"] == "EM_X86_64"
+        assert elf["e_entry"] >= 0xffffffff80000000
+
+
+def test_lld_takes_the_kernel_link_line_of_kern_post_mk(tmp_path):
+    """The 2013 link: a dynamic kernel (hack.So) with a red-herring interpreter."""
+    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\n")
+    (tmp_path / "hack.c").write_text("int hack;\n")
+    run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
+    run([*cc, "-shared", "-nostdlib", "hack.c", "-o", "hack.So"], cwd=tmp_path, check=True)
+    linked = run(["ld.lld", "-Bdynamic", "-T", str(FIXTURE_SYS / "conf" / "ldscript.amd64"), "--no-warn-mismatch",
+                  "-warn-common", "-export-dynamic", "-dynamic-linker", "/red/herring", "-o", "kernel", "-X",
+                  "a.o", "hack.So"], cwd=tmp_path)
+    assert linked.returncode == 0, linked.stderr
+    for argv in (["--only-keep-debug", "kernel", "kernel.debug"],
+                 ["--strip-debug", "--add-gnu-debuglink=kernel.debug", "kernel"]):
+        run(["llvm-objcopy", *argv], cwd=tmp_path, check=True)
+
+
+def genassym(tmp_path, *extra_flags):
+    """Compiles the fixture's genassym.c with the driver's compiler and reads it back with nm."""
+    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    run([*cc, "-ffreestanding", "-nostdinc", f"-I{FIXTURE_SYS}", *extra_flags, "-c",
+         str(FIXTURE_SYS / "amd64" / "amd64" / "genassym.c"), "-o", "genassym.o"], cwd=tmp_path, check=True)
+    return run(["sh", str(FIXTURE_SYS / "kern" / "genassym.sh"), "genassym.o"], cwd=tmp_path, check=True,
+               env=dict(os.environ, NM="llvm-nm", AWK="original-awk")).stdout
+
+
+def test_driver_compiler_makes_common_symbols_genassym_reads(tmp_path):
+    assert genassym(tmp_path).splitlines() == [
+        "#define\tKERNBASE\t0xffffffff80000000",
+        "#define\tNEGATIVE_ONE\t-0x1",
+        "#define\tPCB_RIP\t0x28",
+    ]
+
+
+def test_without_common_symbols_genassym_reads_nothing(tmp_path):
+    """Why the driver adds -fcommon: clang 11+ defaults to -fno-common."""
+    assert genassym(tmp_path, "-fno-common") == ""
+
+
+def test_compat_shims_build_a_program_with_sbuf_queue_and_strlcpy(tmp_path):
+    (tmp_path / "Makefile").write_text("PROG=\tt\nSRCS=\tt.c\nLDADD=\t-lsbuf\n.include <bsd.prog.mk>\n")
+    (tmp_path / "t.c").write_text(r'''
+#include <sys/types.h>
+#include <sys/queue.h>
+#include <sys/sbuf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct item { char name[8]; STAILQ_ENTRY(item) link; };
+STAILQ_HEAD(, item) items = STAILQ_HEAD_INITIALIZER(items);
+
+int
+main(void)
+{
+	struct sbuf *sb = sbuf_new_auto();
+	struct item *it, *next;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		it = calloc(1, sizeof(*it));
+		strlcpy(it->name, "truncated-name", sizeof(it->name));
+		it->name[0] = (char)('a' + i);
+		STAILQ_INSERT_TAIL(&items, it, link);
+	}
+	STAILQ_FOREACH_SAFE(it, &items, link, next) {
+		sbuf_printf(sb, "%s;", it->name);
+		free(it);
+	}
+	for (i = 0; i < 1000; i++)
+		sbuf_putc(sb, 'x');
+	if (sbuf_finish(sb) != 0)
+		return (1);
+	printf("%.24s %zd\n", sbuf_data(sb), sbuf_len(sb));
+	sbuf_delete(sb);
+	return (0);
+}
+''')
+    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert run([str(tmp_path / "t")], check=True).stdout == "aruncat;bruncat;cruncat; 1024\n"
+
+
+def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
+    data = bytes(range(256)) + b"kernconf\n"
+    (tmp_path / "in").write_bytes(data)
+    with open(tmp_path / "in", "rb") as stdin:
+        text = run([str(build.COMPAT / "bin" / "file2c"), "unsigned char x[] = {", ",0};"],
+                   stdin=stdin, check=True).stdout
+    (tmp_path / "t.c").write_text('#include <stdio.h>\n' + text +
+                                  'int main(void) { fwrite(x, 1, sizeof(x) - 1, stdout); return 0; }\n')
+    run(["cc", "-o", str(tmp_path / "t"), str(tmp_path / "t.c")], check=True)
+    assert subprocess.run([str(tmp_path / "t")], capture_output=True, check=True).stdout == data
+
+
+def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
+    date = str(build.COMPAT / "bin" / "date")
+    fixed = run([date], env=dict(os.environ, SOURCE_DATE_EPOCH="1377000000"), check=True).stdout
+    assert fixed.strip() == "Tue Aug 20 12:00:00 UTC 2013"
+    assert run([date, "-u", "-d", "@0", "+%Y"], check=True).stdout.strip() == "1970"
+
+
+def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
+    (tmp_path / "a.c").write_text('#include "h.h"\n')
+    (tmp_path / "h.h").write_text("\n")
+    (tmp_path / "b.c").write_text("int b;\n")
+    (tmp_path / ".newdep").write_text("earlier.o: earlier.c\n")
+    env = dict(os.environ, MKDEP_CPP=build.cross_cc(tmp_path, tmp_path) + " -E")
+    run([str(build.COMPAT / "bin" / "mkdep"), "-a", "-f", ".newdep", "-O2", "-I.", "a.c", "b.c"],
+        cwd=tmp_path, env=env, check=True)
+    assert (tmp_path / ".newdep").read_text().split("\n") == ["earlier.o: earlier.c", "a.o: a.c h.h", "b.o: b.c", ""]
+
+
+@pytest.mark.parametrize("log, error", [
+    ("cc -c a.c\na.c:3:9: warning: unused\nsys/x.c:12:5: error: expected ';'\nb.c:1:1: error: later\n",
+     "sys/x.c:12:5: error: expected ';'"),
+    ("ld.lld: error: undefined symbol: foo\n*** [kernel] Error code 1\n", "ld.lld: error: undefined symbol: foo"),
+    ("==> xenboot: all: bmake -Wno-error\nsomething\n*** [kernel] Error code 1\n", "*** [kernel] Error code 1"),
+])
+def test_first_error_quotes_the_compiler(log, error):
+    assert build.first_error(log) == error
+
+
+# ------------------------------------------------- the driver on the fixture
+
+@pytest.fixture
+def tree(tmp_path):
+    """A private copy of the fixture, so a test may change it."""
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURE, src)
+    return src
+
+
+def kernel_run(monkeypatch, tree, objdir, out, *extra):
+    status = xenboot(monkeypatch, "kernel", "--src", str(tree), "--objdir", str(objdir), "--out", str(out), *extra)
+    return status, json.loads((out / "result.json").read_text())
+
+
+def step_log(out):
+    """build.log without the driver's own step lines: what the tools printed."""
+    return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(build.STEP_MARK)]
+
+
+def test_fixture_build_runs_the_buildkernel_steps_and_says_fixture(tree, tmp_path, monkeypatch, capsys):
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")
+    assert status == 0 and result["verdict"] == "PASS"
+    b = result["build"]
+    assert b["steps"] == ["host-tools", "config", "depend", "all"]
+    assert b["source"]["fixture"] is True and b["source"]["commit"] is None
+    assert b["experimental"] is True and b["toolchain"]["clang"].startswith("Debian clang")
+    assert "FIXTURE build (a test tree, not FreeBSD)" in capsys.readouterr().out
+    compile_dir = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN"
+    assert b["built"]["path"] == str(compile_dir / "kernel")
+    assert (tmp_path / "out" / "kernel").read_bytes() == (compile_dir / "kernel").read_bytes()
+    assert result["kernel"]["sha256"] == b["built"]["sha256"]
+    # config honoured the kernel config: `optional xen` built, `optional never_set` not.
+    assert (compile_dir / "xen_only.o").exists() and not (compile_dir / "not_configured.o").exists()
+    assert "machdep.o: " in (compile_dir / ".depend").read_text()
+    notes = result["kernel"]["notes"]
+    assert notes["GUEST_OS"] == "FIXTURE" and notes["XEN_VERSION"] == "xen-3.0" and notes["LOADER"] == "generic"
+
+
+def test_second_run_with_no_change_does_no_work(tree, tmp_path, monkeypatch):
+    kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")
+    built = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN" / "kernel"
+    before = built.stat().st_mtime_ns
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
+    assert step_log(tmp_path / "out2") == []
+    assert built.stat().st_mtime_ns == before
+
+
+def age(tree, seconds=60):
+    """Moves every file's time back: make compares whole seconds, and a build
+    this small ends in the second the test then changes a source in."""
+    for top, _dirs, files in os.walk(tree):
+        for name in files:
+            path = os.path.join(top, name)
+            then = os.stat(path).st_mtime - seconds
+            os.utime(path, (then, then))
+
+
+def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
+    first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")[1]
+    machdep = tree / "sys" / "amd64" / "amd64" / "machdep.c"
+    age(tmp_path / "obj")
+    machdep.write_text(machdep.read_text() + "int changed = 1;\n")
+    status, second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
+    assert status == 0 and second["build"]["steps"] == ["host-tools", "all"]
+    compiled = [l for l in step_log(tmp_path / "out2") if l.startswith("clang ")]
+    assert len(compiled) == 1 and "machdep.c" in compiled[0]
+    assert second["kernel"]["sha256"] != first["kernel"]["sha256"]
+    conf = tree / "sys" / "amd64" / "conf" / "XEN"
+    age(tmp_path / "obj")
+    conf.write_text(conf.read_text() + "options\t\tNEW_OPTION\n")
+    status, third = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out3")
+    assert third["build"]["steps"] == ["host-tools", "config", "depend", "all"]
+
+
+def test_clean_rebuild_of_the_same_tree_is_byte_identical(tree, tmp_path, monkeypatch):
+    first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")[1]
+    shutil.rmtree(tmp_path / "obj")
+    second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")[1]
+    assert second["kernel"]["sha256"] == first["kernel"]["sha256"]
+    banner = (tmp_path / "out2" / "kernel").read_bytes()
+    assert b"freebsd-xen-ci@freebsd-xen-ci.invalid" in banner
+    assert b"Thu Jan  1 00:00:00 UTC 1970" in banner
+
+
+def test_a_git_checkout_records_its_commit_and_stamps_its_date(tree, tmp_path, monkeypatch):
+    subprocess.run(["git", "-C", str(tree), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "-m", "fixture"], check=True,
+                   env=dict(os.environ, GIT_COMMITTER_DATE="1377000000 +0000", GIT_AUTHOR_DATE="1377000000 +0000"))
+    result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")[1]
+    assert result["build"]["source"]["commit"] == source.git(tree, "rev-parse", "HEAD").stdout.strip()
+    assert result["build"]["identity"]["source_date_epoch"] == "1377000000"
+    assert b"Tue Aug 20 12:00:00 UTC 2013" in (tmp_path / "out" / "kernel").read_bytes()
+
+
+def test_compiler_error_is_build_failed_with_the_error_quoted(tree, tmp_path, monkeypatch, capsys):
+    machdep = tree / "sys" / "amd64" / "amd64" / "machdep.c"
+    machdep.write_text(machdep.read_text() + "int broken = ;\n")
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")
+    assert status == 4 and result["verdict"] == "BUILD_FAILED"
+    error = result["build"]["error"]
+    assert "machdep.c:" in error and "error: expected expression" in error
+    assert result["build"]["step"] == "all" and error in result["message"]
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and err.startswith("xenboot: BUILD_FAILED:")
+    assert (tmp_path / "out" / "build.log").exists() and (tmp_path / "out" / "junit.xml").exists()
+
+
+@pytest.mark.parametrize("kernconf, complaint", [("NOPE", "no kernel config"), ("../XEN", "letters, digits")])
+def test_bad_kernconf_is_bad_input(tree, tmp_path, monkeypatch, kernconf, complaint, capsys):
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--kernconf", kernconf)
+    assert status == 2 and result["verdict"] == "BAD_INPUT" and complaint in capsys.readouterr().err
+
+
+# ------------------------------------------- the FreeBSD host path, faked
+
+FAKE_MAKE = """#!/bin/sh
+# FAKE make(1) standing in for a FreeBSD host's: records how it was called
+# and leaves what buildkernel would, at MAKEOBJDIRPREFIX's place.
+echo "$* | MAKEOBJDIRPREFIX=$MAKEOBJDIRPREFIX __MAKE_CONF=$__MAKE_CONF SRCCONF=$SRCCONF" >> "$FAKE_MAKE_LOG"
+case " $* " in
+*" -V MAKE_VERSION "*) echo 20130520 ;;
+*" kernel-toolchain "*) mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin/cc" ;;
+*" buildkernel "*) [ -n "$FAKE_NO_KERNEL" ] || { mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN" &&
+    printf 'FAKE kernel' > "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/kernel" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/Makefile"; } ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_freebsd(tree, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    (bin_dir / "make").write_text(FAKE_MAKE)
+    (bin_dir / "make").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_MAKE_LOG", str(tmp_path / "make.log"))
+    monkeypatch.setenv("FAKE_SRC", str(tree))
+    monkeypatch.setattr(build.platform, "machine", lambda: "amd64")
+    return tmp_path / "make.log"
+
+
+def freebsd_build(tree, tmp_path, out):
+    return build.build_kernel(tmp_path / out, {}, src=str(tree), objdir=tmp_path / "obj", system="FreeBSD")
+
+
+def test_freebsd_host_builds_toolchain_once_then_buildkernel_fast(tree, tmp_path, fake_freebsd):
+    for out in ("out1", "out2"):
+        (tmp_path / out).mkdir()
+        kernel = freebsd_build(tree, tmp_path, out)
+        assert kernel.read_bytes() == b"FAKE kernel"
+    calls = [l for l in fake_freebsd.read_text().splitlines() if "MAKE_VERSION" not in l]
+    assert len(calls) == 3
+    assert "kernel-toolchain" in calls[0] and "buildkernel" in calls[1] and "buildkernel" in calls[2]
+    for call in calls:
+        assert f"-C {tree} " in call and "TARGET=amd64 TARGET_ARCH=amd64" in call
+        assert f"MAKEOBJDIRPREFIX={tmp_path / 'obj'} __MAKE_CONF=/dev/null SRCCONF=/dev/null" in call
+    assert "KERNCONF=XEN" in calls[1] and "-DNO_KERNELCLEAN" not in calls[1]
+    assert "-DNO_KERNELCLEAN -DNO_KERNELCONFIG -DNO_KERNELDEPEND" in calls[2]
+
+
+def test_freebsd_host_finds_no_kernel_and_says_where_it_looked(tree, tmp_path, fake_freebsd, monkeypatch):
+    monkeypatch.setenv("FAKE_NO_KERNEL", "1")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(build.BuildFailed, match=f"left no kernel at {tmp_path / 'obj'}{tree}/sys/XEN/kernel"):
+        freebsd_build(tree, tmp_path, "out")
