@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
 	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)")
 
-.PHONY: help deps lab lab-clean probe boot test bench check-log
+.PHONY: help deps lab lab-clean probe init boot kernel image pin test bench check-log
 
 help:
 	@echo "make boot KERNEL=PATH|probe [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
@@ -40,6 +40,22 @@ boot: deps $(if $(filter probe,$(KERNEL)),probe)
 	@test -n "$(KERNEL)" || { echo "make boot: KERNEL=PATH is required until freebsd-src is checked out (see README)" >&2; exit 2; }
 	@$(XENBOOT) boot --kernel "$(KERNEL)" --spec "$(or $(SPEC),generic)" \
 		--cmdline "$(CMDLINE)" $(BOOT_ARGS)
+
+# FreeBSD: the pinned amd64_xen_pv source (freebsd-src), its XEN kernel and
+# a UFS root image. Without the source, `kernel` says how to fetch it (exit 2).
+kernel: deps
+	@$(XENBOOT) kernel --kernconf "$(or $(KERNCONF),XEN)" $(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") \
+		$(if $(OBJDIR),--objdir "$(OBJDIR)") $(if $(OUT),--out "$(OUT)")
+
+image: deps
+	@$(XENBOOT) image $(if $(MANIFEST),--manifest "$(MANIFEST)") $(if $(WORLD),--world "$(WORLD)") \
+		$(if $(FORMAT),--format $(FORMAT)) $(if $(SIZE),--size $(SIZE)) $(if $(OUT),--out "$(OUT)")
+
+pin:
+	@$(XENBOOT) pin $(REV)
+
+init:
+	@$(MAKE) --no-print-directory -C images/init OUT=$(CURDIR)/build/init
 
 check-log:
 	@test -n "$(LOG)" || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }

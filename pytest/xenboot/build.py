@@ -25,7 +25,7 @@ import subprocess
 
 from xenboot import kernelcheck, paths, source
 from xenboot.errors import BadInput, BuildFailed, HarnessError, InfraError, Verdict
-from xenboot.result import RunRecord, new_run_dir, prepare_run_dir
+from xenboot.result import recorded
 
 COMPAT = paths.REPO / "ci" / "freebsd-compat"
 DEFAULT_OBJDIR = paths.REPO / "build" / "obj"
@@ -265,18 +265,16 @@ def build_kernel(out_dir, info, src=None, kernconf="XEN", objdir=None, system=No
 
 
 def run(args):
-    out_dir = prepare_run_dir(args.out) if args.out else new_run_dir(paths.out_root())
-    record = RunRecord(out_dir, name="kernel")
-    info = record["build"] = {}
-    try:
-        with record.stage("build"):
-            kernel = build_kernel(out_dir, info, src=args.src, kernconf=args.kernconf,
-                                  objdir=args.objdir)
+    with recorded(args.out, "kernel") as record:
+        info = record["build"] = {}
+        try:
+            with record.stage("build"):
+                kernel = build_kernel(record.out_dir, info, src=args.src, kernconf=args.kernconf,
+                                      objdir=args.objdir)
+        except HarnessError as e:
+            info.update(e.details)
+            raise
         record["kernel"] = kernelcheck.check_kernel(str(kernel))
-    except HarnessError as e:
-        info.update(e.details)
-        record.finish(e.verdict, e.message)
-        raise
     status = record.finish(Verdict.PASS)
     what = ("FIXTURE build (a test tree, not FreeBSD)" if info["source"]["fixture"]
             else "EXPERIMENTAL Linux cross-build" if info["experimental"] else "buildkernel")

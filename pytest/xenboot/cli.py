@@ -13,6 +13,10 @@ from xenboot.errors import HarnessError
 COMMAND_MODULES = (
     "xenboot.boot",
     "xenboot.lab.command",
+    "xenboot.source",
+    "xenboot.build",
+    "xenboot.image",
+    "xenboot.checklog",
 )
 
 

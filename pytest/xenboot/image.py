@@ -29,8 +29,8 @@ import tempfile
 import tomllib
 
 from xenboot import paths
-from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
-from xenboot.result import RunRecord, new_run_dir, prepare_run_dir, write_json
+from xenboot.errors import BadInput, InfraError, Verdict
+from xenboot.result import recorded, write_json
 
 ROOTFS = paths.IMAGES / "rootfs"
 DEFAULT_MANIFEST = ROOTFS / "minimal.toml"
@@ -598,18 +598,13 @@ def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None):
 
 
 def run(args):
-    out_dir = prepare_run_dir(args.out) if args.out else new_run_dir(paths.out_root())
-    record = RunRecord(out_dir, name="image")
-    try:
+    with recorded(args.out, "image") as record:
         with record.stage("image"):
-            data = make_image(out_dir, manifest=args.manifest, world=args.world,
+            data = make_image(record.out_dir, manifest=args.manifest, world=args.world,
                               fmt=args.format, size=args.size)
-    except HarnessError as e:
-        record.finish(e.verdict, e.message)
-        raise
     record["image"] = {k: data[k] for k in ("image", "sha256", "bytes", "format", "superblock_offset")}
-    record["image"]["path"] = str(pathlib.Path(out_dir) / IMAGE_NAME)
-    record["image"]["manifest"] = str(pathlib.Path(out_dir) / MANIFEST_NAME)
+    record["image"]["path"] = str(pathlib.Path(record.out_dir) / IMAGE_NAME)
+    record["image"]["manifest"] = str(pathlib.Path(record.out_dir) / MANIFEST_NAME)
     status = record.finish(Verdict.PASS)
     print(f"xenboot: image {record['image']['path']} ({data['format']}, {data['bytes']} bytes, "
           f"sha256 {data['sha256']})")

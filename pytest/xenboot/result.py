@@ -11,7 +11,8 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 
-from xenboot.errors import Verdict
+from xenboot import paths
+from xenboot.errors import HarnessError, Verdict
 
 SCHEMA = 1
 
@@ -28,6 +29,24 @@ def prepare_run_dir(path):
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
+
+
+def run_dir(out=None):
+    """OUT as given, or a new out/<UTC timestamp>-<short id>/."""
+    return prepare_run_dir(out) if out else new_run_dir(str(paths.out_root()))
+
+
+@contextlib.contextmanager
+def recorded(out, name):
+    """A RunRecord in run_dir(out) that a HarnessError still finishes (its
+    details merged in) before it goes on up."""
+    record = RunRecord(run_dir(out), name=name)
+    try:
+        yield record
+    except HarnessError as e:
+        record.data.update(e.details)
+        record.finish(e.verdict, e.message)
+        raise
 
 
 class RunRecord:

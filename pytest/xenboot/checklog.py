@@ -1,0 +1,133 @@
+"""`xenboot check-log LOG --spec NAME|PATH`: judges a recorded console.log
+again, e.g. after a spec changed, and writes result.json and junit.xml.
+
+The same Judge as the live run does the work. With --jsonl (the run's
+console.jsonl) it gets the recorded timing: each recv record says when its
+bytes of the log arrived, so budgets, HANG and TIMEOUT apply as they did live,
+and the recorded domain end is used (none recorded: the domain still ran
+when the recording stopped). Without it there are no timestamps and
+no deadlines, and the log's end is the domain's end given by --end-reason.
+"""
+import json
+import os
+
+from xenboot.errors import BadInput, HarnessError
+from xenboot.matcher import Judge, Scanner
+from xenboot.result import RunRecord, prepare_run_dir
+from xenboot.spec import load_spec
+
+CHUNK = 1024 * 1024
+END_REASONS = ("poweroff", "reboot", "crash", "destroyed", "unknown", "alive")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser(
+        "check-log", help="judge a recorded console.log against a spec",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("log", metavar="LOG", help="a console.log (raw console bytes)")
+    p.add_argument("--spec", required=True, help="spec NAME (configs/milestones/NAME.toml) or path")
+    p.add_argument("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end")
+    p.add_argument("--out", help="folder for result.json and junit.xml (default: check-log/"
+                                 " next to LOG)")
+    p.add_argument("--end-reason", choices=END_REASONS,
+                   help="how the domain ended where the log ends; 'alive': the recording"
+                        " stopped while it ran (default: the end --jsonl records, else alive"
+                        " with --jsonl and unknown without)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.log)), "check-log")
+    try:
+        prepare_run_dir(out)
+    except OSError as e:
+        raise BadInput(f"--out {out}: cannot create: {e.strerror}") from None
+    record = RunRecord(out, name="check-log")
+    record["log"] = os.path.abspath(args.log)
+    try:
+        with record.stage("check-log"):
+            spec = load_spec(args.spec)
+            record["spec"] = spec.name
+            outcome = check_log(args.log, spec, args.jsonl, args.end_reason)
+        outcome.to_result(record)
+        verdict, message = outcome.verdict, outcome.message
+    except HarnessError as e:
+        verdict, message = e.verdict, e.message
+    status = record.finish(verdict, message)
+    print(f"xenboot: {verdict.value}: {message}")
+    return status
+
+
+def check_log(log_path, spec, jsonl_path=None, end_reason=None):
+    """The Outcome of judging the log at log_path against spec."""
+    judge, scanner = Judge(spec), Scanner()
+    try:
+        log = open(log_path, "rb")
+    except OSError as e:
+        raise BadInput(f"{log_path}: cannot read the console log: {e.strerror}") from None
+    with log:
+        if jsonl_path:
+            t, recorded_end = _replay_timed(judge, scanner, log, jsonl_path)
+        else:
+            t, recorded_end = None, None
+        while not judge.done and (data := log.read(CHUNK)):
+            _feed(judge, scanner, data, t)
+    if not judge.done:
+        judge.end(end_reason or recorded_end or ("alive" if jsonl_path else "unknown"), t)
+    return judge.outcome
+
+
+def _replay_timed(judge, scanner, log, jsonl_path):
+    """Feeds the log as the recv records of console.jsonl say it arrived.
+    Returns the time and reason of the recorded domain end, or the last
+    recorded time and None. As live, output after the end is judged but no
+    deadline runs out in it."""
+    t, recorded_end = 0.0, None
+    for record in _records(jsonl_path):
+        if isinstance(record.get("t"), (int, float)):
+            t = record["t"]
+        if recorded_end is None:
+            _advance(judge, t)
+        if judge.done:
+            break
+        if record.get("dir") == "recv" and record.get("n"):
+            _feed(judge, scanner, log.read(record["n"]), t)
+        elif record.get("end_reason") and recorded_end is None:
+            recorded_end, end_t = record["end_reason"], t
+    if recorded_end is None:
+        _advance(judge, t)
+        return t, None
+    return end_t, recorded_end
+
+
+def _advance(judge, t):
+    """Lets every deadline up to time t act at its own time."""
+    while not judge.done and (deadline := judge.next_deadline()) is not None and deadline <= t:
+        judge.tick(deadline)
+        if judge.next_deadline() == deadline:
+            break
+
+
+def _records(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    record = None
+                if not isinstance(record, dict):
+                    raise BadInput(f"{path}:{number}: not a console.jsonl record (one JSON object a line)")
+                yield record
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _feed(judge, scanner, data, t):
+    block, tail = scanner.feed(data)
+    judge.feed(block, None, t)
+    if tail is not None and not judge.done:
+        judge.feed("", tail, t)
+    judge.sends.clear()
+    judge.events.clear()
+

@@ -1,0 +1,265 @@
+"""Plays a console transcript on a pty, with its timing, answering debugger
+commands from the transcript, so the live console driver can be exercised end
+to end without a Xen host or a kernel that boots.
+
+A transcript (pytest/tests/transcripts/*.txt) starts with a line beginning
+"# SYNTHETIC" that says where it comes from; other '#' lines and blank lines
+are comments. Every other line is `TIME OP TEXT`: TIME is seconds since unpause
+(left blank inside a debugger session, which stops the clock as a stopped
+kernel does), OP one of:
+  |  print TEXT and \\r\\n          >  print TEXT without a newline
+  ~  print TEXT after expanding \\xNN, \\r, \\n, \\t, \\e, \\\\ escapes, no newline
+  @  a directive:
+       session PROMPT   print PROMPT and answer the commands below, echoing
+                        what is typed, until one of them leaves
+       leave            (in a reply) leave the session, the boot goes on
+       more             (in a reply) ddb's pager: "--More--", wait for a key
+       end REASON       the domain ends: poweroff, reboot or crash
+       silence          print nothing more; the domain stays alive
+       chatter SECONDS TEXT   print TEXT every SECONDS, forever
+  =  (in a session) a command; the untimed lines after it are its reply.
+     A command the transcript does not know gets "No such command".
+The player is also the `domain` the driver polls: end_reason() and diagnose().
+"""
+import argparse
+import dataclasses
+import os
+import re
+import select
+import shlex
+import sys
+import threading
+import time
+import tty
+
+from xenboot.console import judge
+from xenboot.errors import BadInput
+from xenboot.spec import load_spec
+
+HEADER = "# SYNTHETIC"
+END_REASONS = ("poweroff", "reboot", "crash")
+_LINE = re.compile(r"(?P<time>\d+(?:\.\d+)?)?\s+(?P<op>[|>~@=])(?: (?P<text>.*))?")
+_ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "e": "\x1b", "\\": "\\"}
+
+
+@dataclasses.dataclass
+class Step:
+    time: float             # None inside a session's replies
+    op: str                 # print, session, leave, more, end, silence, chatter
+    text: str = ""
+    seconds: float = 0.0
+    commands: dict = dataclasses.field(default_factory=dict)
+
+
+def parse(path):
+    """The transcript's steps; BadInput names the line that is wrong."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if not lines[0].startswith(HEADER):
+        raise BadInput(f"{path}:1: a transcript starts with '{HEADER}' and says where it comes from")
+    steps, reply = [], None
+    for number, raw in enumerate(lines[1:], start=2):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        m = _LINE.fullmatch(raw)
+        if m is None:
+            raise BadInput(f"{where}: expected 'TIME OP TEXT' (OP one of | > ~ @ =)")
+        op, text = m["op"], m["text"] or ""
+        timed = m["time"] is not None
+        if timed:
+            reply = None
+            steps.append(_step(float(m["time"]), op, text, where))
+            if steps[-1].op in ("leave", "more"):
+                raise BadInput(f"{where}: '{steps[-1].op}' belongs in a reply (untimed)")
+        elif op == "=":
+            if not steps or steps[-1].op != "session":
+                raise BadInput(f"{where}: a command (=) belongs after '@ session PROMPT'")
+            reply = steps[-1].commands.setdefault(text, [])
+        elif reply is None:
+            raise BadInput(f"{where}: untimed lines are replies and follow a command (=)")
+        else:
+            reply.append(_step(None, op, text, where))
+            if reply[-1].op == "session":
+                raise BadInput(f"{where}: a session starts at a time, not inside a reply")
+    return steps
+
+
+def _step(when, op, text, where):
+    if op == "=":
+        raise BadInput(f"{where}: a command (=) has no time; it follows '@ session PROMPT'")
+    if op == "|":
+        return Step(when, "print", text + "\r\n")
+    if op == ">":
+        return Step(when, "print", text)
+    if op == "~":
+        return Step(when, "print", re.sub(r"\\(x[0-9a-fA-F]{2}|.)", _unescape, text))
+    words = shlex.split(text)
+    if not words:
+        raise BadInput(f"{where}: empty directive")
+    name, args = words[0], words[1:]
+    shapes = {"session": 1, "leave": 0, "more": 0, "end": 1, "silence": 0, "chatter": 2}
+    if shapes.get(name) != len(args):
+        raise BadInput(f"{where}: directive {text!r}: expected one of session PROMPT, leave,"
+                       " more, end REASON, silence, chatter SECONDS TEXT")
+    if name == "end" and args[0] not in END_REASONS:
+        raise BadInput(f"{where}: end {args[0]!r}: one of {', '.join(END_REASONS)}")
+    if name == "chatter":
+        return Step(when, name, args[1] + "\r\n", seconds=float(args[0]))
+    return Step(when, name, args[0] if args else "")
+
+
+def _unescape(m):
+    code = m.group(1)
+    return chr(int(code[1:], 16)) if code.startswith("x") else _ESCAPES.get(code, "\\" + code)
+
+
+class _Stopped(Exception):
+    """The test is done with the player."""
+
+
+class Player:
+    """Plays one transcript on a pty; `master` is the console end for the driver.
+
+    speed > 1 plays faster (a test not about timing); use spec.scaled(1/speed)
+    so the budgets shrink with it."""
+
+    def __init__(self, path, speed=1.0):
+        self.path = path
+        self.steps = parse(path)
+        self.speed = speed
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.typed = []             # commands and pager keys received, in order
+        self._end_reason = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"player {os.path.basename(path)}",
+                                        daemon=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        for fd in (self._slave, self.master):
+            if fd is not None:
+                os.close(fd)
+        self._slave = self.master = None
+
+    # -- the domain interface ----------------------------------------------------
+
+    def end_reason(self):
+        return self._end_reason
+
+    def diagnose(self, verdict):
+        return {"player": os.path.basename(self.path), "verdict": verdict.value}
+
+    # -- playing -------------------------------------------------------------------
+
+    def _run(self):
+        try:
+            base = time.monotonic()
+            for step in self.steps:
+                self._sleep_until(base + step.time / self.speed)
+                if step.op == "session":
+                    started = time.monotonic()
+                    if not self._session(step):
+                        break
+                    base += time.monotonic() - started
+                elif not self._act(step):
+                    break
+            self._stop.wait()
+        except (_Stopped, OSError):
+            pass
+
+    def _act(self, step):
+        """Plays one step; False once the transcript is over (the rest is idle)."""
+        if step.op == "print":
+            self._write(step.text)
+            return True
+        if step.op == "end":
+            self._end_reason = step.text
+        elif step.op == "chatter":
+            while True:
+                self._write(step.text)
+                self._sleep_until(time.monotonic() + step.seconds / self.speed)
+        return False
+
+    def _session(self, step):
+        """ddb (or any prompt): answers until a reply leaves; False if the
+        domain went away or went quiet inside it."""
+        while True:
+            self._write(step.text)
+            command = self._read_line()
+            self.typed.append(command)
+            if not command:
+                continue
+            for reply in step.commands.get(command, [Step(None, "print", "No such command\r\n")]):
+                if reply.op == "leave":
+                    return True
+                if reply.op == "more":
+                    self._write("--More--\r")
+                    self.typed.append(self._read(1).decode("latin-1"))
+                    self._write("        \r")
+                elif not self._act(reply):
+                    return False
+
+    def _read_line(self):
+        line = b""
+        while True:
+            c = self._read(1)
+            if c in (b"\r", b"\n"):
+                self._write("\r\n")
+                return line.decode("utf-8", "replace")
+            line += c
+            self._write(c.decode("latin-1"))
+
+    def _read(self, n):
+        while not select.select([self._slave], [], [], 0.05)[0]:
+            if self._stop.is_set():
+                raise _Stopped
+        return os.read(self._slave, n)
+
+    def _write(self, text):
+        data = text.encode("utf-8")
+        while data:
+            if not select.select([], [self._slave], [], 0.05)[1]:
+                if self._stop.is_set():
+                    raise _Stopped
+                continue
+            data = data[os.write(self._slave, data):]
+
+    def _sleep_until(self, when):
+        # The transcript's own timing, not a wait for an event: the stop
+        # event cuts it short.
+        if self._stop.wait(max(0.0, when - time.monotonic())):
+            raise _Stopped
+
+
+def main(argv=None):
+    """Plays a transcript through the live console driver and prints the verdict."""
+    parser = argparse.ArgumentParser(prog="python3 -m xenboot.player", description=main.__doc__)
+    parser.add_argument("transcript")
+    parser.add_argument("--spec", required=True, help="spec NAME or path")
+    parser.add_argument("--speed", type=float, default=1.0, help="play this many times faster")
+    parser.add_argument("--out", required=True, help="folder for console.log and console.jsonl")
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    spec = load_spec(args.spec).scaled(1 / args.speed)
+    with Player(args.transcript, speed=args.speed) as player:
+        outcome = judge(player.master, spec, args.out, domain=player)
+    print(f"{outcome.verdict.value}: {outcome.message}")
+    return outcome.verdict.exit_status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
