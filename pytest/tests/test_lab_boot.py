@@ -139,8 +139,8 @@ def test_sigterm_leaves_no_qemu_and_keeps_the_logs(tmp_path):
     proc = subprocess.Popen([XENBOOT, "boot", "--out", str(out), "--kernel", PROBE,
                              "--cmdline", "probe.run=hang"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # the progress line: the guest runs now
-        if "running; judging" in line:
+    for line in proc.stdout:  # the guest has printed its first line
+        if "milestone first-output" in line:
             break
     assert qemu_processes_for(out)
     proc.send_signal(signal.SIGTERM)

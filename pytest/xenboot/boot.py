@@ -235,11 +235,19 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     symbols = os.path.join(share, "kernel.syms")
     watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None)
     target.session = teardown.enter_context(console.ConsoleSession(
-        attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap))
+        attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
+        on_match=lambda event: _report_match(event, progress)))
     with record.stage("console"):
         outcome = target.session.judge()
     outcome.to_result(record)
     target.verdict, target.message = outcome.verdict, outcome.message
+
+
+def _report_match(event, progress):
+    if "milestone" in event:
+        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}")
+    elif "fatal" in event:
+        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}: {event['text']}")
 
 
 def _tear_down_domain(target, name):
@@ -347,7 +355,9 @@ def _command(args):
 
 def summarize(record):
     data = record.data
-    for m in data.get("milestones") or []:
-        print(f"  {m['seconds']:8.3f}s  {m['name']}")
+    if (data.get("diagnosis") or {}).get("xenctx"):
+        print("  where the guest was (xenctx):")
+        for line in data["diagnosis"]["xenctx"][:3]:
+            print(f"    {line}")
     where = f" at {data['failed_at']}" if data.get("failed_at") else ""
     print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

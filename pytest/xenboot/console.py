@@ -63,10 +63,12 @@ class ConsoleSession:
     end_reason() -> None | "poweroff" | "reboot" | "crash" | "destroyed" |
     "unknown" and diagnose(verdict) -> dict | None. `t0` is the monotonic
     time of unpause. `send(bytes)` replaces writing to fd for input.
+    `on_match(event)` sees each match event (a milestone reached, a fatal
+    line) as it happens, e.g. to show progress while the guest runs.
     """
 
     def __init__(self, fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP,
-                 send=None):
+                 send=None, on_match=None):
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.domain = domain
         self.t0 = time.monotonic() if t0 is None else t0
@@ -79,6 +81,7 @@ class ConsoleSession:
         self.outcome = None
         self._child = fdpexpect.fdspawn(fd, use_poll=True)
         self._write = send or self._child.send
+        self._on_match = on_match
         self._scanner = Scanner()
         self._judge = None          # the Judge while judge() runs
         self._pending = ""          # cleaned complete lines nobody has judged yet
@@ -152,6 +155,8 @@ class ConsoleSession:
         judge = self._judge
         for event in judge.events:
             self._jsonl_write(event)
+            if self._on_match:
+                self._on_match(event)
         judge.events.clear()
         for text in judge.sends:
             self.send(text)
