@@ -20,7 +20,7 @@ BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
 .PHONY: help deps lab lab-clean probe init boot kernel image pin test bench check-log
 
 help:
-	@echo "make boot KERNEL=PATH|probe [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
+	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
 	@echo "make test | make bench | make probe | make lab | make check-log LOG=... SPEC=..."
 
 deps:
@@ -35,11 +35,17 @@ lab-clean:
 probe:
 	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe
 
-# KERNEL=probe builds the probe kernel first.
+# Without KERNEL: the FreeBSD XEN kernel from freebsd-src, its root image,
+# and the freebsd-xen-pv spec. KERNEL=probe builds the probe kernel first.
 boot: deps $(if $(filter probe,$(KERNEL)),probe)
-	@test -n "$(KERNEL)" || { echo "make boot: KERNEL=PATH is required until freebsd-src is checked out (see README)" >&2; exit 2; }
+ifeq ($(KERNEL),)
+	@$(XENBOOT) freebsd --spec "$(or $(SPEC),freebsd-xen-pv)" --cmdline "$(CMDLINE)" --host $(HOST) \
+		$(if $(OUT),--out "$(OUT)") $(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") \
+		$(if $(KERNCONF),--kernconf "$(KERNCONF)") $(if $(WORLD),--world "$(WORLD)")
+else
 	@$(XENBOOT) boot --kernel "$(KERNEL)" --spec "$(or $(SPEC),generic)" \
 		--cmdline "$(CMDLINE)" $(BOOT_ARGS)
+endif
 
 # FreeBSD: the pinned amd64_xen_pv source (freebsd-src), its XEN kernel and
 # a UFS root image. Without the source, `kernel` says how to fetch it (exit 2).

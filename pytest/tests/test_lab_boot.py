@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot import image, paths
 from xenboot.boot import BootRequest, booted
 from xenboot.lab import cache as labcache, config as labconfig
 from xenboot.lab.qemu import lab_host
@@ -205,3 +205,32 @@ def test_host_xl_runs_the_same_xl_flow_on_a_real_dom0(tmp_path):
     assert result["verdict"] == "PASS"
     assert result["host"]["kind"] == "xl"
     assert b"PROBE result SUCCESS" in console
+
+
+def test_guest_disk_writes_reach_the_run_copy_not_the_image(tmp_path):
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    req = BootRequest(kernel=PROBE, spec="probe", disk=str(image), out_dir=str(tmp_path / "run"))
+    with booted(req, progress=lambda line: None) as target:
+        loop = next(line.split(":")[0] for line in target.host.run(["losetup", "-a"]).text.splitlines()
+                    if "disk.img" in line)
+        target.host.run(["sh", "-c", f"echo written-through-blkback-loop | dd of={loop} conv=fsync"])
+    assert b"written-through-blkback-loop" in (tmp_path / "run" / "share" / "disk.img").read_bytes()
+    assert image.read_bytes() == b"\0" * (1 << 20)
+
+
+def test_dom0_linux_mounts_the_root_image_and_lists_it(tmp_path):
+    """An independent reader for `make image`: Linux's ufs driver."""
+    share = tmp_path / "share"
+    built = image.make_image(share / "image")
+    with lab_host(str(tmp_path), str(share)) as host:
+        listing = host.run(["sh", "-c",
+                            "mkdir -p /mnt/root && loop=$(losetup -f) && "
+                            "losetup -r $loop /share/image/rootfs.img && "
+                            "mount -t ufs -o ro,ufstype=44bsd $loop /mnt/root && "
+                            "ls -ln /mnt/root /mnt/root/sbin && cat /mnt/root/etc/fstab && "
+                            "sha256sum /mnt/root/sbin/init"]).text
+    init = next(e for e in built["entries"] if e["path"] == "/sbin/init")
+    assert init["sha256"] in listing
+    for name in ("dev", "etc", "sbin"):
+        assert f" {name}\n" in listing

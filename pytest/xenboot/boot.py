@@ -210,12 +210,12 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     name = f"xenboot-{os.path.basename(out)}"[:60]
     disk = ""
     if req.disk:
+        # The guest writes to a copy (FreeBSD mounts its root read-write),
+        # so the image stays as built and the copy shows what the guest did.
+        # script= makes libxl take a file target (through a loop device).
         staged = os.path.join(share, "disk.img")
-        _link_or_copy(req.disk, staged)
-        # Read-only: the image stays as built, whatever the guest does, and
-        # the share it reaches dom0 through is read-only anyway. script=
-        # makes libxl take a file target for blkback (through a loop device).
-        spec_line = f"format=raw, vdev=xvda, access=ro, script=block, target={host.stage_file(staged)}"
+        shutil.copyfile(req.disk, staged)
+        spec_line = f"format=raw, vdev=xvda, access=rw, script=block, target={host.stage_file(staged)}"
         disk = f"disk = [ {xl.xl_string(spec_line)} ]"
     template = req.template or str(paths.CONFIGS / "xl" / "pv.cfg.in")
     cfg_text = xl.render_config(template, {
@@ -296,13 +296,6 @@ def _fetch(host, dom0_path, dest):
     if job.status == 0:
         with open(dest, "wb") as f:
             f.write(job.stdout)
-
-
-def _link_or_copy(src, dest):
-    try:
-        os.link(src, dest)
-    except OSError:
-        shutil.copyfile(src, dest)
 
 
 def _write_reproducer(out, req, record):

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "xenboot.build",
     "xenboot.image",
     "xenboot.checklog",
+    "xenboot.freebsd",
 )
 
 

@@ -6,7 +6,7 @@ window in which QEMU runs and nobody listens):
   serial          Xen + dom0 console      -> host.log (file chardev)
   xenboot.control virtio-serial port      <-> dom0 agent (lab/agent.py)
   xenboot.consoleN virtio-serial ports    <-> guest consoles, one each
-  9p "xenboot"    the run's share folder, read-only in dom0 at /share
+  9p "xenboot"    the run's share folder, in dom0 at /share
 """
 import ctypes
 import os
@@ -30,7 +30,7 @@ CONTROL_PORT = "xenboot.control"
 DOM0_SHARE = "/share"
 DOM0_HOST_ROOT = "/hostroot"
 # Bump when the machine QEMU is given changes shape for the same inputs.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
 
 def _die_with_parent():
@@ -150,8 +150,9 @@ class EmbeddedHost:
         # Page-cached, large messages: Xen's domain builder mmaps the kernel,
         # and uncached 9p turns that into a round trip per 4 KiB page (6 s
         # for a Linux kernel under TCG). The share does not change under dom0.
-        for tag, where in (("xenboot", DOM0_SHARE),) + ((("hostroot", DOM0_HOST_ROOT),) if self.host_root else ()):
-            self.agent.run(["mount", "-t", "9p", "-o", "trans=virtio,version=9p2000.L,msize=512000,cache=loose,ro",
+        mounts = [("xenboot", DOM0_SHARE, "rw")] + ([("hostroot", DOM0_HOST_ROOT, "ro")] if self.host_root else [])
+        for tag, where, mode in mounts:
+            self.agent.run(["mount", "-t", "9p", "-o", f"trans=virtio,version=9p2000.L,msize=512000,cache=loose,{mode}",
                             tag, where], timeout=30)
         self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
 
@@ -303,7 +304,8 @@ class EmbeddedHost:
                 "-chardev", f"file,id=serial,path={_opt(self.host_log)},append=on",
                 "-serial", "chardev:serial",
                 "-device", "virtio-serial-pci,id=vser",
-                "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none,readonly=on",
+                # Writable: a guest's disk is the run folder's own copy.
+                "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none",
                 "-device", "virtio-9p-pci,fsdev=share,mount_tag=xenboot"]
         if self.host_root:
             argv += ["-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",

@@ -1,0 +1,39 @@
+"""`make boot` without KERNEL: build, image and boot in one run folder. The
+real branch cannot be fetched here; the sequencing is tested on the source
+FIXTURE (a toy tree, labelled so in every result), never as FreeBSD."""
+import json
+import shutil
+import subprocess
+
+from xenboot import paths
+
+XENBOOT = str(paths.REPO / "ci" / "xenboot")
+FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
+
+
+def test_without_the_source_it_says_how_to_fetch_it(tmp_path):
+    empty = tmp_path / "freebsd-src"
+    empty.mkdir()
+    proc = subprocess.run([XENBOOT, "freebsd", "--src", str(empty), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "git submodule update --init freebsd-src" in line
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["verdict"] == "BAD_INPUT"
+
+
+def test_fixture_tree_goes_through_build_image_and_boot(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(FIXTURE, src)
+    out = tmp_path / "run"
+    proc = subprocess.run([XENBOOT, "freebsd", "--src", str(src), "--objdir", str(tmp_path / "obj"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    result = json.loads((out / "result.json").read_text())
+    assert result["fixture"] is True and result["message"].startswith("FIXTURE kernel")
+    assert "FIXTURE kernel (a test tree, not FreeBSD)" in proc.stdout
+    # It reached the guest: a verdict about the guest, not about the harness.
+    assert proc.returncode == 1 and result["verdict"] not in ("INFRA", "BAD_INPUT", "BUILD_FAILED")
+    assert {"build", "image", "check", "lab", "create", "console"} <= set(result["durations"])
+    assert result["request"]["cmdline"].startswith("vfs.root.mountfrom=ufs:/dev/xbd0")
+    assert (out / "kernel" / "build.log").exists() and (out / "image" / "rootfs.img").exists()
+    assert (out / "share" / "disk.img").exists()
