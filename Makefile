@@ -15,9 +15,9 @@ DISK     ?=
 PYTEST_ARGS ?=
 
 BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
-	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)")
+	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)") $(if $(INTERACTIVE),--interactive)
 
-.PHONY: help deps lab lab-clean probe init boot kernel image pin test bench check-log
+.PHONY: help deps lab lab-clean shell probe init boot kernel image pin test bench check-log
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
@@ -31,6 +31,10 @@ lab: deps
 
 lab-clean:
 	@$(XENBOOT) lab clean
+
+# A shell in the embedded host's dom0, which lives as long as the shell.
+shell: deps
+	@$(XENBOOT) lab shell
 
 probe:
 	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe

@@ -19,12 +19,15 @@
  * `xenboot-agent relay PTY PORT` is the console relay a job runs: it copies
  * a guest's console pty to the virtio-serial port named PORT and back, over
  * one read-write descriptor (two opens of a port lose host input).
+ * `xenboot-agent shell PORT` relays a login shell on a new pty the same way,
+ * for a person at the harness's terminal.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,24 +298,8 @@ static int copy_once(int from, int to)
 	return 1;
 }
 
-static int relay(const char *pty_path, const char *port_name)
+static int relay_fds(int pty, int port)
 {
-	int pty = open(pty_path, O_RDWR | O_NOCTTY);
-	int port = open_port(port_name);
-	struct termios tio;
-
-	if (pty < 0)
-		die(pty_path);
-	if (port < 0)
-		die(port_name);
-	/* Raw and without echo: the guest's bytes pass through unchanged and
-	 * what the harness types is not reflected back as if the guest said it. */
-	if (tcgetattr(pty, &tio) == 0) {
-		cfmakeraw(&tio);
-		tcsetattr(pty, TCSANOW, &tio);
-	}
-	printf("relay %s <-> %s\n", pty_path, port_name);
-	fflush(stdout);
 	struct pollfd fds[2] = { { .fd = pty, .events = POLLIN },
 				 { .fd = port, .events = POLLIN } };
 	for (;;) {
@@ -321,7 +308,8 @@ static int relay(const char *pty_path, const char *port_name)
 				continue;
 			die("poll");
 		}
-		/* The pty closing means xenconsoled let go of the domain. */
+		/* The pty closing means its other side (xenconsoled, or the
+		 * shell) let go. */
 		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR))
 			if (!copy_once(pty, port))
 				return 0;
@@ -329,6 +317,55 @@ static int relay(const char *pty_path, const char *port_name)
 			if (!copy_once(port, pty))
 				return 0;
 	}
+}
+
+static int open_port_or_die(const char *port_name)
+{
+	int port = open_port(port_name);
+
+	if (port < 0)
+		die(port_name);
+	return port;
+}
+
+static int relay(const char *pty_path, const char *port_name)
+{
+	int pty = open(pty_path, O_RDWR | O_NOCTTY);
+	int port = open_port_or_die(port_name);
+	struct termios tio;
+
+	if (pty < 0)
+		die(pty_path);
+	/* Raw and without echo: the guest's bytes pass through unchanged and
+	 * what the harness types is not reflected back as if the guest said it. */
+	if (tcgetattr(pty, &tio) == 0) {
+		cfmakeraw(&tio);
+		tcsetattr(pty, TCSANOW, &tio);
+	}
+	printf("relay %s <-> %s\n", pty_path, port_name);
+	fflush(stdout);
+	return relay_fds(pty, port);
+}
+
+static int shell(const char *port_name)
+{
+	int port = open_port_or_die(port_name);
+	int master;
+	pid_t pid = forkpty(&master, NULL, NULL, NULL);
+
+	if (pid < 0)
+		die("forkpty");
+	if (pid == 0) {
+		close(port);
+		setenv("PS1", "dom0# ", 1);
+		execl("/bin/sh", "sh", "-i", (char *)NULL);
+		_exit(127);
+	}
+	printf("shell on %s\n", port_name);
+	fflush(stdout);
+	relay_fds(master, port);
+	kill(pid, SIGHUP);
+	return 0;
 }
 
 static int serve(const char *port_name)
@@ -415,6 +452,8 @@ int main(int argc, char **argv)
 		return relay(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return serve(argv[2]);
-	fprintf(stderr, "usage: xenboot-agent serve PORT | relay PTY PORT\n");
+	if (argc == 3 && strcmp(argv[1], "shell") == 0)
+		return shell(argv[2]);
+	fprintf(stderr, "usage: xenboot-agent serve PORT | relay PTY PORT | shell PORT\n");
 	return 2;
 }

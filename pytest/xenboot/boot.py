@@ -21,7 +21,7 @@ import threading
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from xenboot import console, kernelcheck, paths, result, spec as specs, xl
+from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xl
 from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
@@ -42,6 +42,7 @@ class BootRequest:
     log_cap: int = DEFAULT_LOG_CAP
     lab_config: str = None
     template: str = None
+    interactive: bool = False
 
 
 class Terminated(BaseException):
@@ -131,12 +132,14 @@ def booted(req, progress=print, shared_host=None):
     return Target(req, shared_host).live(progress)
 
 
-def boot(req, progress=print, shared_host=None):
-    """Run one boot to its verdict; return the finished RunRecord."""
+def boot(req, progress=print, shared_host=None, then=None):
+    """Run one boot to its verdict, then `then(target)` if given, while the
+    guest still lives; return the finished RunRecord."""
     target = Target(req, shared_host)
     try:
         with target.live(progress):
-            pass
+            if then:
+                then(target)
     except (KeyboardInterrupt, Terminated):
         pass
     return target.record
@@ -152,6 +155,8 @@ def _bring_up(target, teardown, progress):
         record["spec"] = {"name": req.spec, "path": str(spec.path),
                           "sha256": kernelcheck.sha256(spec.path)}
         cmdline = check_cmdline(req.cmdline)
+        if req.interactive:
+            terminal.require_tty("INTERACTIVE=1")
         if req.disk and not os.path.isfile(req.disk):
             raise BadInput(f"{req.disk}: no such disk image: run `make image` or pass DISK=<path>")
         share = os.path.join(out, "share")
@@ -335,15 +340,29 @@ def add_parser(sub):
     p.add_argument("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)")
     p.add_argument("--log-cap", type=int, default=DEFAULT_LOG_CAP, help="console.log size cap, bytes")
     p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    p.add_argument("--interactive", action="store_true",
+                   help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
     p.set_defaults(func=_command)
 
 
 def _command(args):
     fields = {f.name for f in dataclasses.fields(BootRequest)}
     req = BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
-    record = boot(req, progress=lambda line: print(line, flush=True))
+    record = boot(req, progress=lambda line: print(line, flush=True),
+                  then=hand_over if req.interactive else None)
     summarize(record)
     return record.data["exit_status"]
+
+
+def hand_over(target):
+    """The live console to the user, after the spec has run."""
+    if target.session is None or target.domain.end_reason() is not None:
+        print("xenboot: the guest is not running any more; nothing to hand over", flush=True)
+        return
+    print(f"xenboot: you are on the guest console of {target.domain.name}; "
+          f"{terminal.ESCAPE_NAME} ends the session and tears everything down\r", flush=True)
+    why = target.session.interact()
+    print(f"\r\nxenboot: console session ended ({why})", flush=True)
 
 
 def summarize(record):

@@ -18,6 +18,10 @@ COMMAND_MODULES = (
     "xenboot.image",
     "xenboot.checklog",
     "xenboot.freebsd",
+    "xenboot.nightly",
+    "xenboot.report",
+    "xenboot.bisect",
+    "xenboot.bench",
 )
 
 

@@ -14,6 +14,7 @@ import time
 import pexpect
 from pexpect import fdpexpect
 
+from xenboot import terminal
 from xenboot.errors import Verdict
 from xenboot.matcher import FATAL_KINDS, BlockSearch, Judge, Outcome, Pattern, Scanner
 from xenboot.spec import Spec, load_spec
@@ -304,6 +305,30 @@ class ConsoleSession:
         else:
             self._pending += block
             self._tail = tail
+
+    def interact(self, escape=terminal.ESCAPE):
+        """Hands the live console to the user's terminal until the escape
+        key or the domain's end; both directions keep going to console.log
+        and console.jsonl. Returns why it ended."""
+        def read():
+            data = self._child.read_nonblocking(READ_SIZE, timeout=0)
+            self._received(data)
+            # The person reads it; nothing waits to match it later.
+            self._pending, self._tail = "", None
+            return data
+
+        def write(keys):
+            self._jsonl_write({"t": round(self.now(), 3), "dir": "send",
+                               "text": keys.decode("utf-8", "backslashreplace")})
+            self._write(keys)
+
+        def ended():
+            return self.domain is not None and self.domain.end_reason() is not None
+
+        try:
+            return terminal.bridge(self._child.child_fd, read, write, stop=ended, escape=escape)
+        except pexpect.EOF:
+            return "closed"
 
     def _jsonl_write(self, record):
         self._jsonl.write(json.dumps(record) + "\n")

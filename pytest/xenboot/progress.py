@@ -34,9 +34,22 @@ def is_live(stream):
     return not ci and hasattr(stream, "isatty") and stream.isatty()
 
 
+def console_tail(path, count, nbytes=TAIL_BYTES):
+    """The last `count` non-empty lines of a console log as a terminal shows
+    them, read from its last `nbytes` only; [] when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - nbytes))
+            text = clean(f.read())
+    except OSError:
+        return []
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return lines[-count:]
+
+
 def last_line(paths):
-    """The last non-empty line, as a terminal shows it, of whichever log
-    changed most recently; "" when none has anything yet."""
+    """The last line of whichever log changed most recently; "" before any has one."""
     newest, mtime = None, -1.0
     for path in paths:
         try:
@@ -45,17 +58,8 @@ def last_line(paths):
             continue
         if m > mtime:
             newest, mtime = path, m
-    if newest is None:
-        return ""
-    try:
-        with open(newest, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - TAIL_BYTES))
-            text = clean(f.read())
-    except OSError:
-        return ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    lines = console_tail(newest, 1) if newest else []
+    return lines[0].strip() if lines else ""
 
 
 class Progress:
@@ -89,8 +93,8 @@ class Progress:
             self._ticker.join()
             self._ticker = None
         with self._lock:
-            self._end_stage()
             self._erase()
+            self._end_stage()
 
     def __call__(self, line):
         with self._lock:

@@ -5,7 +5,7 @@ import shutil
 import sys
 import tempfile
 
-from xenboot import paths
+from xenboot import paths, terminal
 from xenboot.lab import cache as labcache, config as labconfig
 from xenboot.lab.qemu import lab_host
 
@@ -58,11 +58,30 @@ def exec_(args):
             return job.status
 
 
+def shell(args):
+    """A shell in a fresh host's dom0 (xl list, xl dmesg, xenstore-ls by
+    hand) for as long as the shell lives; the host stops with it."""
+    terminal.require_tty("make shell")
+    with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
+        os.mkdir(os.path.join(run_dir, "share"))
+        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config) as host:
+            attachment = host.open_shell()
+            print(f"lab: dom0 shell; {terminal.ESCAPE_NAME} or `exit` leaves and stops the host\r",
+                  flush=True)
+            try:
+                terminal.bridge(attachment.fd, lambda: os.read(attachment.fd, 65536),
+                                attachment.sock.sendall, stop=attachment.relay_ended)
+            finally:
+                attachment.close()
+    return 0
+
+
 def add_parser(sub):
     lab = sub.add_parser("lab", help="the embedded Xen host").add_subparsers(dest="lab_command", required=True)
     for name, func, helptext in (("build", build, "build the lab cache (no-op when built)"),
                                  ("status", status, "say whether the lab cache is built"),
-                                 ("clean", clean, "remove the lab cache")):
+                                 ("clean", clean, "remove the lab cache"),
+                                 ("shell", shell, "a shell in a fresh host's dom0")):
         p = lab.add_parser(name, help=helptext)
         p.add_argument("--lab-config")
         p.set_defaults(func=func)

@@ -62,12 +62,18 @@ def tail(path, lines=5):
 
 
 class ConsoleAttachment:
-    """A guest console byte stream for the judge: `fd`, and `close()`."""
+    """A console byte stream (`fd`, `sock`) relayed by a dom0 `relay` job;
+    `close()` stops the relay and frees the port."""
 
-    def __init__(self, sock, release):
+    def __init__(self, sock, relay, release):
         self.sock = sock
         self.fd = sock.fileno()
+        self.relay = relay
         self._release = release
+
+    def relay_ended(self):
+        """The port does not close when dom0's side does; the job's end says so."""
+        return self.relay.done.is_set()
 
     def close(self):
         if self._release:
@@ -235,22 +241,29 @@ class EmbeddedHost:
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
         return the harness's end of it."""
+        return self._attach(lambda port: ["xenboot-agent", "relay", tty, port], tty, timeout)
+
+    def open_shell(self, timeout=30):
+        """A shell in dom0 on a pty, relayed to a free port: for a person."""
+        return self._attach(lambda port: ["xenboot-agent", "shell", port], "a dom0 shell", timeout)
+
+    def _attach(self, argv_for_port, what, timeout):
         with self.ports_lock:
             if not self.free_ports:
-                raise InfraError(f"all {len(self.consoles)} guest console ports are in use: "
+                raise InfraError(f"all {len(self.consoles)} console ports are in use: "
                                  f"raise [qemu] console_ports in configs/lab.toml")
             index = self.free_ports.pop(0)
         started = threading.Event()
-        relay = self.agent.start(["xenboot-agent", "relay", tty, console_port(index)],
+        relay = self.agent.start(argv_for_port(console_port(index)),
                                  on_output=lambda stream, data: stream != "err" and started.set())
         # The relay says so once both ends are open: from then on nothing
-        # the guest prints is lost.
+        # the other side prints is lost.
         started.wait(timeout)
         if relay.done.is_set() or not started.is_set():
             with self.ports_lock:
                 self.free_ports.append(index)
-            raise InfraError(f"console relay for {tty} did not start: {relay.text.strip()}")
-        return ConsoleAttachment(self.consoles[index], lambda: self._detach(index, relay))
+            raise InfraError(f"console relay for {what} did not start: {relay.text.strip()}")
+        return ConsoleAttachment(self.consoles[index], relay, lambda: self._detach(index, relay))
 
     def _detach(self, index, relay):
         relay.kill()

@@ -1,0 +1,59 @@
+"""`xenboot bench`: the figures' shape (median, min, max of each), the table
+and the JSON the nightly report plots. One reduced real run (--count 1, a
+1 MB matcher log); no test asserts how fast anything is."""
+import json
+import subprocess
+
+import pytest
+
+from xenboot import bench, nightly, paths
+
+XENBOOT = str(paths.REPO / "ci" / "xenboot")
+
+
+def test_median_min_and_max_of_each_figure():
+    samples = {"xl_create": [0.9, 0.7, 1.4], "matcher": [100.0, 120.0, 110.0]}
+    figures = bench.summarize(samples)
+    assert list(figures) == list(bench.FIGURES)
+    assert figures["xl_create"] | {"label": None} == {"label": None, "unit": "s", "samples": [0.9, 0.7, 1.4],
+                                                      "median": 0.9, "min": 0.7, "max": 1.4}
+    assert figures["matcher"]["median"] == 110.0 and figures["matcher"]["unit"] == "MB/s"
+    # A figure not measured is there, empty, rather than missing.
+    assert figures["host_start_cold"] == {"label": bench.FIGURES["host_start_cold"][0], "unit": "s",
+                                          "samples": [], "median": None, "min": None, "max": None}
+    text = bench.table(figures)
+    assert all(label in text for label, _ in bench.FIGURES.values())
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([XENBOOT, "bench", "--count", "1", "--matcher-mb", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    return proc, out
+
+
+def test_bench_prints_the_table_and_writes_json(bench_run):
+    proc, out = bench_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((out / "bench.json").read_text())
+    assert data["schema"] == bench.SCHEMA and data["count"] == 1
+    assert data["host"]["kind"] == "lab" and data["host"]["xen_version"].startswith("4.")
+    assert set(data["figures"]) == set(bench.FIGURES)
+    for name, figure in data["figures"].items():
+        assert len(figure["samples"]) == 1, name
+        value = figure["samples"][0]
+        assert isinstance(value, float) and value > 0, name
+        assert figure["median"] == figure["min"] == figure["max"] == value
+    for label, _ in bench.FIGURES.values():
+        assert label in proc.stdout
+    assert "4 guests on one host take" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: bench: median of 1 on lab")
+    # The evidence of the last run stays: the boot folders of its figures.
+    assert (out / "last-run" / "round-0" / "one" / "result.json").is_file()
+
+
+def test_bench_history_feeds_the_nightly_report(bench_run):
+    _, out = bench_run
+    (entry,) = nightly.bench_history(out)
+    assert entry == json.loads((out / "bench.json").read_text())

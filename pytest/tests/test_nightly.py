@@ -1,0 +1,292 @@
+"""The nightly pipeline: the matrix as data, retries (INFRA only), the run
+folder, and one real run on the embedded Xen host."""
+import collections
+import contextlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from xenboot import nightly, paths, result
+from xenboot.errors import BadInput, InfraError
+from xenboot.progress import Progress
+
+XENBOOT = str(paths.REPO / "ci" / "xenboot")
+PROBE = paths.REPO / "build" / "probe" / "probe"
+KERNELS = """
+[kernel.probe]
+from = "path"
+path = "build/probe/probe"
+
+[kernel.freebsd-XEN]
+from = "freebsd"
+"""
+
+
+def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kwargs):
+    """run_nightly with boot() replaced, no Xen: `attempts[row][n]` is what
+    the row's n-th boot does, a function (record, folder) -> (verdict,
+    message). `host_starts`, when given, is called at each host start (and
+    may raise). Returns the summary and how often each row booted."""
+    tried = collections.Counter()
+
+    def fake_boot(req, progress, shared_host):
+        folder = pathlib.Path(result.prepare_run_dir(req.out_dir))
+        row = folder.name.rsplit("-", 1)[0]
+        record = result.RunRecord(str(folder), name=f"boot {row}")
+        verdict, message = attempts[row][tried[row]](record, folder)
+        tried[row] += 1
+        record.finish(verdict, message)
+        return record
+
+    @contextlib.contextmanager
+    def fake_host(*args):
+        if host_starts:
+            host_starts()
+        yield "fake host"
+
+    monkeypatch.setattr(nightly, "boot", fake_boot)
+    monkeypatch.setattr(nightly, "lab_host", fake_host)
+    (tmp_path / "matrix.toml").write_text(matrix)
+    summary = nightly.run_nightly(matrix=tmp_path / "matrix.toml", out=tmp_path / "run",
+                                  src=str(tmp_path / "no-freebsd-src"),
+                                  progress=Progress(stream=io.StringIO(), live=False), **kwargs)
+    return summary, tried
+
+
+def ends(verdict, message="fake"):
+    return lambda record, folder: (verdict, message)
+
+
+def rows_by_id(summary):
+    return {row["id"]: row for row in summary["rows"]}
+
+
+# -- the matrix ---------------------------------------------------------------
+
+def test_the_default_matrix_crosses_kernels_specs_and_hosts():
+    kernels, rows = nightly.load_matrix()
+    assert set(kernels) >= {"probe", "crash-at-entry", "debian-linux", "freebsd-XEN"}
+    ids = {row.id: row for row in rows}
+    assert ids["probe"].spec == "probe" and ids["probe"].expect.value == "PASS"
+    assert ids["probe-poweroff"].cmdline == "probe.run=poweroff"
+    assert ids["debian-linux"].cmdline == "console=hvc0"        # the kernel's default
+    # A row with a list of specs becomes one row per spec.
+    assert {"freebsd-XEN-boot_ddb.freebsd-xen-pv-boot-d",
+            "freebsd-XEN-boot_ddb.freebsd-xen-pv-kdb-stop"} <= set(ids)
+    assert {row.host for row in rows} == {"lab"}
+    _, on_xl = nightly.load_matrix(host="xl")
+    assert {row.host for row in on_xl} == {"xl"}
+
+
+def test_a_row_on_several_hosts_is_one_row_per_host(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\nspec = ["probe", "generic"]\nhosts = ["lab", "xl"]\n')
+    _, rows = nightly.load_matrix(path)
+    assert [(r.id, r.spec, r.host) for r in rows] == [
+        ("probe.probe@lab", "probe", "lab"), ("probe.probe@xl", "probe", "xl"),
+        ("probe.generic@lab", "generic", "lab"), ("probe.generic@xl", "generic", "xl")]
+
+
+@pytest.mark.parametrize("text, words", [
+    ('[[boot]]\nkernel = "nope"\n', "kernel 'nope' is not one of"),
+    ('[[boot]]\nkernel = "probe"\nspec = "no-such-spec"\n', "no-such-spec"),
+    ('[[boot]]\nkernel = "probe"\nexpect = "FINE"\n', "expect must be one of"),
+    ('[[boot]]\nkernel = "probe"\ncolour = "red"\n', "unknown key(s) colour"),
+    ('[[boot]]\nkernel = "probe"\n[[boot]]\nkernel = "probe"\n', "row names must be unique"),
+    ('[[boot]]\nkernel = "probe"\nname = "../escape"\n', "is not a name"),
+    ('[kernel.x]\nfrom = "somewhere"\n', "from must be one of"),
+])
+def test_a_bad_matrix_is_refused_before_anything_runs(tmp_path, text, words):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + text)
+    with pytest.raises(BadInput) as e:
+        nightly.load_matrix(path)
+    assert words in e.value.message
+
+
+# -- retries and outcomes (boot() faked: no Xen) ---------------------------------
+
+def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_path):
+    matrix = KERNELS + "".join(f'[[boot]]\nname = "{name}"\nkernel = "probe"\nspec = "probe"\n'
+                               for name in ("flaky", "broken", "panics", "fine"))
+    summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {
+        "flaky": [ends("INFRA", "host hiccup"), ends("PASS")],
+        "broken": [ends("INFRA")] * 5,
+        "panics": [ends("PANIC"), ends("PASS")],
+        "fine": [ends("PASS")],
+    })
+    assert tried == {"flaky": 2, "broken": 3, "panics": 1, "fine": 1}
+    rows = rows_by_id(summary)
+    assert rows["flaky"]["verdict"] == "PASS" and rows["flaky"]["outcome"] == "as-expected"
+    assert rows["flaky"]["retried"] == 1 and rows["flaky"]["flag"] == "passed after 1 INFRA retry"
+    assert [a["verdict"] for a in rows["flaky"]["attempts"]] == ["INFRA", "PASS"]
+    assert rows["broken"]["verdict"] == "INFRA" and rows["broken"]["retried"] == 2
+    assert rows["panics"]["verdict"] == "PANIC" and rows["panics"]["outcome"] == "unexpected"
+    assert rows["fine"]["flag"] is None
+    # INFRA decides the exit status over a guest failure.
+    assert summary["exit_status"] == 3
+    run = tmp_path / "run"
+    for row in ("flaky", "broken"):
+        for attempt in rows[row]["attempts"]:
+            assert json.loads((run / attempt["folder"] / "result.json").read_text())["verdict"] == attempt["verdict"]
+
+
+def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_path):
+    starts = []
+
+    def first_start_fails():
+        starts.append(1)
+        if len(starts) == 1:
+            raise InfraError("QEMU did not connect to its channels")
+
+    matrix = KERNELS + '[[boot]]\nkernel = "probe"\nspec = "probe"\n'
+    summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {"probe": [ends("PASS")]},
+                                  host_starts=first_start_fails)
+    (row,) = summary["rows"]
+    assert tried["probe"] == 1 and len(starts) == 2
+    assert row["attempts"][0]["verdict"] == "INFRA"
+    assert "embedded host: QEMU did not connect" in row["attempts"][0]["message"]
+    assert row["verdict"] == "PASS" and row["flag"] == "passed after 1 INFRA retry"
+    assert summary["exit_status"] == 0
+
+
+def test_rows_without_freebsd_source_are_not_run_and_not_failures(monkeypatch, tmp_path):
+    matrix = KERNELS + '[[boot]]\nkernel = "freebsd-XEN"\nspec = "freebsd-xen-pv"\n'
+    summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {})
+    (row,) = summary["rows"]
+    assert not tried
+    assert row["outcome"] == "not-run" and row["verdict"] is None
+    assert row["reason"].startswith("source unusable: --src=")
+    assert summary["exit_status"] == 0
+    assert summary["counts"] == {"rows": 1, "as-expected": 0, "unexpected": 0, "not-run": 1, "retried": 0}
+    suite = ET.parse(tmp_path / "run" / "junit.xml").getroot().find("testsuite")
+    assert suite.get("skipped") == "1" and suite.get("failures") == "0" and suite.get("errors") == "0"
+
+
+# -- one real run ---------------------------------------------------------------------
+
+REAL_MATRIX = """
+[kernel.probe]
+from = "probe"
+
+[kernel.crash-at-entry]
+from = "probe"
+file = "crash-at-entry"
+
+[kernel.freebsd-XEN]
+from = "freebsd"
+image = true
+
+[[boot]]
+kernel = "probe"
+spec = "probe"
+
+[[boot]]
+name = "probe-poweroff"
+kernel = "probe"
+spec = "generic"
+cmdline = "probe.run=poweroff"
+
+[[boot]]
+kernel = "crash-at-entry"
+spec = "generic"
+expect = "CRASH"
+
+# Wrong on purpose: the probe passes, so this row is unexpected.
+[[boot]]
+name = "probe-expected-to-panic"
+kernel = "probe"
+spec = "probe"
+expect = "PANIC"
+
+[[boot]]
+kernel = "freebsd-XEN"
+spec = "freebsd-xen-pv"
+"""
+
+
+def qemu_processes_for(folder):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            if "qemu-system" in argv and str(folder) in argv:
+                found.append(pid)
+    return found
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nightly")
+    (tmp / "matrix.toml").write_text(REAL_MATRIX)
+    env = {k: v for k, v in os.environ.items() if k != "FREEBSD_SRC"}
+    proc = subprocess.run([XENBOOT, "nightly", "--matrix", str(tmp / "matrix.toml"), "--out", str(tmp / "run"),
+                           "--bench-dir", str(tmp / "no-bench")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    return proc, tmp / "run"
+
+
+def test_real_nightly_boots_the_matrix_in_one_host(real_run):
+    proc, run = real_run
+    # The one unexpected row makes it a guest failure; the rest is as expected.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith(
+        "xenboot: nightly: 5 rows: 3 as expected, 1 unexpected, 1 not run, 0 retried;")
+    summary = json.loads((run / "summary.json").read_text())
+    rows = rows_by_id(summary)
+    assert rows["probe"]["verdict"] == "PASS"
+    assert rows["probe-poweroff"]["verdict"] == "PASS"
+    assert rows["crash-at-entry"]["verdict"] == "CRASH" and rows["crash-at-entry"]["outcome"] == "as-expected"
+    assert rows["probe-expected-to-panic"]["outcome"] == "unexpected"
+    # Four guests at once: one embedded host, started once.
+    assert sorted(os.listdir(run / "hosts")) == ["1"]
+    for row in ("probe", "probe-poweroff", "crash-at-entry", "probe-expected-to-panic"):
+        folder = run / rows[row]["folder"]
+        for name in ("console.log", "console.jsonl", "result.json", "junit.xml", "reproduce.sh"):
+            assert (folder / name).is_file(), folder / name
+        # The shared host's log, reached from each boot folder.
+        assert b"Xen version" in (folder / "host.log").read_bytes()
+    assert "PROBE result SUCCESS" in (run / rows["probe"]["folder"] / "console.log").read_text()
+    assert not qemu_processes_for(run)
+
+
+def test_real_nightly_marks_freebsd_rows_not_run(real_run):
+    proc, run = real_run
+    if any((paths.REPO / "freebsd-src").iterdir()):
+        pytest.skip("freebsd-src is checked out here")
+    rows = rows_by_id(json.loads((run / "summary.json").read_text()))
+    row = rows["freebsd-XEN"]
+    assert row["outcome"] == "not-run" and row["verdict"] is None
+    assert row["reason"].startswith("source not checked out:")
+    assert "git submodule update --init freebsd-src" in row["reason"]
+    assert not (run / "boots" / "freebsd-XEN-1").exists()
+
+
+def test_real_nightly_junit_aggregates_every_row(real_run):
+    _, run = real_run
+    suites = {s.get("name"): s for s in ET.parse(run / "junit.xml").getroot().iter("testsuite")}
+    assert set(suites) == {"probe", "probe-poweroff", "crash-at-entry", "probe-expected-to-panic", "freebsd-XEN"}
+    assert suites["probe"].get("failures") == "0"
+    # CRASH was expected, so it is not a failure here (it is in the boot's own junit.xml).
+    assert suites["crash-at-entry"].get("failures") == "0"
+    assert suites["probe-expected-to-panic"].get("failures") == "1"
+    assert suites["freebsd-XEN"].get("skipped") == "1"
+    milestones = [c.get("name") for c in suites["probe"].iter("testcase")]
+    assert milestones == ["probe milestone begin", "probe milestone result", "probe milestone prompt",
+                          "probe verdict"]
+
+
+def test_real_nightly_report_renders_in_a_browser(real_run, tmp_path):
+    from test_report import browser_dom, check_links
+
+    _, run = real_run
+    dom = browser_dom(run / "report.html", tmp_path)
+    check_links(dom, run)
+    for row in ("probe", "probe-poweroff", "crash-at-entry", "probe-expected-to-panic", "freebsd-XEN"):
+        assert f'id="boot-{row}"' in dom
+    assert "stopped: CRASH waiting for first-output" in dom

@@ -1,0 +1,211 @@
+"""`xenboot bench` (make bench): what the harness's stages cost, median of --count (3) with min and max.
+
+Each round starts one embedded host (from the lab snapshot), boots the
+probe kernel on it alone, then four probe kernels on it at once; then runs a
+whole `make boot` of the probe. One extra host starts without the snapshot
+(the cold figure; --no-cold skips it). The matcher's throughput comes from
+bench_matcher over a generated FreeBSD-like log.
+
+Prints a table and writes <out>/bench.json, and appends the same to
+<out>/history.jsonl, which the nightly report plots (default out/bench).
+"""
+import copy
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+
+from xenboot import bench_matcher, paths, report, result, spec as specs
+from xenboot.boot import BootRequest, boot
+from xenboot.errors import EXIT_PASS, BadInput, InfraError, Verdict
+from xenboot.lab import accel, cache as labcache, config as labconfig
+from xenboot.lab.qemu import EmbeddedHost, lab_host
+from xenboot.progress import Progress
+
+SCHEMA = 1
+GUESTS = 4
+# name: (label, unit), in the order printed.
+FIGURES = {
+    "host_start_warm": ("embedded host start to dom0 ready (snapshot)", "s"),
+    "host_start_cold": ("embedded host start to dom0 ready (cold boot)", "s"),
+    "xl_create": ("xl create -p + console attach + unpause", "s"),
+    "first_byte": ("unpause to first guest byte", "s"),
+    "probe_result": ("unpause to `PROBE result` line", "s"),
+    "whole_boot": ("whole `make boot KERNEL=probe SPEC=probe`", "s"),
+    "guests_1": ("1 probe boot on a running host", "s"),
+    f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
+    "matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
+}
+
+
+def _quiet(line):
+    pass
+
+
+def _probe(folder, host):
+    """One probe boot on `host`; its record, which must be a PASS."""
+    data = boot(BootRequest(kernel="probe", spec="probe", out_dir=str(folder)),
+                progress=_quiet, shared_host=host).data
+    if data["verdict"] != Verdict.PASS.value:
+        raise InfraError(f"bench: the probe boot ended {data['verdict']}: {data['message']} ({folder})")
+    return data
+
+
+def _boot_figures(data, folder):
+    result_line = next(m["seconds"] for m in data["milestones"] if m["name"] == "result")
+    return {"xl_create": data["durations"]["create"],
+            "first_byte": report.console_events(folder / "console.jsonl")["first"],
+            "probe_result": result_line}
+
+
+def _timed(func, *args):
+    start = time.monotonic()
+    value = func(*args)
+    return time.monotonic() - start, value
+
+
+def _many(folder, host, count):
+    """`count` probe boots on one host at once; every one must pass."""
+    errors = []
+
+    def one(i):
+        try:
+            _probe(folder / f"guest-{i}", host)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def host_round(samples, folder, lab_config, progress):
+    """One host: its start, one guest alone, GUESTS guests at once."""
+    folder.mkdir(parents=True)
+    with lab_host(str(folder / "host"), str(folder), lab_config, progress) as host:
+        kind = "host_start_warm" if host.timings["from_snapshot"] else "host_start_cold"
+        samples[kind].append(host.timings["dom0_ready"])
+        seconds, data = _timed(_probe, folder / "one", host)
+        samples["guests_1"].append(seconds)
+        for name, value in _boot_figures(data, folder / "one").items():
+            samples[name].append(value)
+        seconds, _ = _timed(_many, folder / "many", host, GUESTS)
+        samples[f"guests_{GUESTS}"].append(seconds)
+
+
+def cold_start(samples, folder, lab_config, progress):
+    """A host that boots Xen and dom0 instead of restoring the snapshot."""
+    config = labconfig.load(lab_config)
+    raw = copy.deepcopy(config.raw)
+    raw["qemu"]["snapshot"] = False
+    cold = labconfig.LabConfig(config.path, raw)
+    cache = labcache.LabCache(cold)
+    files = cache.ensure(log=progress)
+    folder.mkdir(parents=True)
+    with EmbeddedHost(cold, cache, str(folder), str(folder), accel.choose(cold, cache, files)) as host:
+        samples["host_start_cold"].append(host.timings["dom0_ready"])
+
+
+def whole_boot(samples, folder):
+    argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"OUT={folder}"]
+    proc_seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True))
+    if proc.returncode != 0:
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise InfraError(f"bench: make boot KERNEL=probe exited {proc.returncode}: {last[0]}")
+    samples["whole_boot"].append(proc_seconds)
+
+
+def matcher(samples, size_mb):
+    spec = specs.load_spec("freebsd-xen-pv")
+    data = bench_matcher.make_log(size_mb * bench_matcher.MB)
+    samples["matcher"].append(len(data) / bench_matcher.MB / bench_matcher.judge_bytes(spec, data))
+
+
+def summarize(samples):
+    figures = {}
+    for name, (label, unit) in FIGURES.items():
+        values = samples.get(name) or []
+        figures[name] = {"label": label, "unit": unit, "samples": [round(v, 4) for v in values],
+                         "median": round(statistics.median(values), 4) if values else None,
+                         "min": round(min(values), 4) if values else None,
+                         "max": round(max(values), 4) if values else None}
+    return figures
+
+
+def table(figures):
+    lines = [f"{'figure':<48} {'median':>9} {'min':>9} {'max':>9}  {'n':>2} unit"]
+    for f in figures.values():
+        if f["median"] is None:
+            lines.append(f"{f['label']:<48} {'-':>9} {'-':>9} {'-':>9}  {0:>2} {f['unit']}")
+        else:
+            lines.append(f"{f['label']:<48} {f['median']:>9.3f} {f['min']:>9.3f} {f['max']:>9.3f}"
+                         f"  {len(f['samples']):>2} {f['unit']}")
+    one, many = figures["guests_1"]["median"], figures[f"guests_{GUESTS}"]["median"]
+    if one and many:
+        lines.append(f"{GUESTS} guests on one host take {many / one:.2f}x the time of one "
+                     f"({many / GUESTS:.2f} s a guest against {one:.2f} s)")
+    return "\n".join(lines)
+
+
+def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=None):
+    progress = progress or Progress()
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if count < 1 or matcher_mb < 1:
+        raise BadInput("bench: --count and --matcher-mb must be at least 1")
+    samples = {name: [] for name in FIGURES}
+    # The last run's boot folders stay until the next run, as evidence
+    # when a figure looks wrong or a boot failed.
+    work = out / "last-run"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, mode=0o700)
+    for i in range(count):
+        progress.stage(f"bench: round {i + 1} of {count}: host, 1 guest, {GUESTS} guests, make boot")
+        host_round(samples, work / f"round-{i}", lab_config, progress)
+        whole_boot(samples, work / f"make-boot-{i}")
+        matcher(samples, matcher_mb)
+    if cold:
+        progress.stage("bench: cold host start")
+        cold_start(samples, work / "cold", lab_config, progress)
+    with open(work / "round-0" / "one" / "result.json") as f:
+        host = json.load(f)["host"]
+    data = {"schema": SCHEMA,
+            "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "count": count, "matcher_mb": matcher_mb, "cpus": os.cpu_count(),
+            "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version")},
+            "figures": summarize(samples)}
+    result.write_json(str(out / "bench.json"), data)
+    with open(out / "history.jsonl", "a") as f:
+        f.write(json.dumps(data, sort_keys=True) + "\n")
+    return data
+
+
+def _command(args):
+    out = pathlib.Path(args.out or paths.out_root() / "bench")
+    with Progress() as progress:
+        data = run_bench(out, args.count, not args.no_cold, args.matcher_mb, args.lab_config, progress)
+    print(table(data["figures"]))
+    print(f"xenboot: bench: median of {data['count']} on {data['host']['kind']} "
+          f"({data['host']['accelerator']}, Xen {data['host']['xen_version']}); {out / 'bench.json'}",
+          flush=True)
+    return EXIT_PASS
+
+
+def add_parser(sub):
+    p = sub.add_parser("bench", help="performance figures of the harness (median of 3, min, max)",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--count", type=int, default=3, help="rounds (default 3)")
+    p.add_argument("--no-cold", action="store_true", help="skip the host start without the snapshot")
+    p.add_argument("--matcher-mb", type=int, default=10, help="size of the matcher's log, MB (default 10)")
+    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    p.add_argument("--out", help="folder for bench.json and history.jsonl (default out/bench)")
+    p.set_defaults(func=_command)
