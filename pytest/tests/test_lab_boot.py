@@ -111,7 +111,9 @@ budget = 60
     assert result["verdict"] == "HANG"
     assert result["failed_at"] == "never"
     # xenctx resolved the guest's RIP with the kernel's own symbols.
-    assert any("probe_hang_loop" in line for line in result["diagnosis"]["xenctx"])
+    assert result["diagnosis"]["frames"][0].startswith("probe_hang_loop+")
+    assert any(f.startswith("probe_main+") for f in result["diagnosis"]["frames"])
+    assert "where the guest was (xenctx): probe_hang_loop+" in proc.stdout
     assert (tmp_path / "run" / "diagnosis" / "xl-dmesg.txt").read_text().strip()
     assert b"PROBE result SUCCESS" in (tmp_path / "run" / "console.log").read_bytes()
 
@@ -234,3 +236,20 @@ def test_dom0_linux_mounts_the_root_image_and_lists_it(tmp_path):
     assert init["sha256"] in listing
     for name in ("dev", "etc", "sbin"):
         assert f" {name}\n" in listing
+
+
+def test_reproduce_sh_reruns_the_same_boot_and_refuses_changed_inputs(tmp_path):
+    kernel = tmp_path / "probe"
+    kernel.write_bytes(open(PROBE, "rb").read())
+    proc, first = boot(tmp_path / "run", "--kernel", str(kernel), "--spec", "probe")
+    assert proc.returncode == 0
+    again = subprocess.run([str(tmp_path / "run" / "reproduce.sh"), "--out", str(tmp_path / "again")],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    second = json.loads((tmp_path / "again" / "result.json").read_text())
+    assert [m["name"] for m in second["milestones"]] == [m["name"] for m in first["milestones"]]
+    assert second["kernel"]["sha256"] == first["kernel"]["sha256"]
+    kernel.write_bytes(kernel.read_bytes() + b"\0")
+    refused = subprocess.run([str(tmp_path / "run" / "reproduce.sh")], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert f"reproduce: {kernel} changed since this run" in refused.stderr

@@ -12,6 +12,7 @@ QEMU is gone when this returns.
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -238,7 +239,8 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         domain.unpause()
     progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
     symbols = os.path.join(share, "kernel.syms")
-    watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None)
+    watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None,
+                           symbols)
     target.session = teardown.enter_context(console.ConsoleSession(
         attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
         on_match=lambda event: _report_match(event, progress)))
@@ -269,10 +271,11 @@ class _DomainWatch:
     """What the judge may ask of the domain: has it ended, and, when it has
     gone quiet, what Xen can tell about it (kept in the run folder too)."""
 
-    def __init__(self, domain, out, symbols):
+    def __init__(self, domain, out, symbols, local_symbols):
         self.domain = domain
         self.out = out
         self.symbols = symbols
+        self.local_symbols = local_symbols
 
     def end_reason(self):
         return self.domain.end_reason()
@@ -285,7 +288,24 @@ class _DomainWatch:
             with open(os.path.join(folder, what.replace(" ", "-") + ".txt"), "w") as f:
                 f.write(text)
         return {"verdict": str(verdict), "files": sorted(os.listdir(folder)),
+                "frames": _frames(found["xenctx"], self.local_symbols),
                 "xenctx": found["xenctx"].strip().splitlines()[:40]}
+
+
+FRAME = re.compile(r"\[<([0-9a-f]+)>\]\s+(\S+)")
+
+
+def _frames(xenctx, symbols):
+    """The return addresses in xenctx's stack trace, innermost first, as
+    function+offset: only words that land in a function (an nm text
+    symbol), not the stack's own addresses or data."""
+    functions = set()
+    if symbols and os.path.exists(symbols):
+        with open(symbols) as f:
+            functions = {fields[2] for fields in map(str.split, f)
+                         if len(fields) == 3 and fields[1] in "tTwW" and not fields[2].startswith("_")}
+    trace = xenctx.split("Stack Trace:", 1)[-1]
+    return [name for _, name in FRAME.findall(trace) if name.split("+")[0] in functions]
 
 
 def _fetch(host, dom0_path, dest):
@@ -304,25 +324,27 @@ def _fetch(host, dom0_path, dest):
 
 
 def _write_reproducer(out, req, record):
-    argv = ["ci/xenboot", "boot", "--kernel", os.path.abspath(req.kernel) if os.path.exists(req.kernel) else req.kernel,
-            "--spec", req.spec, "--cmdline", req.cmdline, "--host", req.host,
+    """reproduce.sh: the same boot, by path, on a fresh host (a new run
+    folder), refused when an input's bytes changed since this run."""
+    spec = record.get("spec") or {}
+    inputs = {"kernel": resolve_kernel(req.kernel) if req.kernel in NAMED_KERNELS else req.kernel,
+              "spec": spec.get("path", req.spec), "disk": req.disk, "template": req.template,
+              "lab_config": req.lab_config or (str(paths.CONFIGS / "lab.toml") if req.host == "lab" else None)}
+    inputs = {k: os.path.abspath(v) for k, v in inputs.items() if v and os.path.exists(v)}
+    argv = ["ci/xenboot", "boot", "--cmdline", req.cmdline, "--host", req.host,
             "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
-    if req.disk:
-        argv += ["--disk", os.path.abspath(req.disk)]
-    checks = []
-    kernel = record.get("kernel")
-    if kernel:
-        checks.append((kernel["path"], kernel["sha256"]))
-    if record.get("spec"):
-        checks.append((record["spec"]["path"], record["spec"]["sha256"]))
+    for name, path in inputs.items():
+        argv += [f"--{name.replace('_', '-')}", path]
     lines = ["#!/bin/sh",
-             "# Re-runs this boot on a fresh host from the recorded inputs; refuses",
-             "# when an input changed since (its sha256 no longer matches).",
+             f"# Re-runs the boot of {out} on a fresh host from the recorded inputs;",
+             "# refuses when an input changed since (its sha256 no longer matches).",
+             "# Extra arguments go to `ci/xenboot boot` (e.g. --interactive, --out DIR).",
              "set -eu", f"cd {shlex.quote(str(paths.REPO))}"]
-    for path, digest in checks:
-        lines.append(f"echo {shlex.quote(digest + '  ' + path)} | sha256sum --check --status || "
+    for path in inputs.values():
+        line = f"{kernelcheck.sha256(path)}  {path}"
+        lines.append(f"echo {shlex.quote(line)} | sha256sum --check --status || "
                      f"{{ echo {shlex.quote(f'reproduce: {path} changed since this run (sha256 differs)')} >&2; exit 2; }}")
-    lines.append('exec ' + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
     path = os.path.join(out, "reproduce.sh")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -340,6 +362,7 @@ def add_parser(sub):
     p.add_argument("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)")
     p.add_argument("--log-cap", type=int, default=DEFAULT_LOG_CAP, help="console.log size cap, bytes")
     p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    p.add_argument("--template", help="xl domain config template (default configs/xl/pv.cfg.in)")
     p.add_argument("--interactive", action="store_true",
                    help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
     p.set_defaults(func=_command)
@@ -367,9 +390,8 @@ def hand_over(target):
 
 def summarize(record):
     data = record.data
-    if (data.get("diagnosis") or {}).get("xenctx"):
-        print("  where the guest was (xenctx):")
-        for line in data["diagnosis"]["xenctx"][:3]:
-            print(f"    {line}")
+    frames = (data.get("diagnosis") or {}).get("frames")
+    if frames:
+        print(f"  where the guest was (xenctx): {' < '.join(frames[:6])}")
     where = f" at {data['failed_at']}" if data.get("failed_at") else ""
     print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

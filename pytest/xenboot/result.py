@@ -12,7 +12,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from xenboot import paths
-from xenboot.errors import HarnessError, Verdict
+from xenboot.errors import BadInput, HarnessError, Verdict
 
 SCHEMA = 1
 
@@ -26,6 +26,10 @@ def new_run_dir(parent):
 
 
 def prepare_run_dir(path):
+    """A run folder the user named: new, or one no finished run has used
+    (a run's stages may have filled it already); never another run's."""
+    if os.path.exists(os.path.join(path, "result.json")):
+        raise BadInput(f"OUT={path} already holds a run (result.json): pick a new folder or remove it")
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
