@@ -28,6 +28,7 @@ deps:
 
 lab: deps
 	@$(XENBOOT) lab build
+	@$(XENBOOT) lab prune
 
 lab-clean:
 	@$(XENBOOT) lab clean

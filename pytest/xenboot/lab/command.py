@@ -39,6 +39,17 @@ def status(args):
     return 0 if cache.is_built() else 1
 
 
+def prune(args):
+    """Remove cache layers that configs/lab.toml no longer leads to."""
+    cache = _cache(args)
+    keep = {cache.packages_dir.name, cache.host_dir.name}
+    for layer in sorted(cache.root.glob("*-*")):
+        if layer.is_dir() and layer.name.split("-")[0] in ("packages", "host") and layer.name not in keep:
+            shutil.rmtree(layer)
+            print(f"lab: removed stale layer {layer}")
+    return 0
+
+
 def clean(args):
     root = paths.cache_root() / "lab"
     shutil.rmtree(root, ignore_errors=True)
@@ -81,6 +92,7 @@ def add_parser(sub):
     for name, func, helptext in (("build", build, "build the lab cache (no-op when built)"),
                                  ("status", status, "say whether the lab cache is built"),
                                  ("clean", clean, "remove the lab cache"),
+                                 ("prune", prune, "remove cache layers the lab config no longer uses"),
                                  ("shell", shell, "a shell in a fresh host's dom0")):
         p = lab.add_parser(name, help=helptext)
         p.add_argument("--lab-config")

@@ -1,33 +1,46 @@
 """A minimal QMP client: commands and the events the lab waits for.
 
 QMP is line-delimited JSON over the socket QEMU connected to; replies carry
-"return" or "error", asynchronous events carry "event".
+"return" or "error", asynchronous events carry "event". Lines are split here,
+from recv() behind select(), so a deadline never leaves a half-read line
+behind (a timed-out socket file cannot be read again).
 """
 import json
+import select
 import time
 
 from xenboot.errors import InfraError
 
 
 class Qmp:
-    def __init__(self, sock):
+    def __init__(self, sock, timeout=60):
         self.sock = sock
-        self.file = sock.makefile("rb")
+        self.buffer = b""
         self.events = []
-        self._read()  # greeting
+        self._read(time.monotonic() + timeout)  # greeting
         self.execute("qmp_capabilities")
 
-    def _read(self):
-        line = self.file.readline()
-        if not line:
-            raise InfraError("QEMU closed its QMP channel")
+    def _read(self, deadline):
+        """The next message, or None at the deadline."""
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            data = self.sock.recv(65536)
+            if not data:
+                raise InfraError("QEMU closed its QMP channel")
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def execute(self, command, **arguments):
+    def execute(self, command, timeout=60, **arguments):
         msg = {"execute": command} | ({"arguments": arguments} if arguments else {})
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        deadline = time.monotonic() + timeout
         while True:
-            reply = self._read()
+            reply = self._read(deadline)
+            if reply is None:
+                raise InfraError(f"QMP {command}: no reply within {timeout:g} s")
             if "event" in reply:
                 self.events.append(reply)
             elif "error" in reply:
@@ -43,13 +56,8 @@ class Qmp:
                 if event["event"] == name and match(event.get("data", {})):
                     self.events.remove(event)
                     return event
-            left = deadline - time.monotonic()
-            if left <= 0:
+            message = self._read(deadline)
+            if message is None:
                 raise InfraError(f"QEMU did not report {name} within {timeout:g} s")
-            self.sock.settimeout(left)
-            try:
-                self.events.append(self._read())
-            except TimeoutError:
-                continue
-            finally:
-                self.sock.settimeout(None)
+            if "event" in message:
+                self.events.append(message)
