@@ -138,3 +138,13 @@ def test_bisect_without_freebsd_source_says_how_to_get_it(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "XENBOOT_OUT": str(tmp_path)})
     assert proc.returncode == 2
     assert "git submodule update --init freebsd-src" in proc.stderr
+
+
+def test_bisect_will_not_mix_its_answers_with_another_bisection(fixture_tree, tmp_path):
+    tree, commits = fixture_tree
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "bisect.json").write_text("{}")
+    proc = bisect(tree, tmp_path / "run", "--good", commits["good"], "--bad", commits["after-2"],
+                  "--milestone", "result")
+    assert proc.returncode == 2
+    assert "already holds a bisection" in proc.stderr

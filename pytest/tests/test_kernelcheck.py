@@ -8,18 +8,9 @@ import pytest
 
 from xenboot import kernelcheck, paths
 from xenboot.errors import BadInput
-from xenboot.lab import cache as labcache, config as labconfig
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = paths.REPO / "build" / "probe" / "probe"
-
-
-@pytest.fixture(scope="module")
-def debian_vmlinuz():
-    cache = labcache.LabCache(labconfig.load())
-    cache.ensure(log=lambda line: None)
-    (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")
-    return str(path)
 
 
 def refuse(path):

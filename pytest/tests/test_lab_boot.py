@@ -9,7 +9,6 @@ import pytest
 
 from xenboot import image, paths
 from xenboot.boot import BootRequest, booted
-from xenboot.lab import cache as labcache, config as labconfig
 from xenboot.lab.qemu import lab_host
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
@@ -24,8 +23,11 @@ def boot(out, *args, timeout=300):
         return proc, json.load(f)
 
 
-def write_spec(path, body):
-    path.write_text(body)
+def never_spec(tmp_path, hang, budget):
+    """A spec waiting for a line that never comes: how a guest fails shows."""
+    path = tmp_path / "never.toml"
+    path.write_text(f"hang = {hang}\n[[milestone]]\nname = \"never\"\n"
+                    f"pattern = '^this line never comes$'\nbudget = {budget}\n")
     return str(path)
 
 
@@ -41,14 +43,6 @@ def qemu_processes_for(out):
         if "qemu-system" in argv and str(out) in argv:
             found.append(pid)
     return found
-
-
-@pytest.fixture(scope="module")
-def debian_vmlinuz():
-    cache = labcache.LabCache(labconfig.load())
-    cache.ensure(log=lambda line: None)
-    (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")
-    return str(path)
 
 
 def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlinuz):
@@ -99,13 +93,7 @@ def test_guest_that_faults_at_its_first_instruction_is_crash(tmp_path):
 
 
 def test_silent_hang_is_hang_with_registers_and_stack(tmp_path):
-    spec = write_spec(tmp_path / "hang.toml", """
-hang = 5
-[[milestone]]
-name = "never"
-pattern = '^this line never comes$'
-budget = 60
-""")
+    spec = never_spec(tmp_path, hang=5, budget=60)
     proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", spec, "--cmdline", "probe.run=hang")
     assert proc.returncode == 1
     assert result["verdict"] == "HANG"
@@ -119,13 +107,7 @@ budget = 60
 
 
 def test_flood_is_capped_and_still_judged(tmp_path):
-    spec = write_spec(tmp_path / "flood.toml", """
-hang = 30
-[[milestone]]
-name = "never"
-pattern = '^this line never comes$'
-budget = 8
-""")
+    spec = never_spec(tmp_path, hang=30, budget=8)
     cap = 64 * 1024
     proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", spec,
                         "--cmdline", "probe.run=flood", "--log-cap", str(cap))

@@ -6,11 +6,14 @@ import io
 import json
 import os
 import pathlib
+import signal
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from test_lab_boot import qemu_processes_for
 from xenboot import nightly, paths, result
 from xenboot.errors import BadInput, InfraError
 from xenboot.progress import Progress
@@ -38,8 +41,8 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
         folder = pathlib.Path(result.prepare_run_dir(req.out_dir))
         row = folder.name.rsplit("-", 1)[0]
         record = result.RunRecord(str(folder), name=f"boot {row}")
-        verdict, message = attempts[row][tried[row]](record, folder)
         tried[row] += 1
+        verdict, message = attempts[row][tried[row] - 1](record, folder)
         record.finish(verdict, message)
         return record
 
@@ -60,6 +63,11 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
 
 def ends(verdict, message="fake"):
     return lambda record, folder: (verdict, message)
+
+
+def harness_bug(record, folder):
+    record.finish("INFRA")      # what boot() leaves when it dies of a bug
+    raise RuntimeError("a bug in the harness")
 
 
 def rows_by_id(summary):
@@ -100,6 +108,7 @@ def test_a_row_on_several_hosts_is_one_row_per_host(tmp_path):
     ('[[boot]]\nkernel = "probe"\n[[boot]]\nkernel = "probe"\n', "row names must be unique"),
     ('[[boot]]\nkernel = "probe"\nname = "../escape"\n', "is not a name"),
     ('[kernel.x]\nfrom = "somewhere"\n', "from must be one of"),
+    ('[[boot]\n', "not a readable TOML matrix"),
 ])
 def test_a_bad_matrix_is_refused_before_anything_runs(tmp_path, text, words):
     path = tmp_path / "m.toml"
@@ -113,14 +122,15 @@ def test_a_bad_matrix_is_refused_before_anything_runs(tmp_path, text, words):
 
 def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_path):
     matrix = KERNELS + "".join(f'[[boot]]\nname = "{name}"\nkernel = "probe"\nspec = "probe"\n'
-                               for name in ("flaky", "broken", "panics", "fine"))
+                               for name in ("flaky", "broken", "panics", "fine", "buggy"))
     summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {
         "flaky": [ends("INFRA", "host hiccup"), ends("PASS")],
         "broken": [ends("INFRA")] * 5,
         "panics": [ends("PANIC"), ends("PASS")],
         "fine": [ends("PASS")],
+        "buggy": [harness_bug, ends("PASS")],
     })
-    assert tried == {"flaky": 2, "broken": 3, "panics": 1, "fine": 1}
+    assert tried == {"flaky": 2, "broken": 3, "panics": 1, "fine": 1, "buggy": 2}
     rows = rows_by_id(summary)
     assert rows["flaky"]["verdict"] == "PASS" and rows["flaky"]["outcome"] == "as-expected"
     assert rows["flaky"]["retried"] == 1 and rows["flaky"]["flag"] == "passed after 1 INFRA retry"
@@ -128,6 +138,9 @@ def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_
     assert rows["broken"]["verdict"] == "INFRA" and rows["broken"]["retried"] == 2
     assert rows["panics"]["verdict"] == "PANIC" and rows["panics"]["outcome"] == "unexpected"
     assert rows["fine"]["flag"] is None
+    # A harness bug in one boot is that boot's INFRA, not the run's end.
+    assert rows["buggy"]["attempts"][0]["message"] == "harness error: RuntimeError('a bug in the harness')"
+    assert rows["buggy"]["verdict"] == "PASS" and rows["buggy"]["retried"] == 1
     # INFRA decides the exit status over a guest failure.
     assert summary["exit_status"] == 3
     run = tmp_path / "run"
@@ -210,16 +223,6 @@ spec = "freebsd-xen-pv"
 """
 
 
-def qemu_processes_for(folder):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-            if "qemu-system" in argv and str(folder) in argv:
-                found.append(pid)
-    return found
-
-
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nightly")
@@ -281,6 +284,34 @@ def test_real_nightly_junit_aggregates_every_row(real_run):
                           "probe verdict"]
 
 
+def test_sigterm_stops_the_nightly_with_its_hosts_and_still_reports(tmp_path):
+    (tmp_path / "matrix.toml").write_text(
+        '[kernel.probe]\nfrom = "probe"\n[[boot]]\nkernel = "probe"\nspec = "generic"\n'
+        'cmdline = "probe.run=hang"\n')
+    run = tmp_path / "run"
+    proc = subprocess.Popen([XENBOOT, "nightly", "--matrix", str(tmp_path / "matrix.toml"), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        log = run / "boots" / "probe-1" / "console.log"
+        deadline = time.monotonic() + 120
+        # The guest is running (and hanging) once its console has the prompt line.
+        while not (log.exists() and b"probe> hang" in log.read_bytes()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the guest never came up"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, out
+    assert "nightly interrupted by SIGTERM" in out.strip().splitlines()[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["interrupted"] == "Terminated"
+    assert summary["rows"][0]["verdict"] == "INFRA"
+    assert (run / "report.html").is_file()
+    assert not qemu_processes_for(run)
+
+
 def test_real_nightly_report_renders_in_a_browser(real_run, tmp_path):
     from test_report import browser_dom, check_links
 
@@ -290,3 +321,40 @@ def test_real_nightly_report_renders_in_a_browser(real_run, tmp_path):
     for row in ("probe", "probe-poweroff", "crash-at-entry", "probe-expected-to-panic", "freebsd-XEN"):
         assert f'id="boot-{row}"' in dom
     assert "stopped: CRASH waiting for first-output" in dom
+
+
+# -- the CI definitions users drop in --------------------------------------------------
+
+def ci_commands(jobs):
+    return {name: " ".join(str(step.get("run", "")) if isinstance(step, dict) else str(step)
+                           for step in job.get("steps", job.get("script", [])))
+            for name, job in jobs.items() if isinstance(job, dict) and ("steps" in job or "script" in job)}
+
+
+def make_targets():
+    return {line.split(":", 1)[0] for line in (paths.REPO / "Makefile").read_text().splitlines()
+            if line and not line[0].isspace() and ":" in line and "=" not in line.split(":", 1)[0]}
+
+
+@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
+    yaml = pytest.importorskip("yaml")
+    data = yaml.safe_load((paths.REPO / "ci" / name).read_text())
+    jobs = data["jobs"] if "jobs" in data else data
+    commands = ci_commands(jobs)
+    assert "bash .ci/run" in commands["test"]
+    assert "make nightly OUT=out/nightly/run" in commands["nightly"]
+    assert "make nightly HOST=xl" in commands["nightly-xl"]
+    text = (paths.REPO / "ci" / name).read_text()
+    assert "xen-dom0" in text and "schedule" in text
+    if "jobs" in data:
+        assert data[True]["schedule"] and "push" in data[True]      # YAML 1.1 reads `on` as True
+        uploads = [s["with"]["path"] for s in jobs["nightly"]["steps"] if "upload-artifact" in s.get("uses", "")]
+        assert "out/nightly/run/" in uploads[0]
+        assert "xen-dom0" in jobs["nightly-xl"]["runs-on"]
+    else:
+        assert "out/nightly/run/" in jobs["nightly"]["artifacts"]["paths"]
+        assert jobs["nightly-xl"]["tags"] == ["xen-dom0"]
+    # Every make target they run is one the Makefile has.
+    used = {word.split()[0] for cmd in commands.values() for word in cmd.split("make ")[1:]}
+    assert used <= make_targets(), f"Makefile lacks {used - make_targets()}"
