@@ -17,11 +17,12 @@ PYTEST_ARGS ?=
 BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
 	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)") $(if $(INTERACTIVE),--interactive)
 
-.PHONY: help deps lab lab-clean shell probe init boot kernel image pin test bench check-log
+.PHONY: help deps lab lab-clean shell probe init boot kernel image pin test bench check-log nightly bisect
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
-	@echo "make test | make bench | make probe | make lab | make check-log LOG=... SPEC=..."
+	@echo "make test | make bench | make probe | make lab | make shell | make check-log LOG=... SPEC=..."
+	@echo "make nightly [MATRIX=...] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
 	@ci/deps install
@@ -77,3 +78,14 @@ test: deps probe
 
 bench: deps probe
 	@$(XENBOOT) bench
+
+nightly: deps probe
+	@$(XENBOOT) nightly $(if $(MATRIX),--matrix "$(MATRIX)") $(if $(OUT),--out "$(OUT)") \
+		$(if $(PARALLEL),--parallel $(PARALLEL)) $(if $(filter xl,$(HOST)),--host xl)
+
+bisect: deps
+	@test -n "$(GOOD)" && test -n "$(BAD)" && test -n "$(MILESTONE)" || \
+		{ echo "make bisect: GOOD=<rev> BAD=<rev> MILESTONE=<name> are required" >&2; exit 2; }
+	@$(XENBOOT) bisect --good "$(GOOD)" --bad "$(BAD)" --milestone "$(MILESTONE)" --host $(HOST) \
+		$(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") $(if $(SPEC),--spec "$(SPEC)") \
+		$(if $(CMDLINE),--cmdline "$(CMDLINE)") $(if $(DISK),--disk "$(DISK)") $(if $(OUT),--out "$(OUT)")

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import time
@@ -332,8 +333,9 @@ def ci_commands(jobs):
 
 
 def make_targets():
-    return {line.split(":", 1)[0] for line in (paths.REPO / "Makefile").read_text().splitlines()
-            if line and not line[0].isspace() and ":" in line and "=" not in line.split(":", 1)[0]}
+    rule = re.compile(r"^([A-Za-z0-9_.-]+)\s*:(?!=)")
+    return {m.group(1) for line in (paths.REPO / "Makefile").read_text().splitlines()
+            if (m := rule.match(line))}
 
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])

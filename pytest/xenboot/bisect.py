@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import sys
 
-from xenboot import build, paths, result, source, spec as specs
+from xenboot import build, freebsd, image, paths, result, source, spec as specs
 from xenboot.boot import BootRequest, boot
 from xenboot.errors import BadInput, BuildFailed, EXIT_PASS, HarnessError, InfraError, Verdict
 from xenboot.progress import Progress
@@ -86,8 +86,9 @@ def _build(config, src, folder):
 
 
 def step(config, src, commit, progress=print):
-    """Builds and boots `commit` (checked out in src) once; remembers the
-    answer in steps/<commit>/step.json and returns it."""
+    """Builds and boots `commit` (checked out in src) once per bisection
+    (the endpoints come up again inside `git bisect run`); the answer is
+    steps/<commit>/step.json."""
     folder = pathlib.Path(config["out"]) / "steps" / commit
     known = folder / "step.json"
     if known.is_file():
@@ -103,7 +104,8 @@ def step(config, src, commit, progress=print):
     for attempt in range(1, MAX_ATTEMPTS + 1):
         run = folder / f"boot-{attempt}"
         req = BootRequest(kernel=str(kernel), spec=config["spec"], cmdline=config["cmdline"],
-                          host=config["host"], disk=config["disk"], out_dir=str(run))
+                          host=config["host"], memory_mb=config["memory"], disk=config["disk"],
+                          template=config["template"], out_dir=str(run))
         data = boot(req, progress=lambda line: None).data
         if not Verdict(data["verdict"]).retryable:
             break
@@ -113,9 +115,7 @@ def step(config, src, commit, progress=print):
               "good" if config["milestone"] in reached else "bad")
     answer.update(status=status, verdict=data["verdict"], message=data.get("message"),
                   milestones=reached, run=str(run))
-    # An aborted step is not remembered: the next bisection asks again.
-    if status != "abort":
-        result.write_json(str(known), answer)
+    result.write_json(str(known), answer)
     return answer
 
 
@@ -183,7 +183,7 @@ def _check_endpoint(config, src, commit, expect, what, progress):
 
 
 def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", host="lab",
-           disk=None, kernconf="XEN", build_cmd=None, kernel=None, out=None, progress=None):
+           disk=None, memory=None, kernconf="XEN", build_cmd=None, kernel=None, out=None, progress=None):
     """Returns {"first_bad": step answer or None, "candidates": [...], "out": folder}."""
     progress = progress or Progress()
     build_argv = shlex.split(build_cmd) if build_cmd else None
@@ -195,12 +195,25 @@ def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", ho
         raise BadInput(f"--milestone {milestone!r} is not in spec {spec}: {', '.join(names)}")
     src = _tree(src, build_argv)
     good_commit, bad_commit = resolve(src, good, "--good"), resolve(src, bad, "--bad")
+    if out and (pathlib.Path(out) / CONFIG).exists():
+        raise BadInput(f"--out {out} already holds a bisection: its answers are for its own range; "
+                       "pick a new folder")
     out = pathlib.Path(result.prepare_run_dir(out) if out else
                        result.new_run_dir(str(paths.out_root() / "bisect")))
     config = {"out": str(out), "src": str(src), "milestone": milestone, "spec": spec,
               "cmdline": cmdline, "host": host, "disk": os.path.abspath(disk) if disk else None,
-              "kernconf": kernconf, "build": build_argv, "kernel": kernel,
-              "good": good_commit, "bad": bad_commit}
+              "memory": memory or 128, "template": None, "kernconf": kernconf, "build": build_argv,
+              "kernel": kernel, "good": good_commit, "bad": bad_commit}
+    if not build_argv:
+        # FreeBSD boots as `make boot` boots it: root device first in its
+        # environment, its own domain config, the root image (made once:
+        # it does not depend on the kernel's commit).
+        config.update(cmdline=freebsd.kernel_cmdline(cmdline), memory=memory or 256,
+                      template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
+        if not disk:
+            progress.stage("bisect: root image")
+            made = image.make_image(out / "image")
+            config["disk"] = str(out / "image" / made["image"])
     result.write_json(str(out / CONFIG), config)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(paths.REPO / "pytest"), os.environ.get("PYTHONPATH")])))
@@ -234,7 +247,8 @@ def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", ho
 def _command(args):
     with Progress() as progress:
         found = bisect(args.good, args.bad, args.milestone, src=args.src, spec=args.spec,
-                       cmdline=args.cmdline, host=args.host, disk=args.disk, kernconf=args.kernconf,
+                       cmdline=args.cmdline, host=args.host, disk=args.disk, memory=args.memory,
+                       kernconf=args.kernconf,
                        build_cmd=args.build, kernel=args.kernel, out=args.out, progress=progress)
     answer = found["first_bad"]
     if answer is None:
@@ -262,7 +276,8 @@ def add_parser(sub):
     p.add_argument("--spec", default="freebsd-xen-pv", help="milestone spec (default freebsd-xen-pv)")
     p.add_argument("--cmdline", default="", help="guest kernel command line")
     p.add_argument("--host", default="lab", help="lab or xl")
-    p.add_argument("--disk", help="disk image for every step (e.g. from `xenboot image`)")
+    p.add_argument("--disk", help="disk image for every step (default for FreeBSD: `xenboot image`'s, made once)")
+    p.add_argument("--memory", type=int, help="guest MiB (default 256 for FreeBSD, else 128)")
     p.add_argument("--kernconf", default="XEN", help="FreeBSD kernel config (default XEN)")
     p.add_argument("--build", help="a tree that is not FreeBSD: the build command, run in the tree")
     p.add_argument("--kernel", help="with --build: the kernel file it leaves, relative to the tree")

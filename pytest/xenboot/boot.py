@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -26,6 +27,7 @@ from xenboot import console, kernelcheck, paths, result, spec as specs, terminal
 from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
+from xenboot.progress import Progress
 
 DEFAULT_LOG_CAP = 16 << 20
 NAMED_KERNELS = {"probe": "build/probe/probe"}
@@ -55,7 +57,7 @@ def _raise_terminated(signum, frame):
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def sigterm_raises():
     """SIGTERM unwinds the main thread like Ctrl-C does, so teardown runs.
     Boots in other threads (several guests on one host) leave signals to
     whoever owns the main thread."""
@@ -112,7 +114,7 @@ class Target:
         down and write result.json, junit.xml and reproduce.sh, whatever
         happened."""
         try:
-            with _sigterm_raises(), contextlib.ExitStack() as teardown:
+            with sigterm_raises(), contextlib.ExitStack() as teardown:
                 try:
                     _bring_up(self, teardown, progress)
                 except HarnessError as e:
@@ -213,7 +215,9 @@ def shared_lab_host(folder, lab_config=None, progress=print):
 
 def _run_domain(target, share, spec, cmdline, teardown, progress):
     req, out, record, host = target.req, target.out, target.record, target.host
-    name = f"xenboot-{os.path.basename(out)}"[:60]
+    # Unique per run: guests on one shared host may have run folders of the
+    # same name in different places.
+    name = f"xenboot-{os.path.basename(out)[:40]}-{secrets.token_hex(3)}"
     disk = ""
     if req.disk:
         # The guest writes to a copy (FreeBSD mounts its root read-write),
@@ -371,8 +375,12 @@ def add_parser(sub):
 def _command(args):
     fields = {f.name for f in dataclasses.fields(BootRequest)}
     req = BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
-    record = boot(req, progress=lambda line: print(line, flush=True),
-                  then=hand_over if req.interactive else None)
+    req.out_dir = result.run_dir(req.out_dir)
+    with Progress() as progress:
+        progress.stage("boot", logs=[os.path.join(req.out_dir, "console.log")])
+        # The status line must stop redrawing before a person takes the console.
+        record = boot(req, progress=progress,
+                      then=(lambda target: (progress.close(), hand_over(target))) if req.interactive else None)
     summarize(record)
     return record.data["exit_status"]
 

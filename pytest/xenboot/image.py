@@ -420,6 +420,31 @@ def fix_superblocks(image, seed):
     return fs_id
 
 
+# UFS2 dinode (sys/ufs/ufs/dinode.h): di_atime, di_ctime, di_birthtime and
+# their nanoseconds, which makefs copies from the staging tree's inodes
+# (changed by makefs's own reading) where -T sets only di_mtime.
+UFS2_TIMES = ((32, "<q"), (48, "<q"), (56, "<q"), (68, "<i"), (72, "<i"), (76, "<i"))
+
+
+def fix_inode_times(image, timestamp):
+    """Sets every used UFS2 inode's times to `timestamp`."""
+    with open(image, "r+b") as f:
+        reader = UfsReader(f)
+        sb = reader.sb
+        if sb.version != 2:
+            return
+        for ino in range(sb.ncg * sb.ipg):
+            info = reader.inode(ino)
+            if info["mode"] == 0:
+                continue
+            raw = bytearray(info["raw"])
+            for off, fmt in UFS2_TIMES:
+                struct.pack_into(fmt, raw, off, timestamp if fmt == "<q" else 0)
+            cg, index = divmod(ino, sb.ipg)
+            f.seek((sb.cgstart(cg) + sb.iblkno) * sb.fsize + index * reader.inode_size)
+            f.write(raw)
+
+
 # ---------------------------------------------------------------- read-back
 
 ROOT_INO = 2
@@ -574,6 +599,7 @@ def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None):
         image = out_dir / IMAGE_NAME
         argv = run_makefs(image, stage, spec_path, FORMATS[fmt], size, timestamp, out_dir / "makefs.log")
     fs_id = fix_superblocks(image, seed)
+    fix_inode_times(image, timestamp)
     verify(image, entries)
     with open(image, "rb") as f:
         sb = read_superblock(f)

@@ -34,8 +34,8 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections import deque
 
-from xenboot import build, image, kernelcheck, paths, report, result, source, spec as specs
-from xenboot.boot import BootRequest, Terminated, _sigterm_raises, boot
+from xenboot import build, freebsd, image, kernelcheck, paths, report, result, source, spec as specs
+from xenboot.boot import BootRequest, Terminated, sigterm_raises, boot
 from xenboot.errors import (EXIT_GUEST_FAILED, EXIT_PASS, BadInput, BuildFailed, HarnessError,
                             InfraError, Verdict)
 from xenboot.lab import cache as labcache, config as labconfig
@@ -128,12 +128,9 @@ def load_matrix(path=None, host=None):
     row's hosts. Every spec is loaded here, so a typo fails before any boot."""
     path = pathlib.Path(path or DEFAULT_MATRIX)
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such matrix file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInput(f"{path}: not valid TOML: {e}") from None
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise BadInput(f"{path}: not a readable TOML matrix: {e}") from None
     _unknown(raw, {"hosts", "kernel", "boot"}, str(path))
     default_hosts = _typed(raw, "hosts", list, f"{path}", ["lab"])
     kernels = {name: _load_kernel(name, table, f"{path} [kernel.{name}]")
@@ -297,16 +294,23 @@ def _record_attempt(ctx, row, folder, data):
 def _unbooted(ctx, row, folder, verdict, message):
     """result.json for an attempt that never reached a boot, so the run
     still aggregates every boot it attempted."""
-    record = result.RunRecord(str(result.prepare_run_dir(str(folder))), name=f"boot {row.id}")
+    # Also over a result.json a crashed boot() left: this one says why.
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    record = result.RunRecord(str(folder), name=f"boot {row.id}")
     record["request"] = row.describe()
     record.finish(verdict, message)
     _record_attempt(ctx, row, folder, record.data)
 
 
 def _boot_row(ctx, row, folder, kernel, host, host_dir):
-    req = BootRequest(kernel=kernel["path"], spec=row.spec, cmdline=row.cmdline, host=row.host,
+    # FreeBSD boots as `make boot` boots it: root device first in its
+    # environment, its own domain config.
+    is_freebsd = row.kernel.source == "freebsd"
+    req = BootRequest(kernel=kernel["path"], spec=row.spec, host=row.host,
+                      cmdline=freebsd.kernel_cmdline(row.cmdline) if is_freebsd else row.cmdline,
                       memory_mb=row.kernel.memory, disk=kernel["disk"], out_dir=str(folder),
-                      lab_config=ctx.lab_config)
+                      lab_config=ctx.lab_config,
+                      template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in") if is_freebsd else None)
     try:
         data = boot(req, progress=lambda line: ctx.progress(f"{row.id}: {line}"),
                     shared_host=host).data
@@ -460,6 +464,10 @@ def bench_history(bench_dir, keep=30):
 
 # -- the pipeline ---------------------------------------------------------------
 
+def new_run_dir():
+    return result.new_run_dir(str(paths.out_root() / "nightly"))
+
+
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -471,8 +479,7 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     kernels, rows = load_matrix(matrix, host)
     if parallel < 1:
         raise BadInput(f"--parallel {parallel}: at least 1")
-    run_dir = pathlib.Path(result.prepare_run_dir(str(out)) if out else
-                           result.new_run_dir(str(paths.out_root() / "nightly")))
+    run_dir = pathlib.Path(result.prepare_run_dir(str(out or new_run_dir())))
     # Every embedded host shares boots/ with dom0, so it exists before any host.
     (run_dir / "boots").mkdir(mode=0o700, exist_ok=True)
     ctx = Context(run_dir, progress or Progress(), lab_config=lab_config, parallel=parallel)
@@ -537,9 +544,16 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
 
 
 def _command(args):
-    with _sigterm_raises(), Progress() as progress:
-        summary = run_nightly(args.matrix, args.out, args.parallel, args.host, args.src,
-                              args.lab_config, args.bench_dir, progress)
+    out = args.out or new_run_dir()
+    try:
+        with sigterm_raises(), Progress() as progress:
+            summary = run_nightly(args.matrix, out, args.parallel, args.host, args.src,
+                                  args.lab_config, args.bench_dir, progress)
+    except (KeyboardInterrupt, Terminated) as e:
+        what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+        print(f"xenboot: INFRA: nightly interrupted by {what}; what it did is in {out}/report.html",
+              flush=True)
+        return Verdict.INFRA.exit_status
     for row in summary["rows"]:
         shown = row["verdict"] or "NOT RUN"
         extra = row.get("reason") if row["outcome"] == "not-run" else row.get("message")

@@ -24,6 +24,7 @@ import pytest
 from xenboot import paths
 from xenboot.boot import BootRequest, booted
 from xenboot.errors import Verdict
+from xenboot.result import new_run_dir
 
 FIELDS = {f.name for f in dataclasses.fields(BootRequest)}
 
@@ -57,10 +58,11 @@ def xenboot_request(request):
         raise pytest.UsageError(f"xenboot request: unknown field(s) {', '.join(sorted(unknown))}")
     if not fields.get("kernel"):
         pytest.skip("no kernel to boot: pass --kernel or mark the test with xenboot(kernel=...)")
-    parent = opts.xenboot_out or str(paths.out_root() / "pytest")
+    parent = os.path.join(opts.xenboot_out or str(paths.out_root() / "pytest"),
+                          request.node.name.replace("/", "_")[:100])
     os.makedirs(parent, exist_ok=True)
-    out = os.path.join(parent, f"{request.node.name}".replace("/", "_")[:100])
-    return BootRequest(**{k: v for k, v in fields.items() if v is not None} | {"out_dir": out})
+    return BootRequest(**{k: v for k, v in fields.items() if v is not None}
+                       | {"out_dir": new_run_dir(parent)})
 
 
 @pytest.fixture

@@ -26,7 +26,10 @@ class Qmp:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                 return None
-            data = self.sock.recv(65536)
+            try:
+                data = self.sock.recv(65536)
+            except OSError as e:
+                raise InfraError(f"QMP channel failed: {e}") from None
             if not data:
                 raise InfraError("QEMU closed its QMP channel")
             self.buffer += data
