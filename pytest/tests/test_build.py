@@ -10,7 +10,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -222,8 +221,9 @@ def test_second_run_with_no_change_does_no_work(tree, tmp_path, monkeypatch):
     assert built.stat().st_mtime_ns == before
 
 
-def age(tree, seconds):
-    """Moves every file's time back, as old as sources usually are."""
+def age(tree, seconds=60):
+    """Moves every file's time back: make compares whole seconds, and a build
+    this small ends in the second the test then changes a source in."""
     for top, _dirs, files in os.walk(tree):
         for name in files:
             path = os.path.join(top, name)
@@ -231,24 +231,25 @@ def age(tree, seconds):
             os.utime(path, (then, then))
 
 
-def edit(path, text):
-    """Changes a source as an editor would, a minute from now: make compares
-    whole seconds, and a build this small ends in the second the test then
-    edits in."""
-    path.write_text(path.read_text() + text)
-    later = time.time() + 60
-    os.utime(path, (later, later))
-
-
 def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
+    # The compat shims too must be older than the objects made from them
+    # once those are aged: in a fresh clone they are seconds old.
+    compat = tmp_path / "compat"
+    shutil.copytree(build.COMPAT, compat)
+    age(compat, 3600)
+    monkeypatch.setattr(build, "COMPAT", compat)
     first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")[1]
-    edit(tree / "sys" / "amd64" / "amd64" / "machdep.c", "int changed = 1;\n")
+    machdep = tree / "sys" / "amd64" / "amd64" / "machdep.c"
+    age(tmp_path / "obj")
+    machdep.write_text(machdep.read_text() + "int changed = 1;\n")
     status, second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
     assert status == 0 and second["build"]["steps"] == ["host-tools", "all"]
     compiled = [l for l in step_log(tmp_path / "out2") if l.startswith("clang ")]
     assert len(compiled) == 1 and "machdep.c" in compiled[0]
     assert second["kernel"]["sha256"] != first["kernel"]["sha256"]
-    edit(tree / "sys" / "amd64" / "conf" / "XEN", "options\t\tNEW_OPTION\n")
+    conf = tree / "sys" / "amd64" / "conf" / "XEN"
+    age(tmp_path / "obj")
+    conf.write_text(conf.read_text() + "options\t\tNEW_OPTION\n")
     status, third = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out3")
     assert third["build"]["steps"] == ["host-tools", "config", "depend", "all"]
 
