@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
 	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)") $(if $(INTERACTIVE),--interactive)
 
-.PHONY: help deps lab lab-clean shell probe init boot kernel image pin test bench check-log nightly bisect
+.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench check-log nightly bisect
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
@@ -33,6 +33,11 @@ lab: deps
 
 lab-clean:
 	@$(XENBOOT) lab clean
+
+# Another terminal on a running boot's guest console (OUT=its run folder,
+# default the newest); Ctrl-] leaves, the boot goes on.
+console:
+	@$(XENBOOT) console $(OUT)
 
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps

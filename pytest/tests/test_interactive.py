@@ -94,3 +94,29 @@ def test_dom0_shell_for_a_person(tmp_path, terminal):
     term.wait_for("Domain-0")
     term.type("exit", "Enter")
     term.wait_for("EXIT=0")
+
+
+def test_a_second_terminal_joins_a_running_boot(tmp_path, terminal):
+    out = tmp_path / "run"
+    spec = tmp_path / "long.toml"
+    spec.write_text("hang = 120\n[[milestone]]\nname = \"mirrored\"\n"
+                    "pattern = '^typed from a second terminal$'\nbudget = 120\n")
+    boot = subprocess.Popen([XENBOOT, "boot", "--kernel", PROBE, "--spec", str(spec), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in boot.stdout:  # the guest runs and its console is offered
+            if "running; judging" in line:
+                break
+        term = terminal(f"{XENBOOT} console {out}; echo EXIT=$?")
+        term.wait_for("on the guest console of")
+        term.type("echo typed from a second terminal", "Enter")
+        # The probe answered, and the boot's own judge saw the answer.
+        assert boot.wait(120) == 0
+        term.wait_for("EXIT=0")
+    finally:
+        boot.kill()
+    result = json.loads((out / "result.json").read_text())
+    assert result["verdict"] == "PASS"
+    sent = [json.loads(line) for line in (out / "console.jsonl").read_text().splitlines()]
+    assert "".join(e["text"] for e in sent if e["dir"] == "send").startswith("echo typed from")
+    assert not (out / "console.sock").exists()

@@ -27,6 +27,7 @@ from xenboot import console, kernelcheck, paths, result, spec as specs, terminal
 from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
+from xenboot.mirror import ConsoleMirror
 from xenboot.progress import Progress
 
 DEFAULT_LOG_CAP = 16 << 20
@@ -248,6 +249,9 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     target.session = teardown.enter_context(console.ConsoleSession(
         attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
         on_match=lambda event: _report_match(event, progress)))
+    mirror = ConsoleMirror(out, target.session.send_bytes)
+    teardown.callback(mirror.close)
+    target.session.tee = mirror.broadcast
     with record.stage("console"):
         outcome = target.session.judge()
     outcome.to_result(record)

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "xenboot.image",
     "xenboot.checklog",
     "xenboot.freebsd",
+    "xenboot.mirror",
     "xenboot.nightly",
     "xenboot.report",
     "xenboot.bisect",

@@ -9,6 +9,7 @@ line with the monotonic time since unpause.
 import json
 import math
 import os
+import threading
 import time
 
 import pexpect
@@ -83,6 +84,10 @@ class ConsoleSession:
         self._child = fdpexpect.fdspawn(fd, use_poll=True)
         self._write = send or self._child.send
         self._on_match = on_match
+        self._send_lock = threading.Lock()
+        self._jsonl_lock = threading.Lock()
+        # Called with every byte received, e.g. ConsoleMirror.broadcast.
+        self.tee = None
         self._scanner = Scanner()
         self._judge = None          # the Judge while judge() runs
         self._pending = ""          # cleaned complete lines nobody has judged yet
@@ -174,8 +179,15 @@ class ConsoleSession:
     # -- interactive use -------------------------------------------------------
 
     def send(self, text):
-        self._jsonl_write({"t": round(self.now(), 3), "dir": "send", "text": text})
-        self._write(text.encode("utf-8"))
+        self.send_bytes(text.encode("utf-8"))
+
+    def send_bytes(self, data):
+        """Types `data` at the guest, logged; also from other threads (a
+        person on `make console`)."""
+        with self._send_lock:
+            self._jsonl_write({"t": round(self.now(), 3), "dir": "send",
+                               "text": data.decode("utf-8", "backslashreplace")})
+            self._write(data)
 
     def send_line(self, text):
         self.send(text + self.spec.newline)
@@ -286,6 +298,8 @@ class ConsoleSession:
             self._ended(reason)
 
     def _received(self, data):
+        if self.tee:
+            self.tee(data)
         t = round(self.now(), 3)
         room = self.log_cap - self.logged
         if room > 0:
@@ -317,21 +331,17 @@ class ConsoleSession:
             self._pending, self._tail = "", None
             return data
 
-        def write(keys):
-            self._jsonl_write({"t": round(self.now(), 3), "dir": "send",
-                               "text": keys.decode("utf-8", "backslashreplace")})
-            self._write(keys)
-
         def ended():
             return self.domain is not None and self.domain.end_reason() is not None
 
         try:
-            return terminal.bridge(self._child.child_fd, read, write, stop=ended, escape=escape)
+            return terminal.bridge(self._child.child_fd, read, self.send_bytes, stop=ended, escape=escape)
         except pexpect.EOF:
             return "closed"
 
     def _jsonl_write(self, record):
-        self._jsonl.write(json.dumps(record) + "\n")
+        with self._jsonl_lock:
+            self._jsonl.write(json.dumps(record) + "\n")
 
 
 def judge(fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP, send=None):
