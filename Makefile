@@ -79,7 +79,7 @@ check-log:
 	@$(XENBOOT) check-log "$(LOG)" --spec "$(or $(SPEC),generic)" $(if $(OUT),--out "$(OUT)")
 
 test: deps probe
-	@$(PYTHON) -m pytest pytest/tests $(PYTEST_ARGS)
+	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 $(PYTEST_ARGS)
 
 bench: deps probe
 	@$(XENBOOT) bench

@@ -14,7 +14,8 @@
 
 A boot that does not PASS skips the tests that need it, with the verdict as
 the reason; junit.xml gets the verdict, the run folder and each milestone's
-time as properties of every test that used the target.
+time as properties of every test that used the target (pytest writes test
+properties with `-o junit_family=xunit1`, as `make test` runs it).
 """
 import dataclasses
 import os
