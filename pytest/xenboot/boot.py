@@ -260,7 +260,7 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
 
 def _report_match(event, progress):
     if "milestone" in event:
-        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}")
+        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}: {event['text'][:120]}")
     elif "fatal" in event:
         progress(f"boot: {event['t']:8.3f}s  {event['fatal']}: {event['text']}")
 
