@@ -60,9 +60,10 @@ def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlin
     assert result["host"]["kind"] == "lab" and result["host"]["accelerator"] == "tcg"
     assert result["host"]["xen_version"].startswith("4.17")
     assert set(result["durations"]) >= {"check", "lab", "create", "console", "teardown"}
-    # What `make boot` shows: the guest's banner and its panic, then the verdict.
-    assert "milestone first-output: [    0.000000] Linux version" in proc.stdout
-    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in proc.stdout
+    # What `make boot` shows (progress on stderr): the guest's banner and
+    # its panic, then the verdict.
+    assert "milestone first-output: [    0.000000] Linux version" in proc.stderr
+    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: PANIC")
     for name in ("console.jsonl", "junit.xml", "reproduce.sh"):
         assert (tmp_path / "run" / name).exists()
