@@ -101,3 +101,18 @@ def test_bad_lab_config_names_file_and_key(tmp_path):
     path.write_text((paths.CONFIGS / "lab.toml").read_text().replace('accelerator = "tcg"', 'accelerator = "warp"'))
     with pytest.raises(BadInput, match=r"lab.toml: \[qemu\] accelerator must be one of"):
         labconfig.load(path)
+
+
+def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path):
+    from xenboot.lab import accel
+    raw = dict(built.config.raw, qemu=dict(built.config["qemu"], accelerator="auto"))
+    config = labconfig.LabConfig(built.config.path, raw)
+    cache = labcache.LabCache(config, root=tmp_path)
+    files = built.host_files()
+    chosen = accel.choose(config, cache, files)
+    # KVM only where Xen really boots under it; this is the probe's answer.
+    assert chosen == ("kvm" if accel.kvm_boots_xen(config, files, 20) else "tcg")
+    (memo,) = cache.root.glob("accel-*.json")
+    assert json.loads(memo.read_text())["accelerator"] == chosen
+    fixed = labconfig.LabConfig(config.path, dict(raw, qemu=dict(raw["qemu"], accelerator="tcg")))
+    assert accel.choose(fixed, cache, files) == "tcg"

@@ -30,7 +30,7 @@ def kvm_boots_xen(config, files, timeout):
         return False
     q = config["qemu"]
     argv = [q["binary"], "-nodefaults", "-no-user-config", "-display", "none",
-            "-no-reboot", "-accel", "kvm", "-cpu", "host", "-m", str(q["memory_mb"]),
+            "-no-reboot", "-accel", "kvm", "-cpu", q["cpu"], "-m", str(q["memory_mb"]),
             "-kernel", str(files["xen.elf"]), "-append", " ".join(config["xen"]["cmdline"]),
             "-initrd", f"{files['vmlinux']},{files['initramfs.cpio']}", "-serial", "stdio"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -62,6 +62,7 @@ def choose(config, cache, files):
         with open(memo) as f:
             return json.load(f)["accelerator"]
     accel = "kvm" if kvm_boots_xen(config, files, config["qemu"]["kvm_probe_seconds"]) else "tcg"
+    memo.parent.mkdir(parents=True, exist_ok=True)
     with open(memo, "w") as f:
         json.dump({"accelerator": accel}, f)
     return accel
