@@ -122,7 +122,8 @@ def test_flood_is_capped_and_still_judged(tmp_path):
     assert cap <= size <= cap + 4096
 
 
-def test_sigterm_leaves_no_qemu_and_keeps_the_logs(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_leaves_no_qemu_and_keeps_the_logs(tmp_path, signum):
     out = tmp_path / "run"
     proc = subprocess.Popen([XENBOOT, "boot", "--out", str(out), "--kernel", PROBE,
                              "--cmdline", "probe.run=hang"],
@@ -131,11 +132,11 @@ def test_sigterm_leaves_no_qemu_and_keeps_the_logs(tmp_path):
         if "milestone first-output" in line:
             break
     assert qemu_processes_for(out)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     assert proc.wait(60) == 3
     assert qemu_processes_for(out) == []
     result = json.loads((out / "result.json").read_text())
-    assert result["verdict"] == "INFRA" and "SIGTERM" in result["message"]
+    assert result["verdict"] == "INFRA" and signal.Signals(signum).name in result["message"]
     assert (out / "host.log").stat().st_size > 0
     assert b"PROBE begin" in (out / "console.log").read_bytes()
 
