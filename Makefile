@@ -14,8 +14,13 @@ MEMORY   ?= 128
 DISK     ?=
 PYTEST_ARGS ?=
 
-BOOT_ARGS = --host $(HOST) --memory $(MEMORY) \
-	$(if $(OUT),--out "$(OUT)") $(if $(DISK),--disk "$(DISK)") $(if $(INTERACTIVE),--interactive)
+# $(call q,VALUE): VALUE as one shell word, whatever it holds (quotes,
+# backticks, spaces): a path or a kernel command line never reaches the
+# shell unquoted.
+q = '$(subst ','\'',$(1))'
+
+BOOT_ARGS = --host $(call q,$(HOST)) --memory $(call q,$(MEMORY)) \
+	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive)
 
 .PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench check-log nightly bisect
 
@@ -37,7 +42,7 @@ lab-clean:
 # Another terminal on a running boot's guest console (OUT=its run folder,
 # default the newest); Ctrl-] leaves, the boot goes on.
 console:
-	@$(XENBOOT) console $(OUT)
+	@$(XENBOOT) console $(if $(OUT),$(call q,$(OUT)))
 
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps
@@ -50,33 +55,33 @@ probe:
 # and the freebsd-xen-pv spec. KERNEL=probe builds the probe kernel first.
 boot: deps $(if $(filter probe,$(KERNEL)),probe)
 ifeq ($(KERNEL),)
-	@$(XENBOOT) freebsd --spec "$(or $(SPEC),freebsd-xen-pv)" --cmdline "$(CMDLINE)" --host $(HOST) \
-		$(if $(OUT),--out "$(OUT)") $(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") \
-		$(if $(KERNCONF),--kernconf "$(KERNCONF)") $(if $(WORLD),--world "$(WORLD)")
+	@$(XENBOOT) freebsd --spec $(call q,$(or $(SPEC),freebsd-xen-pv)) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
+		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
+		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(WORLD),--world $(call q,$(WORLD)))
 else
-	@$(XENBOOT) boot --kernel "$(KERNEL)" --spec "$(or $(SPEC),generic)" \
-		--cmdline "$(CMDLINE)" $(BOOT_ARGS)
+	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
+		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)
 endif
 
 # FreeBSD: the pinned amd64_xen_pv source (freebsd-src), its XEN kernel and
 # a UFS root image. Without the source, `kernel` says how to fetch it (exit 2).
 kernel: deps
-	@$(XENBOOT) kernel --kernconf "$(or $(KERNCONF),XEN)" $(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") \
-		$(if $(OBJDIR),--objdir "$(OBJDIR)") $(if $(OUT),--out "$(OUT)")
+	@$(XENBOOT) kernel --kernconf $(call q,$(or $(KERNCONF),XEN)) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
+		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) $(if $(OUT),--out $(call q,$(OUT)))
 
 image: deps
-	@$(XENBOOT) image $(if $(MANIFEST),--manifest "$(MANIFEST)") $(if $(WORLD),--world "$(WORLD)") \
-		$(if $(FORMAT),--format $(FORMAT)) $(if $(SIZE),--size $(SIZE)) $(if $(OUT),--out "$(OUT)")
+	@$(XENBOOT) image $(if $(MANIFEST),--manifest $(call q,$(MANIFEST))) $(if $(WORLD),--world $(call q,$(WORLD))) \
+		$(if $(FORMAT),--format $(call q,$(FORMAT))) $(if $(SIZE),--size $(call q,$(SIZE))) $(if $(OUT),--out $(call q,$(OUT)))
 
 pin:
-	@$(XENBOOT) pin $(REV)
+	@$(XENBOOT) pin $(if $(REV),$(call q,$(REV)))
 
 init:
 	@$(MAKE) --no-print-directory -C images/init OUT=$(CURDIR)/build/init
 
 check-log:
-	@test -n "$(LOG)" || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
-	@$(XENBOOT) check-log "$(LOG)" --spec "$(or $(SPEC),generic)" $(if $(OUT),--out "$(OUT)")
+	@test -n $(call q,$(LOG)) || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
+	@$(XENBOOT) check-log $(call q,$(LOG)) --spec $(call q,$(or $(SPEC),generic)) $(if $(OUT),--out $(call q,$(OUT)))
 
 test: deps probe
 	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 $(PYTEST_ARGS)
@@ -85,12 +90,12 @@ bench: deps probe
 	@$(XENBOOT) bench
 
 nightly: deps probe
-	@$(XENBOOT) nightly $(if $(MATRIX),--matrix "$(MATRIX)") $(if $(OUT),--out "$(OUT)") \
-		$(if $(PARALLEL),--parallel $(PARALLEL)) $(if $(filter xl,$(HOST)),--host xl)
+	@$(XENBOOT) nightly $(if $(MATRIX),--matrix $(call q,$(MATRIX))) $(if $(OUT),--out $(call q,$(OUT))) \
+		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(filter xl,$(HOST)),--host xl)
 
 bisect: deps
-	@test -n "$(GOOD)" && test -n "$(BAD)" && test -n "$(MILESTONE)" || \
+	@test -n $(call q,$(GOOD)) && test -n $(call q,$(BAD)) && test -n $(call q,$(MILESTONE)) || \
 		{ echo "make bisect: GOOD=<rev> BAD=<rev> MILESTONE=<name> are required" >&2; exit 2; }
-	@$(XENBOOT) bisect --good "$(GOOD)" --bad "$(BAD)" --milestone "$(MILESTONE)" --host $(HOST) \
-		$(if $(FREEBSD_SRC),--src "$(FREEBSD_SRC)") $(if $(SPEC),--spec "$(SPEC)") \
-		$(if $(CMDLINE),--cmdline "$(CMDLINE)") $(if $(DISK),--disk "$(DISK)") $(if $(OUT),--out "$(OUT)")
+	@$(XENBOOT) bisect --good $(call q,$(GOOD)) --bad $(call q,$(BAD)) --milestone $(call q,$(MILESTONE)) --host $(call q,$(HOST)) \
+		$(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) $(if $(SPEC),--spec $(call q,$(SPEC))) \
+		$(if $(CMDLINE),--cmdline $(call q,$(CMDLINE))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(OUT),--out $(call q,$(OUT)))

@@ -240,3 +240,14 @@ def test_reproduce_sh_reruns_the_same_boot_and_refuses_changed_inputs(tmp_path):
     refused = subprocess.run([str(tmp_path / "run" / "reproduce.sh")], capture_output=True, text=True)
     assert refused.returncode == 2
     assert f"reproduce: {kernel} changed since this run" in refused.stderr
+
+
+def test_make_passes_a_hostile_command_line_verbatim(tmp_path):
+    planted = tmp_path / "planted"
+    cmdline = f"probe.run=echo it's `touch {planted}` \"quoted\""
+    proc = subprocess.run(["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe",
+                           f"CMDLINE={cmdline}", f"OUT={tmp_path / 'run'}"],
+                          cwd=paths.REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not planted.exists()
+    assert f"\n{cmdline.split('echo ', 1)[1]}\r\n".encode() in (tmp_path / "run" / "console.log").read_bytes()
