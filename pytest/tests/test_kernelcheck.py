@@ -80,3 +80,9 @@ def test_boot_refuses_before_qemu_starts(tmp_path, make_input):
     result = json.loads((out / "result.json").read_text())
     assert result["verdict"] == "BAD_INPUT"
     assert (out / "junit.xml").exists() and (out / "reproduce.sh").exists()
+
+
+def test_a_bare_elf_magic_is_truncated(tmp_path):
+    f = tmp_path / "tiny"
+    f.write_bytes(b"\x7fELF")
+    assert "truncated ELF" in refuse(f)

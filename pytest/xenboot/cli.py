@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from xenboot.errors import HarnessError
+from xenboot.errors import EXIT_INFRA, HarnessError
 
 COMMAND_MODULES = (
     "xenboot.boot",
@@ -44,3 +44,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("xenboot: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the contract is one line and an exit status
+        print(f"xenboot: INFRA: internal error: {e!r} (a bug in the harness: please report it)",
+              file=sys.stderr)
+        return EXIT_INFRA

@@ -22,6 +22,7 @@ from xenboot.xenheaders import constants
 STRING_NOTES = {"GUEST_OS", "GUEST_VERSION", "XEN_VERSION", "LOADER", "PAE_MODE",
                 "FEATURES", "BSD_SYMTAB"}
 BZIMAGE_MAGIC_OFFSET = 0x202
+ELF64_HEADER_SIZE = 64
 COMPRESSED = (
     (b"\x1f\x8b", lambda data: gzip.GzipFile(fileobj=io.BytesIO(data)).read()),
     (b"\xfd7zXZ\x00", lambda data: lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data)),
@@ -35,6 +36,8 @@ def sha256(path):
 
 def _bzimage_payload(path, data):
     """The ELF inside a Linux bzImage (Xen's loader unpacks it the same way)."""
+    if len(data) < 0x250:
+        raise BadInput(f"{path}: truncated bzImage (no complete setup header)")
     setup_sects = data[0x1f1] or 4
     offset, length = struct.unpack_from("<II", data, 0x248)
     start = (setup_sects + 1) * 512 + offset
@@ -67,6 +70,8 @@ def check_kernel(path):
     form, data = loadable_elf(path)
     if data[:4] != b"\x7fELF":
         raise BadInput(f"{path}: not an ELF file: pass a Xen PV kernel (ELF or bzImage)")
+    if len(data) < ELF64_HEADER_SIZE:
+        raise BadInput(f"{path}: truncated ELF: {len(data)} bytes, not even an ELF header")
     if data[4] != 2:
         raise BadInput(f"{path}: 32-bit ELF: an amd64 Xen PV guest must be a 64-bit x86-64 kernel")
     try:

@@ -33,6 +33,8 @@ class ConsoleMirror:
             os.symlink(path, self.link)
         self.path = path
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(path):
+            os.unlink(path)  # left by a run of this folder that was killed
         self.listener.bind(path)
         os.chmod(path, 0o600)
         self.listener.listen(4)
@@ -51,10 +53,16 @@ class ConsoleMirror:
 
     def _read(self, client):
         try:
-            while data := client.recv(4096):
+            while True:
+                try:
+                    data = client.recv(4096)
+                except socket.timeout:
+                    continue  # a person who is not typing; only sends may time out
+                if not data:
+                    break
                 self.send(data)
-        except OSError:
-            pass
+        except (OSError, ValueError):
+            pass  # the client or the session is gone
         self._drop(client)
 
     def _drop(self, client):

@@ -5,14 +5,25 @@ it (on this project's machines it dies early on an emulation failure), so
 "auto" boots Xen under KVM once, waits for Xen to start building dom0, and
 remembers the answer per host layer and CPU.
 """
+import ctypes
 import hashlib
 import json
 import os
 import select
+import signal
 import subprocess
 import time
 
 KVM_PROOF = b"*** Building a PV Dom0 ***"
+PR_SET_PDEATHSIG = 1
+# Resolved now: after fork() in a threaded harness the child must not dlopen.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def die_with_parent():
+    """preexec_fn for QEMU: it must not outlive the harness, even one killed
+    with SIGKILL."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def cpu_fingerprint():
@@ -34,7 +45,8 @@ def kvm_boots_xen(config, files, timeout):
             "-kernel", str(files["xen.elf"]), "-append", " ".join(config["xen"]["cmdline"]),
             "-initrd", f"{files['vmlinux']},{files['initramfs.cpio']}", "-serial", "stdio"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)
     seen = b""
     try:
         deadline = time.monotonic() + timeout

@@ -76,6 +76,8 @@ class Agent:
                     self._dispatch(line.decode("ascii", errors="replace").split(" "))
         except OSError as e:
             self.mark_dead(f"control channel failed: {e}")
+        except Exception as e:  # noqa: BLE001 - a waiter must hear of it, not time out
+            self.mark_dead(f"control channel reader failed: {e!r}")
         self.mark_dead("control channel closed")
 
     def _dispatch(self, fields):

@@ -8,11 +8,9 @@ window in which QEMU runs and nobody listens):
   xenboot.consoleN virtio-serial ports    <-> guest consoles, one each
   9p "xenboot"    the run's share folder, in dom0 at /share
 """
-import ctypes
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +22,6 @@ from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
 from xenboot.lab.qmp import Qmp
 
-PR_SET_PDEATHSIG = 1
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 CONTROL_PORT = "xenboot.control"
 DOM0_SHARE = "/share"
@@ -33,9 +30,6 @@ DOM0_HOST_ROOT = "/hostroot"
 SNAPSHOT_FORMAT = 2
 
 
-def _die_with_parent():
-    # QEMU must not outlive the harness, even one killed with SIGKILL.
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _opt(value):
@@ -102,6 +96,8 @@ class EmbeddedHost:
         self.timings = {}
         self._private = None
         self._own_private = False
+        self._channels = []  # QMP and control sockets, closed with the consoles
+        self._stderr = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -131,14 +127,16 @@ class EmbeddedHost:
             f.write(" ".join(argv) + "\n")
         t0 = time.monotonic()
         try:
+            self._stderr = open(os.path.join(self.run_dir, "qemu.stderr"), "wb")
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=open(os.path.join(self.run_dir, "qemu.stderr"), "wb"),
-                                         preexec_fn=_die_with_parent, start_new_session=True)
+                                         stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                         preexec_fn=accel.die_with_parent, start_new_session=True)
             qmp_sock = self._accept(listeners.pop("qmp"))
+            self._channels.append(qmp_sock)
             control = self._accept(listeners.pop("control"))
-            self.consoles = [self._accept(listeners.pop(f"console{i}"))
-                             for i in range(q["console_ports"])]
+            self._channels.append(control)
+            for i in range(q["console_ports"]):
+                self.consoles.append(self._accept(listeners.pop(f"console{i}")))
         finally:
             for listener in listeners.values():
                 listener.close()
@@ -211,8 +209,10 @@ class EmbeddedHost:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for sock in self.consoles:
+        for sock in self.consoles + self._channels:
             sock.close()
+        if self._stderr:
+            self._stderr.close()
         if self._private and self._own_private:
             shutil.rmtree(self._private, ignore_errors=True)
 
@@ -264,8 +264,7 @@ class EmbeddedHost:
         # the other side prints is lost.
         started.wait(timeout)
         if relay.done.is_set() or not started.is_set():
-            with self.ports_lock:
-                self.free_ports.append(index)
+            self._detach(index, relay)
             raise InfraError(f"console relay for {what} did not start: {relay.text.strip()}")
         return ConsoleAttachment(self.consoles[index], relay, lambda: self._detach(index, relay))
 
@@ -284,6 +283,9 @@ class EmbeddedHost:
     def _private_dir(self):
         path = os.path.join(self.run_dir, "lab")
         if len(path) + 20 < SOCKET_PATH_MAX and "," not in path:
+            # Left by a run of this folder that was killed: its sockets and
+            # links mean nothing now.
+            shutil.rmtree(path, ignore_errors=True)
             os.makedirs(path, mode=0o700)
             return path
         self._own_private = True
@@ -317,7 +319,7 @@ class EmbeddedHost:
                 "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
-                "-initrd", f"{p}/vmlinux {dom0_cmdline},{p}/initramfs.cpio",
+                "-initrd", f"{p}/vmlinux {_opt(dom0_cmdline)},{p}/initramfs.cpio",
                 "-chardev", f"file,id=serial,path={_opt(self.host_log)},append=on",
                 "-serial", "chardev:serial",
                 "-device", "virtio-serial-pci,id=vser",
