@@ -21,7 +21,7 @@ import threading
 import time
 
 from xenboot import bench_matcher, paths, report, result, spec as specs
-from xenboot.boot import BootRequest, boot
+from xenboot.boot import BootRequest, boot, shared_lab_host
 from xenboot.errors import EXIT_PASS, BadInput, InfraError, Verdict
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.qemu import EmbeddedHost, lab_host
@@ -91,7 +91,7 @@ def _many(folder, host, count):
 def host_round(samples, folder, lab_config, progress):
     """One host: its start, one guest alone, GUESTS guests at once."""
     folder.mkdir(parents=True)
-    with lab_host(str(folder / "host"), str(folder), lab_config, progress) as host:
+    with shared_lab_host(str(folder), lab_config, progress) as host:
         kind = "host_start_warm" if host.timings["from_snapshot"] else "host_start_cold"
         samples[kind].append(host.timings["dom0_ready"])
         seconds, data = _timed(_probe, folder / "one", host)

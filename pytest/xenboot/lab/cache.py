@@ -39,11 +39,6 @@ def _key(*parts):
     return h.hexdigest()[:16]
 
 
-def _file_digest(path):
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _run(argv, what, cwd=None):
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -81,7 +76,7 @@ class LabCache:
         self.root = (root or paths.cache_root()) / "lab"
         pk = config["packages"]
         self.packages_key = _key(LAYOUT, pk["names"], pk["metapackages"], pk["pins"])
-        dom0_digests = {n: _file_digest(paths.IMAGES / "dom0" / n) for n in DOM0_SOURCES}
+        dom0_digests = {n: kernelcheck.sha256(paths.IMAGES / "dom0" / n) for n in DOM0_SOURCES}
         self.host_key = _key(LAYOUT, self.packages_key, config["xen"]["image"],
                              {k: v for k, v in config["dom0"].items() if k != "cmdline"},
                              dom0_digests)
@@ -177,7 +172,7 @@ class LabCache:
         _write_manifest(tmp, {
             "layer": "host", "packages_key": self.packages_key, "versions": versions,
             "dom0_kernel": os.path.basename(kernels[0]), "modules": modules,
-            "sha256": {f: _file_digest(os.path.join(tmp, f))
+            "sha256": {f: kernelcheck.sha256(os.path.join(tmp, f))
                        for f in ("xen.elf", "vmlinux", "initramfs.cpio")},
         })
 

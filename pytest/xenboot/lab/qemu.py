@@ -21,6 +21,7 @@ from xenboot.errors import InfraError
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
 from xenboot.lab.qmp import Qmp
+from xenboot.progress import console_tail
 
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 CONTROL_PORT = "xenboot.control"
@@ -46,13 +47,8 @@ def console_port(index):
 
 
 def tail(path, lines=5):
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+    """The last lines of a log, on one line, for an error message."""
+    return " | ".join(console_tail(path, lines))
 
 
 class ConsoleAttachment:
