@@ -154,7 +154,7 @@ def _bring_up(target, teardown, progress):
     with record.stage("check"):
         check_host_kind(req.host)
         kernel_path = resolve_kernel(req.kernel)
-        record["kernel"] = kernelcheck.check_kernel(kernel_path)
+        record["kernel"], elf = kernelcheck.inspect_kernel(kernel_path)
         spec = specs.load_spec(req.spec)
         record["spec"] = {"name": req.spec, "path": str(spec.path),
                           "sha256": kernelcheck.sha256(spec.path)}
@@ -165,18 +165,17 @@ def _bring_up(target, teardown, progress):
             raise BadInput(f"{req.disk}: no such disk image: run `make image` or pass DISK=<path>")
         share = os.path.join(out, "share")
         os.makedirs(share, mode=0o700, exist_ok=True)
-        _stage_kernel(kernel_path, share)
+        _stage_kernel(elf, share)
     with record.stage("lab"):
         target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
     record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
     _run_domain(target, share, spec, cmdline, teardown, progress)
 
 
-def _stage_kernel(kernel_path, share):
+def _stage_kernel(elf, share):
     """Put what Xen will load into the share: the ELF itself (a bzImage is
-    unpacked here, as Xen's loader would, because inflating it in dom0
-    under emulation costs seconds), and its symbols for xenctx."""
-    _, elf = kernelcheck.loadable_elf(kernel_path)
+    unpacked by the check, as Xen's loader would, because inflating it in
+    dom0 under emulation costs seconds), and its symbols for xenctx."""
     staged = os.path.join(share, "kernel")
     with open(staged, "wb") as f:
         f.write(elf)

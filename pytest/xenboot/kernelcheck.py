@@ -63,6 +63,11 @@ def loadable_elf(path):
 
 def check_kernel(path):
     """Return a description of the kernel (for result.json) or raise BadInput."""
+    return inspect_kernel(path)[0]
+
+
+def inspect_kernel(path):
+    """(description, the ELF Xen will load): checked once, unpacked once."""
     if not os.path.exists(path):
         raise BadInput(f"{path}: no such kernel file: pass KERNEL=<path to a Xen PV kernel>")
     if not os.path.isfile(path):
@@ -88,8 +93,9 @@ def check_kernel(path):
         raise BadInput(f"{path}: not a Xen PV kernel: no Xen ELF notes "
                        f"(built without `options XEN`?)")
     _check_notes(path, notes, loads, elf["e_entry"])
-    return {"path": os.path.abspath(path), "sha256": sha256(path), "format": form,
+    info = {"path": os.path.abspath(path), "sha256": sha256(path), "format": form,
             "notes": {k: (v if isinstance(v, str) else hex(v)) for k, v in notes.items()}}
+    return info, data
 
 
 def _iter_notes(data):
