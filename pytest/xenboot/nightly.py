@@ -180,6 +180,9 @@ class Context:
     source_problem: str = None
     parallel: int = 4
     hosts_started: int = 0
+    # Set when a signal stops the run: what boots still report afterwards
+    # (torn down under them) is not their verdict.
+    stopped: str = None
 
     @property
     def boots_dir(self):
@@ -287,6 +290,8 @@ def _attempt_dir(ctx, row):
 
 
 def _record_attempt(ctx, row, folder, data):
+    if ctx.stopped:
+        return
     row.attempts.append({"folder": os.path.relpath(folder, ctx.run_dir),
                          "verdict": data["verdict"], "message": data.get("message")})
 
@@ -352,14 +357,32 @@ def _run_wave(ctx, wave, kernels, ports):
                 continue
             placed += [(row, host, host_dir) for row in chunk]
         ctx.progress.watch([folders[row.id] / "console.log" for row, _, _ in placed])
-        workers = [threading.Thread(target=_boot_row, name=f"boot-{row.id}", daemon=True,
-                                    args=(ctx, row, folders[row.id], kernels[row.kernel.name],
-                                          host, host_dir))
+        finished = set()
+
+        def boot_and_mark(row, *args):
+            try:
+                _boot_row(ctx, row, *args)
+            finally:
+                finished.add(row.id)
+
+        workers = [threading.Thread(target=boot_and_mark, name=f"boot-{row.id}", daemon=True,
+                                    args=(row, folders[row.id], kernels[row.kernel.name], host, host_dir))
                    for row, host, host_dir in placed]
         for worker in workers:
             worker.start()
-        for worker in workers:
-            worker.join()
+        try:
+            for worker in workers:
+                worker.join()
+        except (KeyboardInterrupt, Terminated) as e:
+            # Not Thread.is_alive(): a join interrupted by a signal marks the
+            # thread it waited for as stopped (CPython bpo-45274's fix).
+            what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+            for row, _, _ in placed:
+                if row.id not in finished:
+                    _record_attempt(ctx, row, folders[row.id],
+                                    {"verdict": Verdict.INFRA.value, "message": f"interrupted by {what}"})
+            ctx.stopped = what
+            raise
 
 
 def run_boots(ctx, rows, kernels):
