@@ -198,8 +198,7 @@ def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", ho
     if out and (pathlib.Path(out) / CONFIG).exists():
         raise BadInput(f"--out {out} already holds a bisection: its answers are for its own range; "
                        "pick a new folder")
-    out = pathlib.Path(result.prepare_run_dir(out) if out else
-                       result.new_run_dir(str(paths.out_root() / "bisect")))
+    out = pathlib.Path(result.run_dir(out, "bisect"))
     config = {"out": str(out), "src": str(src), "milestone": milestone, "spec": spec,
               "cmdline": cmdline, "host": host, "disk": os.path.abspath(disk) if disk else None,
               "memory": memory or 128, "template": None, "kernconf": kernconf, "build": build_argv,

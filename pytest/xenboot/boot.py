@@ -98,8 +98,7 @@ class Target:
     def __init__(self, req, shared_host=None):
         self.req = req
         self.shared_host = shared_host
-        self.out = (result.prepare_run_dir(req.out_dir) if req.out_dir
-                    else result.new_run_dir(paths.out_root()))
+        self.out = result.run_dir(req.out_dir)
         self.record = result.RunRecord(self.out, name=f"boot {os.path.basename(req.kernel)}")
         self.record["request"] = dataclasses.asdict(req) | {"out_dir": self.out}
         self.host = None

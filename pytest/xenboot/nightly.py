@@ -487,10 +487,6 @@ def bench_history(bench_dir, keep=30):
 
 # -- the pipeline ---------------------------------------------------------------
 
-def new_run_dir():
-    return result.new_run_dir(str(paths.out_root() / "nightly"))
-
-
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -502,7 +498,7 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     kernels, rows = load_matrix(matrix, host)
     if parallel < 1:
         raise BadInput(f"--parallel {parallel}: at least 1")
-    run_dir = pathlib.Path(result.prepare_run_dir(str(out or new_run_dir())))
+    run_dir = pathlib.Path(result.run_dir(out, "nightly"))
     # Every embedded host shares boots/ with dom0, so it exists before any host.
     (run_dir / "boots").mkdir(mode=0o700, exist_ok=True)
     ctx = Context(run_dir, progress or Progress(), lab_config=lab_config, parallel=parallel)
@@ -567,7 +563,7 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
 
 
 def _command(args):
-    out = args.out or new_run_dir()
+    out = result.run_dir(args.out, "nightly")
     try:
         with sigterm_raises(), Progress() as progress:
             summary = run_nightly(args.matrix, out, args.parallel, args.host, args.src,

@@ -35,9 +35,11 @@ def prepare_run_dir(path):
     return path
 
 
-def run_dir(out=None):
-    """OUT as given, or a new out/<UTC timestamp>-<short id>/."""
-    return prepare_run_dir(out) if out else new_run_dir(str(paths.out_root()))
+def run_dir(out=None, kind=None):
+    """OUT as given, or a new out/[<kind>/]<UTC timestamp>-<short id>/."""
+    if out:
+        return prepare_run_dir(str(out))
+    return new_run_dir(str(paths.out_root() / kind if kind else paths.out_root()))
 
 
 @contextlib.contextmanager
