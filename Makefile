@@ -26,7 +26,7 @@ BOOT_ARGS = --host $(call q,$(HOST)) --memory $(call q,$(MEMORY)) \
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
-	@echo "make test | make bench | make probe | make lab | make shell | make check-log LOG=... SPEC=..."
+	@echo "make test | make bench | make probe | make lab | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
 	@echo "make nightly [MATRIX=...] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
