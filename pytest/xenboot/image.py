@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 import tomllib
 
-from xenboot import paths
+from xenboot import paths, tool
 from xenboot.errors import BadInput, InfraError, Verdict
 from xenboot.result import recorded, write_json
 
@@ -323,11 +323,8 @@ def sorted_readdir_shim():
     if not lib.exists():
         lib.parent.mkdir(parents=True, exist_ok=True)
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-        proc = subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror",
-                               "-o", str(tmp), str(source), "-ldl"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise InfraError(f"building {source.name} failed: {proc.stderr.strip().splitlines()[-1:]}; "
-                             "install a C compiler (apt-get install gcc)")
+        tool.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", tmp, source, "-ldl"],
+                 f"building {source.name}")
         os.replace(tmp, lib)
     return lib
 

@@ -11,10 +11,9 @@ inside.
 import os
 import pathlib
 import re
-import subprocess
 
-from xenboot import paths
-from xenboot.errors import BadInput, EXIT_PASS, InfraError
+from xenboot import paths, tool
+from xenboot.errors import BadInput, EXIT_PASS
 
 SUBMODULE = "freebsd-src"
 FETCH_HINT = f"git submodule update --init {SUBMODULE}"
@@ -24,11 +23,7 @@ TREE_MARKERS = ("sys/conf/files", "sys/amd64/conf")
 
 
 def git(repo, *argv, check=True):
-    proc = subprocess.run(["git", "-C", str(repo), *argv], capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        raise InfraError(f"git {' '.join(argv)} in {repo} failed: "
-                         f"{(proc.stderr.strip().splitlines() or ['no message'])[-1]}")
-    return proc
+    return tool.run(["git", "-C", repo, *argv], f"git {' '.join(argv)} in {repo}", check=check)
 
 
 def find_source(explicit=None):

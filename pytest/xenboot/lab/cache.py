@@ -19,10 +19,9 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
-from xenboot import kernelcheck, paths
+from xenboot import kernelcheck, paths, tool
 from xenboot.errors import InfraError
 from xenboot.lab import cpio, elfdeps
 
@@ -40,11 +39,7 @@ def _key(*parts):
 
 
 def _run(argv, what, cwd=None):
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise InfraError(f"{what} failed: {last}")
-    return proc.stdout
+    return tool.run(argv, what, cwd=cwd).stdout
 
 
 @contextlib.contextmanager
