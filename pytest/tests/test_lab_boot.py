@@ -189,8 +189,8 @@ def test_host_xl_runs_the_same_xl_flow_on_a_real_dom0(tmp_path):
                         "--kernel", f"{repo}/build/probe/probe", "--spec", "probe", "--out", "/tmp/xl-run"],
                        timeout=300, check=False)
         assert job.status == 0, job.text
-        result = json.loads(host.run(["cat", "/tmp/xl-run/result.json"]).stdout)
-        console = host.run(["cat", "/tmp/xl-run/console.log"]).stdout
+        result = json.loads(host.read_file("/tmp/xl-run/result.json"))
+        console = host.read_file("/tmp/xl-run/console.log")
     assert result["verdict"] == "PASS"
     assert result["host"]["kind"] == "xl"
     assert b"PROBE result SUCCESS" in console

@@ -24,7 +24,7 @@ from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xl
-from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
+from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
 from xenboot.mirror import ConsoleMirror
@@ -242,8 +242,7 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         domain.unpause()
     progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
     symbols = os.path.join(share, "kernel.syms")
-    watcher = _DomainWatch(domain, out, host.stage_file(symbols) if os.path.exists(symbols) else None,
-                           symbols)
+    watcher = _DomainWatch(domain, out, symbols if os.path.exists(symbols) else None)
     target.session = teardown.enter_context(console.ConsoleSession(
         attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
         on_match=lambda event: _report_match(event, progress)))
@@ -281,24 +280,23 @@ class _DomainWatch:
     """What the judge may ask of the domain: has it ended, and, when it has
     gone quiet, what Xen can tell about it (kept in the run folder too)."""
 
-    def __init__(self, domain, out, symbols, local_symbols):
+    def __init__(self, domain, out, symbols):
         self.domain = domain
         self.out = out
-        self.symbols = symbols
-        self.local_symbols = local_symbols
+        self.symbols = symbols  # nm listing in the share, or None
 
     def end_reason(self):
         return self.domain.end_reason()
 
     def diagnose(self, verdict):
-        found = self.domain.diagnose(self.symbols)
+        found = self.domain.diagnose(self.symbols and self.domain.host.stage_file(self.symbols))
         folder = os.path.join(self.out, "diagnosis")
         os.makedirs(folder, exist_ok=True)
         for what, text in found.items():
             with open(os.path.join(folder, what.replace(" ", "-") + ".txt"), "w") as f:
                 f.write(text)
         return {"verdict": str(verdict), "files": sorted(os.listdir(folder)),
-                "frames": _frames(found["xenctx"], self.local_symbols),
+                "frames": _frames(found["xenctx"], self.symbols),
                 "xenctx": found["xenctx"].strip().splitlines()[:40]}
 
 
@@ -318,19 +316,16 @@ def _frames(xenctx, symbols):
     return [name for _, name in FRAME.findall(trace) if name.split("+")[0] in functions]
 
 
-def _fetch(host, dom0_path, dest):
-    """Copy a dom0 file into the run folder; evidence, so never fatal."""
-    if host.kind != "lab":
-        if os.path.exists(dom0_path):
-            shutil.copyfile(dom0_path, dest)
-        return
+def _fetch(host, path, dest):
+    """Copy a file of the Xen host's into the run folder: evidence, so a
+    failure to get it is never fatal."""
     try:
-        job = host.run(["cat", dom0_path], timeout=30, check=False)
-    except InfraError:
+        data = host.read_file(path)
+    except HarnessError:
         return
-    if job.status == 0:
+    if data is not None:
         with open(dest, "wb") as f:
-            f.write(job.stdout)
+            f.write(data)
 
 
 def _write_reproducer(out, req, record):

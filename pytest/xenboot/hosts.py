@@ -109,6 +109,14 @@ class LocalXenHost:
     def stage_file(self, host_path):
         return os.path.abspath(host_path)
 
+    def read_file(self, path):
+        """A file's bytes, or None when it is not there."""
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)
         # Raw, no echo: bytes pass unchanged, typed input is not reflected.

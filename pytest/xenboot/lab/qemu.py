@@ -238,6 +238,11 @@ class EmbeddedHost:
             raise ValueError(f"{host_path} is not in the share folder {self.share_dir}")
         return f"{DOM0_SHARE}/{rel}"
 
+    def read_file(self, path):
+        """A dom0 file's bytes, or None when it is not there."""
+        job = self.agent.run(["cat", path], timeout=30, check=False)
+        return bytes(job.stdout) if job.status == 0 else None
+
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
         return the harness's end of it."""
