@@ -13,7 +13,9 @@
     def test_each(target): ...
 
 A boot that does not PASS skips the tests that need it, with the verdict as
-the reason; junit.xml gets the verdict, the run folder and each milestone's
+the reason; with `--xenboot-fail-unbooted` (or the ini setting
+`xenboot_fail_unbooted = true`) it fails them instead, as this project's own
+tests ask. junit.xml gets the verdict, the run folder and each milestone's
 time as properties of every test that used the target (pytest writes test
 properties with `-o junit_family=xunit1`, as `make test` runs it).
 """
@@ -28,6 +30,7 @@ from xenboot.errors import Verdict
 from xenboot.result import new_run_dir
 
 FIELDS = {f.name for f in dataclasses.fields(BootRequest)}
+FAIL_UNBOOTED_HELP = "a boot that does not PASS fails the tests that need it (default: skips them)"
 
 
 def pytest_addoption(parser):
@@ -37,6 +40,10 @@ def pytest_addoption(parser):
     group.addoption("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)")
     group.addoption("--cmdline", default=None, help="guest kernel command line")
     group.addoption("--xenboot-out", default=None, help="parent folder of the run folders")
+    group.addoption("--xenboot-fail-unbooted", action="store_true",
+                    help=FAIL_UNBOOTED_HELP)
+    parser.addini("xenboot_fail_unbooted", type="bool", default=False,
+                  help=FAIL_UNBOOTED_HELP)
 
 
 def pytest_configure(config):
@@ -67,7 +74,7 @@ def xenboot_request(request):
 
 
 @pytest.fixture
-def target(xenboot_request, record_property):
+def target(xenboot_request, record_property, request):
     """A booted guest that passed its spec: `.session` (ConsoleSession:
     send_line, expect), `.domain`, `.host`, `.record`, `.out`."""
     with booted(xenboot_request, progress=lambda line: None) as booted_target:
@@ -76,6 +83,9 @@ def target(xenboot_request, record_property):
         for m in booted_target.record.get("milestones") or []:
             record_property(f"milestone {m['name']}", m["seconds"])
         if booted_target.verdict is not Verdict.PASS:
-            pytest.skip(f"boot {booted_target.verdict.value}: {booted_target.message} "
-                        f"({booted_target.out})")
+            why = f"boot {booted_target.verdict.value}: {booted_target.message} ({booted_target.out})"
+            config = request.config
+            if config.getoption("xenboot_fail_unbooted") or config.getini("xenboot_fail_unbooted"):
+                pytest.fail(why, pytrace=False)
+            pytest.skip(why)
         yield booted_target
