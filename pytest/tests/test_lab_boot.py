@@ -111,15 +111,24 @@ def test_silent_hang_is_hang_with_registers_and_stack(tmp_path):
 
 
 def test_flood_is_capped_and_still_judged(tmp_path):
-    spec = never_spec(tmp_path, hang=30, budget=8)
+    # A line far past the cap must still be matched, and then the flood must
+    # still count as output: silence for `hang` would be HANG before the
+    # budget ends (TIMEOUT).
     cap = 64 * 1024
-    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", spec,
+    past_cap = 4 * cap // len("flood 0000000000 " + "x" * 63)
+    spec = tmp_path / "flood.toml"
+    spec.write_text(f"hang = 4\n[[milestone]]\nname = \"past-the-cap\"\n"
+                    f"pattern = '^flood {past_cap:010d} '\nbudget = 30\n"
+                    f"[[milestone]]\nname = \"never\"\npattern = '^this line never comes$'\nbudget = 10\n")
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", str(spec),
                         "--cmdline", "probe.run=flood", "--log-cap", str(cap))
     assert proc.returncode == 1
-    assert result["verdict"] == "TIMEOUT"
+    assert (result["verdict"], result["failed_at"]) == ("TIMEOUT", "never"), result["message"]
+    assert [m["name"] for m in result["milestones"]] == ["past-the-cap"]
     assert result["log_truncated"] is True
-    size = os.path.getsize(tmp_path / "run" / "console.log")
-    assert cap <= size <= cap + 4096
+    log = (tmp_path / "run" / "console.log").read_bytes()
+    assert cap <= len(log) <= cap + 4096
+    assert f"flood {past_cap:010d} ".encode() not in log
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
