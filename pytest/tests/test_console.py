@@ -87,9 +87,19 @@ def test_every_byte_is_logged_raw_and_every_event_as_json(tmp_path, spec, consol
 
 def test_past_the_log_cap_output_is_judged_but_not_kept(tmp_path, spec, console):
     harness, guest = console
-    guest.sendall(b"hello you\n" + b"x" * 5000 + b"\nbye\n")
-    outcome = judge(harness.fileno(), spec, tmp_path, log_cap=1000)
+    guest.sendall(b"hello you\n" + b"x" * 5000 + b"\n")
+    reads = []   # (bytes logged before the read, the read)
+    with ConsoleSession(harness.fileno(), spec, tmp_path, log_cap=1000) as session:
+        def tee(data):
+            if not reads:   # "bye" comes once the first read is in
+                guest.sendall(b"bye\n")
+            reads.append((session.logged, data))
+        session.tee = tee
+        outcome = session.judge()
+    (logged_before_bye,) = [logged for logged, data in reads if b"bye" in data]
+    assert logged_before_bye == 1000
     assert outcome.verdict is Verdict.PASS and outcome.log_truncated
+    assert [m["name"] for m in outcome.milestones] == ["hello", "bye"]
     assert (tmp_path / "console.log").stat().st_size == 1000
     assert any("log_cap" in e for e in records(tmp_path))
 
