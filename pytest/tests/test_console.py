@@ -207,6 +207,20 @@ def test_expect_timeout_and_domain_end(tmp_path, spec, console):
         assert e.value.verdict is Verdict.CRASH
 
 
+def test_expect_on_a_silent_guest_is_hang_on_a_talking_one_timeout(tmp_path, spec, console):
+    harness, guest = console
+    with ConsoleSession(harness.fileno(), spec.scaled(0.01), tmp_path) as session:  # hang 0.05 s
+        with pytest.raises(ExpectFailed) as e:
+            session.expect("never", timeout=0.2)
+        assert e.value.verdict is Verdict.HANG
+        # Every read brings the next line: the guest never falls silent.
+        session.tee = lambda data: guest.sendall(b"noise\n")
+        guest.sendall(b"noise\n")
+        with pytest.raises(ExpectFailed) as e:
+            session.expect("never", timeout=0.2)
+        assert e.value.verdict is Verdict.TIMEOUT
+
+
 def test_input_can_go_another_way(tmp_path, spec, console):
     harness, guest = console
     typed = []

@@ -158,13 +158,18 @@ def test_probe_answers_at_its_prompt(probe):
     assert e.value.verdict is Verdict.MILESTONE_MISSING and "poweroff" in e.value.message
 
 
-@pytest.mark.parametrize("command, verdict", [("panic boom", Verdict.PANIC), ("fault", Verdict.CRASH),
-                                              ("hang", Verdict.TIMEOUT)])
-def test_probe_failing_commands(probe, command, verdict):
+@pytest.mark.parametrize("command, verdict, after", [("panic boom", Verdict.PANIC, b"panic: boom\r\n"),
+                                                     ("fault", Verdict.CRASH, b""),
+                                                     ("hang", Verdict.HANG, b"")])
+def test_probe_failing_commands(probe, tmp_path, command, verdict, after):
     probe.send_line(command)
     with pytest.raises(ExpectFailed) as e:
-        probe.expect("never", timeout=0.5)
+        # Longer than the (scaled) hang budget: a silent guest is HANG.
+        probe.expect("never", timeout=2)
     assert e.value.verdict is verdict
+    # The command was obeyed: after its echo came what it prints, then nothing.
+    log = (tmp_path / "console.log").read_bytes()
+    assert log.rsplit(f"probe> {command}\r\n".encode(), 1)[1] == after
 
 
 def test_transcript_without_synthetic_header_is_refused(tmp_path):

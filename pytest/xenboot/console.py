@@ -81,6 +81,7 @@ class ConsoleSession:
         self.ended_at = None
         self.console_lost = False
         self.outcome = None
+        self.last_received = 0.0    # seconds since t0
         self._child = fdpexpect.fdspawn(fd, use_poll=True)
         self._write = send or self._child.send
         self._on_match = on_match
@@ -195,9 +196,10 @@ class ConsoleSession:
     def expect(self, pattern, timeout=30, fatal=True):
         """Waits for a line, or the unfinished last line (a prompt), matching
         `pattern` (a regex, one line at a time) and returns a Match. Raises
-        ExpectFailed: TIMEOUT, the verdict of a fatal line of the spec seen
-        first (unless fatal=False), or CRASH/MILESTONE_MISSING if the domain
-        ends."""
+        ExpectFailed: at `timeout`, HANG if the guest has been silent for the
+        spec's hang budget, else TIMEOUT; the verdict of a fatal line of the
+        spec seen first (unless fatal=False); CRASH/MILESTONE_MISSING if the
+        domain ends."""
         target = Pattern(pattern)
         entries = [(target, None)]
         if fatal:
@@ -223,6 +225,10 @@ class ConsoleSession:
                                    f"the domain ended ({self.end_reason}) while waiting for"
                                    f" {pattern!r}")
             if self.now() >= deadline:
+                silent = self.now() - self.last_received
+                if silent >= self.spec.hang:
+                    raise ExpectFailed(Verdict.HANG, f"no output for {silent:.1f} s while waiting"
+                                       f" for {pattern!r}")
                 raise ExpectFailed(Verdict.TIMEOUT, f"no {pattern!r} within {timeout:g} s")
             self._pump(deadline)
 
@@ -300,7 +306,8 @@ class ConsoleSession:
     def _received(self, data):
         if self.tee:
             self.tee(data)
-        t = round(self.now(), 3)
+        self.last_received = self.now()
+        t = round(self.last_received, 3)
         room = self.log_cap - self.logged
         if room > 0:
             kept = data[:room]
