@@ -213,9 +213,13 @@ def test_report_renders_in_a_browser_and_its_links_work(run, tmp_path):
 
 
 def test_report_command_writes_it_again(run):
-    folder, _ = run
+    folder, summary = run
+    nightly_wrote = (folder / "report.html").read_text()
     (folder / "report.html").unlink()
     proc = subprocess.run([XENBOOT, "report", str(folder)], capture_output=True, text=True)
-    assert proc.returncode == 0 and (folder / "report.html").is_file()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (folder / "report.html").read_text()
+    assert page == nightly_wrote
+    assert all(f'<tr id="row-{row["id"]}">' in page for row in summary["rows"])
     proc = subprocess.run([XENBOOT, "report", str(folder / "boots")], capture_output=True, text=True)
     assert proc.returncode == 2 and "no summary.json" in proc.stdout
