@@ -205,7 +205,9 @@ def test_host_xl_runs_the_same_xl_flow_on_a_real_dom0(tmp_path):
     assert b"PROBE result SUCCESS" in console
 
 
-def test_guest_disk_writes_reach_the_run_copy_not_the_image(tmp_path):
+def test_writes_to_the_disk_backend_land_in_the_run_copy_not_the_image(tmp_path):
+    """Written in dom0 to the loop device blkback serves xvda from (the guest
+    itself writes nothing here): the run copy changes, the input image not."""
     image = tmp_path / "disk.img"
     image.write_bytes(b"\0" * (1 << 20))
     req = BootRequest(kernel=PROBE, spec="probe", disk=str(image), out_dir=str(tmp_path / "run"))
