@@ -86,3 +86,67 @@ def test_a_bare_elf_magic_is_truncated(tmp_path):
     f = tmp_path / "tiny"
     f.write_bytes(b"\x7fELF")
     assert "truncated ELF" in refuse(f)
+
+
+def test_probe_sha256_is_the_files(tmp_path):
+    info = kernelcheck.check_kernel(str(PROBE))
+    listed = subprocess.run(["sha256sum", str(PROBE)], capture_output=True, text=True, check=True)
+    assert info["sha256"] == listed.stdout.split()[0]
+    changed = tmp_path / "probe"
+    changed.write_bytes(PROBE.read_bytes() + b"\0")
+    assert kernelcheck.check_kernel(str(changed))["sha256"] != info["sha256"]
+
+
+# A minimal 64-bit PV kernel with the Xen notes libelf reads, each one
+# settable, so that a refusal is about the one note a test changes.
+TINY_KERNEL = """
+#define ELFNOTE(type, desctype, descdata) \\
+    .pushsection .note.Xen, "a", @note; .p2align 2; \\
+    .long 4; .long 1f - 0f; .long type; .asciz "Xen"; \\
+0:  desctype descdata; 1: .p2align 2; .popsection
+
+ELFNOTE(6, .asciz, "{guest_os}")
+ELFNOTE(5, .asciz, "{xen_version}")
+ELFNOTE(8, .asciz, "{loader}")
+ELFNOTE(3, .quad, 0xffffffff80000000)
+ELFNOTE(4, .quad, 0xffffffff80000000)
+ELFNOTE(1, .quad, {entry})
+ELFNOTE(2, .quad, hypercall_page)
+
+    .text
+    .globl _start
+_start:
+    hlt
+    .p2align 12
+hypercall_page:
+    .skip 4096
+"""
+GOOD_NOTES = {"guest_os": "tiny", "xen_version": "xen-3.0", "loader": "generic", "entry": "_start"}
+
+
+def tiny_kernel(tmp_path, **notes):
+    src = tmp_path / "tiny.S"
+    src.write_text(TINY_KERNEL.format(**(GOOD_NOTES | notes)))
+    kernel = tmp_path / "tiny"
+    subprocess.run(["gcc", "-nostdlib", "-static", "-Wl,-Ttext=0xffffffff80001000", "-Wl,--build-id=none",
+                    "-o", kernel, src], check=True)
+    return kernel
+
+
+def test_tiny_kernel_with_good_notes_is_accepted(tmp_path):
+    notes = kernelcheck.check_kernel(str(tiny_kernel(tmp_path)))["notes"]
+    assert (notes["GUEST_OS"], notes["XEN_VERSION"], notes["LOADER"]) == ("tiny", "xen-3.0", "generic")
+
+
+@pytest.mark.parametrize("note, value, complaint", [
+    ("xen_version", "xen-2.0", "Xen note XEN_VERSION is 'xen-2.0', Xen's loader needs \"xen-3.0\""),
+    ("loader", "elf", "Xen note LOADER is 'elf', Xen's loader needs \"generic\""),
+    ("entry", "0xffffffff90000000", "entry point 0xffffffff90000000 lies outside the loaded range"),
+], ids=["xen-version", "loader", "entry"])
+def test_notes_libelf_refuses_are_refused(tmp_path, note, value, complaint):
+    assert complaint in refuse(tiny_kernel(tmp_path, **{note: value}))
+
+
+def test_a_linux_guest_needs_no_loader_note(tmp_path):
+    kernel = tiny_kernel(tmp_path, guest_os="linux", loader="")
+    assert kernelcheck.check_kernel(str(kernel))["notes"]["GUEST_OS"] == "linux"
