@@ -3,10 +3,11 @@ and the JSON the nightly report plots. One reduced real run (--count 1, a
 1 MB matcher log); no test asserts how fast anything is."""
 import json
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 
-from xenboot import bench, nightly, paths
+from xenboot import bench, nightly, paths, report
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
@@ -56,4 +57,12 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
 def test_bench_history_feeds_the_nightly_report(bench_run):
     _, out = bench_run
     (entry,) = nightly.bench_history(out)
-    assert entry == json.loads((out / "bench.json").read_text())
+    data = json.loads((out / "bench.json").read_text())
+    assert entry == data
+    # The report's plots, drawn from this real run: one per figure, its
+    # median as the dot.
+    plots = ET.fromstring(f"<plots>{report.bench_section([entry])}</plots>")
+    svg = "{http://www.w3.org/2000/svg}"
+    drawn = {plot.find(f"{svg}text").text: plot.find(f"{svg}circle/{svg}title").text for plot in plots}
+    assert drawn == {f["label"]: f"{data['when']}: {f['median']:.4g} {f['unit']}"
+                     for f in data["figures"].values()}
