@@ -340,3 +340,20 @@ def test_benchmark_runs_and_reports(capsys):
     assert bench_matcher.main(["--sizes", "1", "2"]) == 0
     out = capsys.readouterr().out
     assert "MB/s" in out and "time ratio 2 MB / 1 MB" in out
+
+
+def test_benchmark_check_fails_a_slow_or_nonlinear_matcher(monkeypatch, capsys):
+    monkeypatch.setattr(bench_matcher, "TARGET_MB_S", 10 ** 9)   # beyond any machine
+    assert bench_matcher.main(["--sizes", "1"]) == 0
+    assert bench_matcher.main(["--sizes", "1", "--check"]) == 1
+    assert "MISSES the target" in capsys.readouterr().out
+    monkeypatch.setattr(bench_matcher, "TARGET_MB_S", 0)
+    real = bench_matcher.judge_bytes
+
+    def quadratic(spec, data):
+        # A stand-in for a matcher whose cost grows with the square of the
+        # log: the real judge's time plus such a term, in seconds.
+        return real(spec, data) + (len(data) / bench_matcher.MB) ** 2
+    monkeypatch.setattr(bench_matcher, "judge_bytes", quadratic)
+    assert bench_matcher.main(["--sizes", "1", "2", "--check"]) == 1
+    assert "MISSES the target" in capsys.readouterr().out
