@@ -117,7 +117,7 @@ def test_flood_is_capped_and_still_judged(tmp_path):
     cap = 64 * 1024
     past_cap = 4 * cap // len("flood 0000000000 " + "x" * 63)
     spec = tmp_path / "flood.toml"
-    spec.write_text(f"hang = 4\n[[milestone]]\nname = \"past-the-cap\"\n"
+    spec.write_text(f"hang = 6\n[[milestone]]\nname = \"past-the-cap\"\n"
                     f"pattern = '^flood {past_cap:010d} '\nbudget = 30\n"
                     f"[[milestone]]\nname = \"never\"\npattern = '^this line never comes$'\nbudget = 10\n")
     proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", str(spec),
