@@ -83,7 +83,9 @@ def test_panic_with_backtrace(tmp_path):
 def test_fatal_trap_12(tmp_path):
     outcome, _ = play("fatal-trap-12", "freebsd-xen-pv", tmp_path)
     assert outcome.verdict is Verdict.PANIC
-    assert outcome.message == "Fatal trap 12: page fault while in kernel mode"
+    # The root it had mounted is named after the fatal line.
+    assert outcome.message == ("Fatal trap 12: page fault while in kernel mode"
+                               " (noted: Trying to mount root from ufs:/dev/md0 []...)")
     assert [f["kind"] for f in outcome.fatal] == ["fatal-trap", "panic", "debugger"]
     assert outcome.failed_at == "init"
     assert "vfs_mountroot()" in next(d["reply"] for d in outcome.debugger if d["command"] == "bt")

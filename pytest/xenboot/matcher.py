@@ -436,6 +436,8 @@ class Judge:
         (role, item), start, end, match = hit
         line = search.block[_line_start(search.block, 0, start):end]
         if role is _MILESTONE:
+            if item.note:
+                self._note(item, line, t, match)
             self._reach(item, t, line)
             # A milestone consumes only what it matched: the rest of the line
             # may still be fatal ("[ 1.8] Kernel panic" after first output).
@@ -443,7 +445,7 @@ class Judge:
         if role is _FATAL:
             self._fatal(item.kind, line, t, item.script)
         elif role is _NOTE:
-            self._note(item, line, t)
+            self._note(item, line, t, match)
         else:
             self._prompt(t)
         return end + 1
@@ -466,9 +468,13 @@ class Judge:
                     self._prompt_handled = True
                     return self._fatal(f.kind, tail, t, f.script)
 
-    def _note(self, note, line, t):
+    def _note(self, note, line, t, match):
+        """A line worth reporting (a [[note]], or a milestone marked note),
+        with what its pattern's named groups caught."""
         if len(self.outcome.notes) < NOTES_CAP:
-            self.outcome.notes.append({"name": note.name, "seconds": _seconds(t), "line": line})
+            fields = {k: v for k, v in match.groupdict().items() if v is not None}
+            self.outcome.notes.append({"name": note.name, "seconds": _seconds(t), "line": line}
+                                      | ({"fields": fields} if fields else {}))
             self._event(t, line, note=note.name)
 
     # -- fatal lines and the debugger ----------------------------------------
