@@ -322,6 +322,8 @@ class Judge:
         if self.done:
             return
         self.outcome.end_reason = reason
+        if self.state is SESSION:
+            self._keep_unfinished_reply()
         if self.state is FATAL_WAIT or (self.state is SESSION and self._session.milestone is None):
             return self._finish(None, None, t)
         if self.state is SESSION:
@@ -536,8 +538,13 @@ class Judge:
                               + self.spec.newline)
         if session.milestone is None:
             return self._finish(None, None, t)
+        # Stopped or reset, the kernel goes no further: what the spec asked
+        # of this boot is done.
         if then == "stop":
             return self._finish(Verdict.PASS, f"{self._pass_message()}; stopped in the"
+                                f" debugger at '{session.milestone}' as the spec asks", t)
+        if then == "reset":
+            return self._finish(Verdict.PASS, f"{self._pass_message()}; reset from the"
                                 f" debugger at '{session.milestone}' as the spec asks", t)
         if self.index == len(self.spec.milestones):
             return self._finish(Verdict.PASS, self._pass_message(), t)
@@ -546,12 +553,19 @@ class Judge:
         if t is not None:
             self.since = t
 
+    def _keep_unfinished_reply(self):
+        """What the command being answered printed before the session
+        ended without its next prompt."""
+        if self._session.command is not None:
+            self.outcome.debugger.append(self._session.take_reply() | {"unfinished": True})
+
     def _session_deadline(self, t):
         session, debugger = self._session, self.spec.debugger
         if session.command:
             note = f"no debugger prompt after {session.command!r} within {debugger.reply_budget:g} s"
         else:
             note = f"no debugger prompt within {debugger.prompt_budget:g} s"
+        self._keep_unfinished_reply()
         if session.milestone is None:
             self.outcome.message = f"{self.outcome.message} ({note})"
             return self._finish(None, None, t)
