@@ -276,6 +276,8 @@ class Judge:
         self._prompt_entry = (Pattern("^" + re.escape(spec.debugger.prompt)), (_PROMPT, None))
         self._fatal_entries = [(f.pattern, (_FATAL, f)) for f in spec.fatal]
         self._fatal_entries += [(n.pattern, (_NOTE, n)) for n in spec.notes]
+        # A milestone marked note is noted also when it comes out of turn.
+        self._fatal_entries += [(m.pattern, (_NOTE, m)) for m in spec.milestones if m.note]
         self._entries_by_index = {}
 
     @property

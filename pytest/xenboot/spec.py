@@ -15,8 +15,9 @@ Schema (every key optional unless marked):
   [scripts.NAME]             commands = ["set $lines = 0", "bt"], then = "continue"|"reset"|"stop" (required)
   [[milestone]]              name (required), budget (required: seconds after the previous
                              milestone), and either pattern (+ optional, partial, script,
-                             note: its line is also a note) or, for the last one only,
-                             end = ["poweroff", "reboot", "crash"] and/or alive = true; hang overrides the spec's; after/before
+                             note: its line is also a note, in or out of turn) or, for
+                             the last one only, end = ["poweroff", "reboot", "crash"]
+                             and/or alive = true; hang overrides the spec's; after/before
                              place it when it is new or moved by an including spec
   [[fatal]]                  kind (required: panic, fatal-trap, failsafe, debugger,
                              domain-crash, failure), pattern (required), name (default:
