@@ -8,14 +8,15 @@ where it comes from:
   # REAL ...        a real boot's console, recorded (xenboot.transcript makes
                     one from a run folder), followed by its provenance, one
                     "# key: value" line each: tree (repository @ commit),
-                    version, local-change ("none" or what was changed), kernel-sha256,
-                    xen (the Xen build), spec and verdict (what the live run
-                    judged), and optionally target, failed-at, cmdline
+                    version, local-change ("none" or what was changed),
+                    kernel-sha256, xen (the Xen build), spec and verdict
+                    (what the live run judged), and optionally target,
+                    failed-at, cmdline
 Either may give xenctx-frames ("f1+0x1 < f2+0x2", innermost first): the stack
 diagnose() reports, as boot's xenctx diagnosis would. Other '#' lines and
-blank lines are comments. Every other line is `TIME OP TEXT`: TIME is seconds since unpause
-(left blank inside a debugger session, which stops the clock as a stopped
-kernel does), OP one of:
+blank lines are comments. Every other line is `TIME OP TEXT`: TIME is
+seconds since unpause (left blank inside a debugger session, which stops the
+clock as a stopped kernel does), OP one of:
   |  print TEXT and \\r\\n          >  print TEXT without a newline
   ~  print TEXT after expanding \\xNN, \\r, \\n, \\t, \\e, \\\\ escapes, no newline
   @  a directive:
@@ -74,9 +75,9 @@ def provenance(path):
                        "where it comes from")
     found = {"kind": kind[2:]}
     for line in lines[1:]:
-        m = _PROVENANCE.fullmatch(line)
         if not line.startswith("#"):
             break
+        m = _PROVENANCE.fullmatch(line)
         if m and m["key"] in PROVENANCE_KEYS:
             found[m["key"]] = m["value"]
     missing = [k for k in REAL_KEYS if k not in found] if kind == REAL else []
