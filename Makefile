@@ -71,11 +71,13 @@ kernel: deps
 
 image: deps
 	@$(XENBOOT) image $(if $(MANIFEST),--manifest $(call q,$(MANIFEST))) $(if $(WORLD),--world $(call q,$(WORLD))) \
-		$(if $(FORMAT),--format $(call q,$(FORMAT))) $(if $(SIZE),--size $(call q,$(SIZE))) $(if $(OUT),--out $(call q,$(OUT)))
+		$(if $(FORMAT),--format $(call q,$(FORMAT))) $(if $(SIZE),--size $(call q,$(SIZE))) $(if $(OUT),--out $(call q,$(OUT))) \
+		$(if $(TARGET),--target $(call q,$(TARGET)))
 
 pin:
 	@$(XENBOOT) pin $(if $(REV),$(call q,$(REV)))
 
+# images/init for every kernel target: build/init/amd64/init, build/init/i386/init.
 init:
 	@$(MAKE) --no-print-directory -C images/init OUT=$(CURDIR)/build/init
 

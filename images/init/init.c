@@ -1,13 +1,12 @@
 /*
- * freebsd-xen-ci's /sbin/init for FreeBSD amd64: proves that the kernel got
- * as far as running a user program from the root file system, then powers
- * the domain off so the harness sees the run end by itself.
+ * freebsd-xen-ci's /sbin/init for FreeBSD amd64 and i386: proves that the
+ * kernel got as far as running a user program from the root file system,
+ * then powers the domain off so the harness sees the run end by itself.
  *
  * No libc: a 2013 FreeBSD libc and crt are not available where this is built,
- * and the program needs only four system calls. It talks to the kernel with
- * the FreeBSD amd64 system call convention (number in %rax, arguments in
- * %rdi %rsi %rdx %r10 %r8 %r9, carry flag set on error with the errno in
- * %rax).
+ * and the program needs only five system calls. What differs between the
+ * targets, the entry point and how a system call is made, lives in
+ * arch/<target>/entry.S; this file is the same for both.
  *
  * The line it prints is what the boot spec matches, so its format is a
  * contract: "freebsd-xen-ci init: name=<argv[0]> ostype=<kern.ostype>
@@ -15,7 +14,6 @@
  */
 
 typedef unsigned long size_t;
-typedef long ssize_t;
 
 /* FreeBSD's numbers (sys/sys/syscall.h, sys/sys/reboot.h, sys/sys/sysctl.h,
  * sys/sys/fcntl.h); they have not changed since FreeBSD 2. */
@@ -27,6 +25,7 @@ enum {
 	SYS___sysctl = 202,
 };
 #define O_RDWR		0x0002
+#define RB_HALT		0x0008
 #define RB_POWEROFF	0x4000
 #define CTL_KERN	1
 #define KERN_OSTYPE	1
@@ -44,39 +43,9 @@ __asm__(
 	".long 1000000\n"
 	".previous\n");
 
-/*
- * The kernel enters with %rsp at argc, argv[] following; %rdi holds the same
- * pointer (sys/amd64/amd64/machdep.c exec_setregs). Align the stack for the
- * C code and never return: there is nothing to return to.
- */
-__asm__(
-	".text\n"
-	".globl _start\n"
-	".type _start,@function\n"
-	"_start:\n"
-	"	xorl %ebp, %ebp\n"
-	"	movq %rsp, %rdi\n"
-	"	andq $-16, %rsp\n"
-	"	call init_main\n"
-	"	hlt\n");
-
-/* Returns the result, or minus the errno when the kernel set the carry flag. */
-static long
-syscall6(long number, long a1, long a2, long a3, long a4, long a5, long a6)
-{
-	register long r10 __asm__("r10") = a4;
-	register long r8 __asm__("r8") = a5;
-	register long r9 __asm__("r9") = a6;
-	long ret;
-	unsigned char failed;
-
-	__asm__ volatile("syscall\n\tsetc %1"
-	    : "=a"(ret), "=r"(failed), "+D"(a1), "+S"(a2), "+d"(a3),
-	      "+r"(r10), "+r"(r8), "+r"(r9)
-	    : "0"(number)
-	    : "rcx", "r11", "memory", "cc");
-	return failed ? -ret : ret;
-}
+/* arch/<target>/entry.S: the result, or minus the errno when the kernel
+ * set the carry flag. */
+long sys_call(long number, long a1, long a2, long a3, long a4, long a5, long a6);
 
 static size_t
 length(const char *s)
@@ -91,7 +60,7 @@ length(const char *s)
 static void
 put(int fd, const char *s)
 {
-	syscall6(SYS_write, fd, (long)s, (long)length(s), 0, 0, 0);
+	sys_call(SYS_write, fd, (long)s, (long)length(s), 0, 0, 0);
 }
 
 static void
@@ -118,7 +87,7 @@ sysctl_string(int second, char *buf, size_t size)
 	int mib[2] = { CTL_KERN, second };
 	size_t len = size - 1;
 
-	if (syscall6(SYS___sysctl, (long)mib, 2, (long)buf, (long)&len, 0, 0) < 0)
+	if (sys_call(SYS___sysctl, (long)mib, 2, (long)buf, (long)&len, 0, 0) < 0)
 		return "?";
 	buf[len < size ? len : size - 1] = '\0';
 	return buf;
@@ -136,7 +105,7 @@ init_main(long *stack)
 
 	/* The kernel starts init with no descriptors open; the console is
 	 * there once devfs is mounted on /dev, which the kernel does itself. */
-	fd = syscall6(SYS_open, (long)"/dev/console", O_RDWR, 0, 0, 0, 0);
+	fd = sys_call(SYS_open, (long)"/dev/console", O_RDWR, 0, 0, 0, 0);
 	if (fd < 0)
 		fd = 2;
 	put((int)fd, "freebsd-xen-ci init: name=");
@@ -147,13 +116,16 @@ init_main(long *stack)
 	put((int)fd, sysctl_string(KERN_OSRELEASE, osrelease, sizeof(osrelease)));
 	put((int)fd, "\n");
 
-	err = syscall6(SYS_reboot, RB_POWEROFF, 0, 0, 0, 0, 0);
+	/* What Xen's own poweroff request does (sys/dev/xen/control/control.c:
+	 * shutdown_nice(RB_POWEROFF|RB_HALT)); the Xen PV shutdown handler then
+	 * asks Xen for SHUTDOWN_poweroff. */
+	err = sys_call(SYS_reboot, RB_POWEROFF | RB_HALT, 0, 0, 0, 0, 0);
 	/* Still here: say why, then let init's death panic the kernel, which
 	 * the harness reports, rather than hang silently. */
-	put((int)fd, "freebsd-xen-ci init: reboot(RB_POWEROFF) failed, errno ");
+	put((int)fd, "freebsd-xen-ci init: reboot(RB_POWEROFF|RB_HALT) failed, errno ");
 	put_number((int)fd, -err);
 	put((int)fd, "\n");
-	syscall6(SYS_exit, 1, 0, 0, 0, 0, 0);
+	sys_call(SYS_exit, 1, 0, 0, 0, 0, 0);
 	for (;;)
 		;
 }

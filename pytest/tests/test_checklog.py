@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xenboot import cli
-from xenboot.checklog import check_log
+from xenboot.checklog import check_log, recorded_diagnosis
 from xenboot.console import judge
 from xenboot.errors import Verdict
 from xenboot.player import Player
@@ -119,3 +119,24 @@ def test_any_bytes_can_be_judged(tmp_path):
     log.write_bytes(random.Random(0).randbytes(1 << 20))
     outcome = check_log(log, load_spec("freebsd-xen-pv"))
     assert outcome.verdict is Verdict.MILESTONE_MISSING and outcome.failed_at == "kdb-backends"
+
+
+def test_a_recorded_hang_in_the_debugger_is_judged_as_live(recorded, tmp_path):
+    """check-log takes the live run's diagnosis from the result.json beside
+    the log: its xenctx stack (SYNTHETIC frames here) turns the HANG into
+    DEBUGGER, as it did live."""
+    out, _ = recorded["hang-after-kdb"]
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("console.log", "console.jsonl"):
+        (run / name).write_bytes((out / name).read_bytes())
+    spec = load_spec("freebsd-xen-pv").scaled(1 / SPEED)
+
+    def again():
+        return check_log(run / "console.log", spec, run / "console.jsonl",
+                         diagnosis=recorded_diagnosis(run / "console.log"))
+    assert again().verdict is Verdict.HANG
+    (run / "result.json").write_text(json.dumps({"diagnosis": {"frames": ["db_readline+0x9c", "db_trap+0xf1",
+                                                                          "kdb_trap+0xe5"]}}))
+    outcome = again()
+    assert outcome.verdict is Verdict.DEBUGGER and outcome.message.startswith("console not attached")

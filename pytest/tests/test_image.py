@@ -51,10 +51,22 @@ def test_default_image_holds_init_and_mount_points(default_image):
     entries = {e["path"]: e for e in data["entries"]}
     assert set(entries) == {"/", "/dev", "/etc", "/etc/fstab", "/sbin", "/sbin/init"}
     assert entries["/sbin/init"]["mode"] == "0555"
-    assert entries["/sbin/init"]["sha256"] == image.sha256_file(out / "init" / "init")
+    assert entries["/sbin/init"]["sha256"] == image.sha256_file(out / "init" / "amd64" / "init")
     with open(out / image.IMAGE_NAME, "rb") as f:
         found = image.UfsReader(f).tree()
     assert found == entries
+
+
+def test_an_i386_image_holds_the_i386_init(default_image, tmp_path, monkeypatch, capsys):
+    assert xenboot(monkeypatch, "image", "--out", str(tmp_path), "--target", "i386") == 0
+    data = json.loads((tmp_path / image.MANIFEST_NAME).read_text())
+    init = {e["path"]: e for e in data["entries"]}["/sbin/init"]
+    assert data["target"] == "i386" and default_image[1]["target"] == "amd64"
+    assert init["sha256"] == image.sha256_file(tmp_path / "init" / "i386" / "init")
+    assert init["sha256"] != {e["path"]: e for e in default_image[1]["entries"]}["/sbin/init"]["sha256"]
+    with open(tmp_path / "init" / "i386" / "init", "rb") as f:
+        assert f.read(20)[18] == 3  # e_machine EM_386
+    assert "init for i386" in capsys.readouterr().out
 
 
 def test_manifest_next_to_image_matches_it(default_image):
@@ -137,7 +149,7 @@ def test_tar_owners_reach_the_image_and_a_manifest_overlays_the_world(tmp_path):
     data = image.make_image(tmp_path, world=str(tmp_path / "base.txz"), manifest=image.DEFAULT_MANIFEST)
     entries = {e["path"]: e for e in data["entries"]}
     assert (entries["/etc/owned"]["uid"], entries["/etc/owned"]["gid"], entries["/etc/owned"]["mode"]) == (123, 45, "0640")
-    assert entries["/sbin/init"]["sha256"] == image.sha256_file(tmp_path / "init" / "init")
+    assert entries["/sbin/init"]["sha256"] == image.sha256_file(tmp_path / "init" / "amd64" / "init")
 
 
 def tar_of(path, *members):
@@ -179,7 +191,7 @@ def test_read_back_catches_a_changed_byte(default_image, tmp_path):
     out, data = default_image
     img = tmp_path / "copy.img"
     raw = bytearray((out / image.IMAGE_NAME).read_bytes())
-    init = (out / "init" / "init").read_bytes()
+    init = (out / "init" / "amd64" / "init").read_bytes()
     at = raw.find(init[:512])
     raw[at + 100] ^= 0xFF
     img.write_bytes(raw)
@@ -222,3 +234,9 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and complaint in err and err.startswith("xenboot: BAD_INPUT:")
     assert json.loads((tmp_path / "result.json").read_text())["verdict"] == "BAD_INPUT"
+
+
+def test_an_unknown_target_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match="--target 'arm64': images/init is built for amd64 and i386"):
+        image.make_image(tmp_path, target="arm64")
+    assert not (tmp_path / "init").exists()

@@ -274,6 +274,49 @@ def test_live_session_types_the_script_and_answers_the_pager():
     assert drive.outcome.verdict is None and drive.outcome.milestones[-1]["name"] == "banner"
 
 
+BOOT_D_ENTRY = (b"KDB: debugger backends: ddb\r\nKDB: current backend: ddb\r\n"
+                b"KDB: enter: Boot flags requested debugger\r\ndb> ")
+
+
+def test_reset_after_the_session_ends_the_boot_as_the_spec_asks(tmp_path):
+    path = tmp_path / "reset.toml"
+    path.write_text('include = "freebsd-xen-pv-boot-d"\n[scripts.kdb]\ncommands = ["bt"]\nthen = "reset"\n')
+    drive = Drive(load_spec(str(path))).data(0, BOOT_D_ENTRY).data(0.1, b"bt\r\nTracing pid 0\r\ndb> ")
+    assert drive.sent == ["bt\r", "reset\r"]
+    assert drive.outcome.verdict is Verdict.PASS and drive.judge.done
+    assert drive.outcome.message.endswith("; reset from the debugger at 'kdb' as the spec asks")
+    assert drive.outcome.debugger == [{"command": "bt", "reply": "Tracing pid 0"}]
+
+
+def test_a_reply_without_its_prompt_is_kept_unfinished():
+    drive = Drive(load_spec("freebsd-xen-pv-boot-d")).data(0, BOOT_D_ENTRY)
+    drive.data(0.1, b"set $lines = 0\r\ndb> ").data(0.2, b"bt\r\nTracing pid 0\r\nkdb_enter() at")
+    drive.tick(100)
+    assert drive.outcome.verdict is Verdict.TIMEOUT and drive.outcome.failed_at == "kdb:debugger"
+    assert drive.outcome.debugger[-1] == {"command": "bt", "reply": "Tracing pid 0", "unfinished": True}
+
+
+def test_a_domain_end_inside_the_session_keeps_the_reply():
+    drive = Drive(load_spec("freebsd-xen-pv")).data(0, b"KDB: debugger backends: ddb\r\ndb> ")
+    drive.data(0.1, b"set $lines = 0\r\nhalf a reply\r\n")
+    drive.judge.end("crash", 0.2)
+    assert drive.outcome.verdict is Verdict.DEBUGGER
+    assert drive.outcome.debugger == [{"command": "set $lines = 0", "reply": "half a reply",
+                                       "unfinished": True}]
+
+
+def test_pager_on_the_xen_console_line_ends():
+    """FreeBSD's Xen console ends lines "\\n\\r" (xcons_putc); ddb's pager
+    writes "--More--\\r" and erases it with spaces and "\\r"."""
+    drive = Drive(load_spec("freebsd-xen-pv-kdb-stop"))
+    drive.data(0, BOOT_D_ENTRY.replace(b"\r\n", b"\n\r")).data(0.1, b"set $lines = 0\n\rdb> ")
+    drive.data(0.2, b"bt\n\rline 1\n\r--More--\r")
+    assert drive.sent[-2:] == ["bt\r", " "]
+    drive.data(0.3, b"        \rline 2\n\rdb> ")
+    assert drive.outcome.debugger[1] == {"command": "bt", "reply": "line 1\nline 2"}
+    assert drive.sent[-1] == "show registers\r"
+
+
 def test_unexpected_prompt_is_a_debugger_verdict():
     drive = Drive(load_spec("freebsd-xen-pv")).data(0, b"KDB: debugger backends: ddb\r\ndb> ")
     assert drive.outcome.verdict is Verdict.DEBUGGER

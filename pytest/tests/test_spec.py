@@ -31,8 +31,10 @@ def test_shipped_specs_load(name):
 
 def test_shipped_specs_are_the_documented_ones():
     assert {"generic", "freebsd-xen-pv", "probe", "freebsd-xen-pv-kdb",
-            "freebsd-xen-pv-kdb-stop", "freebsd-xen-pv-boot-d"} <= set(available_specs())
-    assert "fatal" not in available_specs()
+            "freebsd-xen-pv-kdb-stop", "freebsd-xen-pv-boot-d", "freebsd-xen-pv-i386",
+            "freebsd-xen-pv-i386-kdb", "freebsd-xen-pv-i386-kdb-stop",
+            "freebsd-xen-pv-i386-boot-d"} <= set(available_specs())
+    assert not {"fatal", "freebsd-common", "kdb-stop"} & set(available_specs())
 
 
 def test_a_bare_name_and_a_path_load_the_same_spec():
@@ -56,6 +58,54 @@ def test_freebsd_spec_order_and_optional_stages():
     assert spec.scripts["kdb"].commands[0] == "set $lines = 0"
     assert spec.scripts["kdb"].then == "continue"
     assert {f.kind for f in spec.fatal} >= {"panic", "fatal-trap", "debugger", "failsafe"}
+
+
+def test_i386_spec_shares_the_common_lines_and_adds_its_own():
+    i386, amd64 = load_spec("freebsd-xen-pv-i386"), load_spec("freebsd-xen-pv")
+    names = [m.name for m in i386.milestones]
+    assert names == ["loader-metadata", "kdb-backends", "kdb-current", "banner", "version",
+                     "real-memory", "avail-memory", "console", "disk", "kdb", "mountroot", "init"]
+    assert {m.name for m in i386.milestones if m.optional} == {"loader-metadata", "kdb"}
+    common = [m for m in amd64.milestones if m.name not in ("bootenv", "sysinit")]
+    # Patterns compare by identity: the repr shows each field and the regex source.
+    assert [repr(m) for m in i386.milestones if m.name in {c.name for c in common}] == list(map(repr, common))
+    assert i386.scripts == amd64.scripts
+    assert {f.name for f in amd64.fatal} - {f.name for f in i386.fatal} == {"xen-setup-panic",
+                                                                           "xen-setup-failed"}
+    assert [n.name for n in i386.notes] == ["root-failed", "init-failed", "init-missing"]
+    assert next(m for m in i386.milestones if m.name == "mountroot").note
+    assert any("parts/freebsd-common.toml" in s for s in i386.sources)
+
+
+@pytest.mark.parametrize("target", ["", "-i386"])
+def test_variants_of_both_targets_come_from_the_same_parts(target):
+    base = [m.name for m in load_spec(f"freebsd-xen-pv{target}").milestones]
+    kdb = load_spec(f"freebsd-xen-pv{target}-kdb")
+    assert [m.name for m in kdb.milestones] == base
+    assert not next(m for m in kdb.milestones if m.name == "kdb").optional
+    boot_d = load_spec(f"freebsd-xen-pv{target}-boot-d")
+    names = [m.name for m in boot_d.milestones]
+    assert names.index("kdb") == names.index("kdb-current") + 1 and sorted(names) == sorted(base)
+    stop = load_spec(f"freebsd-xen-pv{target}-kdb-stop")
+    assert stop.scripts["kdb"].then == "stop" and [m.name for m in stop.milestones] == names
+    for variant in (kdb, boot_d, stop):
+        assert repr(variant.fatal) == repr(load_spec(f"freebsd-xen-pv{target}").fatal)
+
+
+def test_an_included_part_places_a_milestone_by_an_earlier_include(tmp_path):
+    write(tmp_path, "base.toml", MINIMAL)
+    write(tmp_path, "part.toml", """
+        [[milestone]]
+        name = "before-hello"
+        pattern = 'x'
+        budget = 1
+        before = "hello"
+    """)
+    top = write(tmp_path, "top.toml", 'include = ["base.toml", "part.toml"]\n')
+    assert [m.name for m in load_spec(str(top)).milestones] == ["before-hello", "hello"]
+    alone = write(tmp_path, "alone.toml", 'include = ["part.toml", "base.toml"]\n')
+    with pytest.raises(BadInput, match="part.toml: milestone \"before-hello\": before: no milestone 'hello'"):
+        load_spec(str(alone))
 
 
 def test_variants_override_by_name():
@@ -149,6 +199,8 @@ BAD_SPECS = {
     "end with pattern": (MINIMAL + "end = ['poweroff']\n", "a milestone with end/alive has no pattern"),
     "bad end reason": (MINIMAL + "[[milestone]]\nname = 'e'\nend = ['halt']\nbudget = 1\n",
                        "end: 'halt' is not one of"),
+    "end with note": (MINIMAL + "[[milestone]]\nname = 'e'\nend = ['poweroff']\nnote = true\nbudget = 1\n",
+                      "a milestone with end/alive has no note"),
     "empty end": (MINIMAL + "[[milestone]]\nname = 'e'\nend = []\nbudget = 1\n", "end: list at least one"),
     "after unknown": (MINIMAL + "[[milestone]]\nname = 'x'\npattern = 'x'\nbudget = 1\nafter = 'nope'\n",
                       "after: no milestone 'nope'"),

@@ -11,7 +11,8 @@ no deadlines, and the log's end is the domain's end given by --end-reason.
 import json
 import os
 
-from xenboot.errors import BadInput, HarnessError
+from xenboot.console import debugger_before_console
+from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.matcher import Judge, Scanner
 from xenboot.result import RunRecord, prepare_run_dir
 from xenboot.spec import load_spec
@@ -48,7 +49,8 @@ def run(args):
         with record.stage("check-log"):
             spec = load_spec(args.spec)
             record["spec"] = spec.name
-            outcome = check_log(args.log, spec, args.jsonl, args.end_reason)
+            outcome = check_log(args.log, spec, args.jsonl, args.end_reason,
+                                recorded_diagnosis(args.log))
         outcome.to_result(record)
         verdict, message = outcome.verdict, outcome.message
     except HarnessError as e:
@@ -58,8 +60,10 @@ def run(args):
     return status
 
 
-def check_log(log_path, spec, jsonl_path=None, end_reason=None):
-    """The Outcome of judging the log at log_path against spec."""
+def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):
+    """The Outcome of judging the log at log_path against spec; `diagnosis`
+    is what the live run found when its guest went quiet (result.json), so
+    that a HANG in the kernel debugger is judged as live."""
     judge, scanner = Judge(spec), Scanner()
     try:
         log = open(log_path, "rb")
@@ -74,7 +78,20 @@ def check_log(log_path, spec, jsonl_path=None, end_reason=None):
             _feed(judge, scanner, data, t)
     if not judge.done:
         judge.end(end_reason or recorded_end or ("alive" if jsonl_path else "unknown"), t)
-    return judge.outcome
+    outcome = judge.outcome
+    if diagnosis and outcome.verdict is Verdict.HANG:
+        outcome.diagnosis = diagnosis
+        debugger_before_console(outcome)
+    return outcome
+
+
+def recorded_diagnosis(log_path):
+    """The diagnosis in the result.json next to a run's console.log, if any."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(log_path)), "result.json")) as f:
+            return json.load(f).get("diagnosis")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _replay_timed(judge, scanner, log, jsonl_path):

@@ -143,6 +143,9 @@ class ConsoleSession:
             outcome.end_reason = self.end_reason
         if outcome.verdict in (Verdict.HANG, Verdict.TIMEOUT) and self.domain is not None:
             outcome.diagnosis = self._diagnose(outcome.verdict)
+            if debugger_before_console(outcome):
+                self._jsonl_write({"t": round(self.now(), 3), "dir": "match", "verdict": "DEBUGGER",
+                                   "text": f"verdict DEBUGGER: {outcome.message}"})
         self.outcome = outcome
         return outcome
 
@@ -349,6 +352,26 @@ class ConsoleSession:
     def _jsonl_write(self, record):
         with self._jsonl_lock:
             self._jsonl.write(json.dumps(record) + "\n")
+
+
+# Functions only the kernel debugger's trap path runs (FreeBSD's
+# kern/subr_kdb.c kdb_trap(), ddb/db_main.c db_trap()).
+DEBUGGER_FRAMES = frozenset({"db_trap", "kdb_trap"})
+
+
+def debugger_before_console(outcome):
+    """A HANG whose xenctx stack is inside the kernel debugger is DEBUGGER:
+    the kernel entered it before its console attached (FreeBSD 10.4 i386
+    with boot_ddb: ddb inside init386(), its prompt never sent), so the
+    silence is a debugger waiting, not a hang. Returns whether it was."""
+    frames = (outcome.diagnosis or {}).get("frames") or []
+    if outcome.verdict is not Verdict.HANG or not DEBUGGER_FRAMES & {f.split("+")[0] for f in frames}:
+        return False
+    outcome.verdict = Verdict.DEBUGGER
+    outcome.message = (f"console not attached: the kernel is in its debugger (xenctx: "
+                       f"{' < '.join(frames)}), whose prompt never reached the console; "
+                       f"{outcome.message}")
+    return True
 
 
 def judge(fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP, send=None):

@@ -35,6 +35,10 @@ from xenboot.result import recorded, write_json
 ROOTFS = paths.IMAGES / "rootfs"
 DEFAULT_MANIFEST = ROOTFS / "minimal.toml"
 INIT_SOURCE = "@init"
+# The kernel targets images/init is built for; the image holds the one the
+# kernel runs (an amd64 init on an i386 kernel: "exec /sbin/init: error 8").
+TARGETS = ("amd64", "i386")
+DEFAULT_TARGET = "amd64"
 FORMATS = {"ufs1": 1, "ufs2": 2}
 SIZE_RE = re.compile(r"^[1-9][0-9]*[bkmg]?$")
 # makefs's own size estimate fails ("map corrupted") on tiny trees staged on
@@ -117,17 +121,25 @@ def load_manifest(path):
 
 # ----------------------------------------------------------------- staging
 
-def build_init(out_dir):
-    """images/init's program, built into the run folder."""
+def check_target(target):
+    if target not in TARGETS:
+        raise BadInput(f"--target {target!r}: images/init is built for {' and '.join(TARGETS)}; "
+                       "give the FreeBSD kernel's TARGET")
+    return target
+
+
+def build_init(out_dir, target=DEFAULT_TARGET):
+    """images/init's program for `target`, built into the run folder:
+    out_dir/init/<target>/init."""
     build_dir = pathlib.Path(out_dir) / "init"
     build_dir.mkdir(exist_ok=True)
-    proc = subprocess.run(["make", "-s", "-C", str(paths.IMAGES / "init"), f"OUT={build_dir}"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(["make", "-s", "-C", str(paths.IMAGES / "init"), f"OUT={build_dir}",
+                           f"TARGETS={check_target(target)}"], capture_output=True, text=True)
     (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise InfraError(f"building images/init failed (see {build_dir}/build.log); "
                          "install clang and lld (apt-get install clang lld)")
-    return build_dir / "init"
+    return build_dir / target / "init"
 
 
 def _make_parents(stage, rel, meta):
@@ -151,8 +163,9 @@ def _clear(dest, kind):
         shutil.rmtree(dest)
 
 
-def stage_manifest(entries, stage, meta, out_dir):
-    """Lays the manifest over whatever the stage holds; returns nothing, fills meta."""
+def stage_manifest(entries, stage, meta, out_dir, kernel_target=DEFAULT_TARGET):
+    """Lays the manifest over whatever the stage holds, "@init" being the
+    init for `kernel_target`; returns nothing, fills meta."""
     init = None
     for rel in sorted(entries):
         m, source, target = entries[rel]
@@ -166,7 +179,7 @@ def stage_manifest(entries, stage, meta, out_dir):
             os.symlink(target, dest)
         else:
             if source == INIT_SOURCE:
-                init = init or build_init(out_dir)
+                init = init or build_init(out_dir, kernel_target)
                 source = init
             shutil.copyfile(source, dest)
         meta[rel] = m
@@ -563,9 +576,11 @@ def verify(image, entries):
 
 # --------------------------------------------------------------------- run
 
-def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None):
-    """Builds out_dir/rootfs.img and its manifest; returns the manifest data."""
+def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None, target=DEFAULT_TARGET):
+    """Builds out_dir/rootfs.img and its manifest, for a kernel of `target`
+    (amd64 or i386: which init it holds); returns the manifest data."""
     out_dir = pathlib.Path(out_dir)
+    check_target(target)
     out_dir.mkdir(parents=True, exist_ok=True)
     if fmt not in FORMATS:
         raise BadInput(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -587,7 +602,7 @@ def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None):
                 stage_world_dir(world, stage, meta)
             else:
                 stage_world_tar(world, stage, meta)
-        stage_manifest(overlay, stage, meta, out_dir)
+        stage_manifest(overlay, stage, meta, out_dir, target)
         entries = collect(stage, meta, timestamp)
         spec = mtree_spec(entries)
         spec_path = out_dir / "rootfs.mtree"
@@ -605,6 +620,7 @@ def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None):
         "sha256": sha256_file(image),
         "bytes": image.stat().st_size,
         "format": fmt,
+        "target": target,
         "superblock_offset": sb.sblockloc,
         "block_size": sb.bsize,
         "fragment_size": sb.fsize,
@@ -624,13 +640,14 @@ def run(args):
     with recorded(args.out, "image") as record:
         with record.stage("image"):
             data = make_image(record.out_dir, manifest=args.manifest, world=args.world,
-                              fmt=args.format, size=args.size)
-    record["image"] = {k: data[k] for k in ("image", "sha256", "bytes", "format", "superblock_offset")}
+                              fmt=args.format, size=args.size, target=args.target)
+    record["image"] = {k: data[k] for k in ("image", "sha256", "bytes", "format", "target",
+                                            "superblock_offset")}
     record["image"]["path"] = str(pathlib.Path(record.out_dir) / IMAGE_NAME)
     record["image"]["manifest"] = str(pathlib.Path(record.out_dir) / MANIFEST_NAME)
     status = record.finish(Verdict.PASS)
-    print(f"xenboot: image {record['image']['path']} ({data['format']}, {data['bytes']} bytes, "
-          f"sha256 {data['sha256']})")
+    print(f"xenboot: image {record['image']['path']} ({data['format']}, init for {data['target']}, "
+          f"{data['bytes']} bytes, sha256 {data['sha256']})")
     return status
 
 
@@ -643,6 +660,8 @@ def add_parser(subparsers):
     p.add_argument("--format", choices=sorted(FORMATS), default="ufs1",
                    help="ufs1 (default: readable by Linux's ufs driver and `file`) or ufs2 "
                         "(makefs puts its superblock at 8192, not FreeBSD's 65536)")
+    p.add_argument("--target", choices=TARGETS, default=DEFAULT_TARGET,
+                   help="the FreeBSD kernel's target: which images/init the image holds (default amd64)")
     p.add_argument("--size", help="image size for makefs -s, e.g. 64m (default: contents + 10%%, at least 16m)")
     p.add_argument("--out", help="run folder (default: out/<timestamp>-<id>/)")
     p.set_defaults(func=run)

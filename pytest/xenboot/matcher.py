@@ -276,6 +276,8 @@ class Judge:
         self._prompt_entry = (Pattern("^" + re.escape(spec.debugger.prompt)), (_PROMPT, None))
         self._fatal_entries = [(f.pattern, (_FATAL, f)) for f in spec.fatal]
         self._fatal_entries += [(n.pattern, (_NOTE, n)) for n in spec.notes]
+        # A milestone marked note is noted also when it comes out of turn.
+        self._fatal_entries += [(m.pattern, (_NOTE, m)) for m in spec.milestones if m.note]
         self._entries_by_index = {}
 
     @property
@@ -322,6 +324,8 @@ class Judge:
         if self.done:
             return
         self.outcome.end_reason = reason
+        if self.state is SESSION:
+            self._keep_unfinished_reply()
         if self.state is FATAL_WAIT or (self.state is SESSION and self._session.milestone is None):
             return self._finish(None, None, t)
         if self.state is SESSION:
@@ -436,6 +440,8 @@ class Judge:
         (role, item), start, end, match = hit
         line = search.block[_line_start(search.block, 0, start):end]
         if role is _MILESTONE:
+            if item.note:
+                self._note(item, line, t, match)
             self._reach(item, t, line)
             # A milestone consumes only what it matched: the rest of the line
             # may still be fatal ("[ 1.8] Kernel panic" after first output).
@@ -443,7 +449,7 @@ class Judge:
         if role is _FATAL:
             self._fatal(item.kind, line, t, item.script)
         elif role is _NOTE:
-            self._note(item, line, t)
+            self._note(item, line, t, match)
         else:
             self._prompt(t)
         return end + 1
@@ -466,9 +472,13 @@ class Judge:
                     self._prompt_handled = True
                     return self._fatal(f.kind, tail, t, f.script)
 
-    def _note(self, note, line, t):
+    def _note(self, note, line, t, match):
+        """A line worth reporting (a [[note]], or a milestone marked note),
+        with what its pattern's named groups caught."""
         if len(self.outcome.notes) < NOTES_CAP:
-            self.outcome.notes.append({"name": note.name, "seconds": _seconds(t), "line": line})
+            fields = {k: v for k, v in match.groupdict().items() if v is not None}
+            self.outcome.notes.append({"name": note.name, "seconds": _seconds(t), "line": line}
+                                      | ({"fields": fields} if fields else {}))
             self._event(t, line, note=note.name)
 
     # -- fatal lines and the debugger ----------------------------------------
@@ -530,8 +540,13 @@ class Judge:
                               + self.spec.newline)
         if session.milestone is None:
             return self._finish(None, None, t)
+        # Stopped or reset, the kernel goes no further: what the spec asked
+        # of this boot is done.
         if then == "stop":
             return self._finish(Verdict.PASS, f"{self._pass_message()}; stopped in the"
+                                f" debugger at '{session.milestone}' as the spec asks", t)
+        if then == "reset":
+            return self._finish(Verdict.PASS, f"{self._pass_message()}; reset from the"
                                 f" debugger at '{session.milestone}' as the spec asks", t)
         if self.index == len(self.spec.milestones):
             return self._finish(Verdict.PASS, self._pass_message(), t)
@@ -540,12 +555,19 @@ class Judge:
         if t is not None:
             self.since = t
 
+    def _keep_unfinished_reply(self):
+        """What the command being answered printed before the session
+        ended without its next prompt."""
+        if self._session.command is not None:
+            self.outcome.debugger.append(self._session.take_reply() | {"unfinished": True})
+
     def _session_deadline(self, t):
         session, debugger = self._session, self.spec.debugger
         if session.command:
             note = f"no debugger prompt after {session.command!r} within {debugger.reply_budget:g} s"
         else:
             note = f"no debugger prompt within {debugger.prompt_budget:g} s"
+        self._keep_unfinished_reply()
         if session.milestone is None:
             self.outcome.message = f"{self.outcome.message} ({note})"
             return self._finish(None, None, t)

@@ -2,11 +2,21 @@
 commands from the transcript, so the live console driver can be exercised end
 to end without a Xen host or a kernel that boots.
 
-A transcript (pytest/tests/transcripts/*.txt) starts with a line beginning
-"# SYNTHETIC" that says where it comes from; other '#' lines and blank lines
-are comments. Every other line is `TIME OP TEXT`: TIME is seconds since unpause
-(left blank inside a debugger session, which stops the clock as a stopped
-kernel does), OP one of:
+A transcript (pytest/tests/transcripts/*.txt) starts with a line that says
+where it comes from:
+  # SYNTHETIC ...   written by hand; never a FreeBSD result
+  # REAL ...        a real boot's console, recorded (xenboot.transcript makes
+                    one from a run folder), followed by its provenance, one
+                    "# key: value" line each: tree (repository @ commit),
+                    version, local-change ("none" or what was changed),
+                    kernel-sha256, xen (the Xen build), spec and verdict
+                    (what the live run judged), and optionally target,
+                    failed-at, cmdline
+Either may give xenctx-frames ("f1+0x1 < f2+0x2", innermost first): the stack
+diagnose() reports, as boot's xenctx diagnosis would. Other '#' lines and
+blank lines are comments. Every other line is `TIME OP TEXT`: TIME is
+seconds since unpause (left blank inside a debugger session, which stops the
+clock as a stopped kernel does), OP one of:
   |  print TEXT and \\r\\n          >  print TEXT without a newline
   ~  print TEXT after expanding \\xNN, \\r, \\n, \\t, \\e, \\\\ escapes, no newline
   @  a directive:
@@ -36,7 +46,10 @@ from xenboot.console import judge
 from xenboot.errors import BadInput
 from xenboot.spec import load_spec
 
-HEADER = "# SYNTHETIC"
+SYNTHETIC, REAL = "# SYNTHETIC", "# REAL"
+REAL_KEYS = ("tree", "version", "local-change", "kernel-sha256", "xen", "spec", "verdict")
+PROVENANCE_KEYS = REAL_KEYS + ("target", "failed-at", "cmdline", "xenctx-frames")
+_PROVENANCE = re.compile(r"# (?P<key>[a-z0-9-]+): (?P<value>.*\S)")
 END_REASONS = ("poweroff", "reboot", "crash")
 _LINE = re.compile(r"(?P<time>\d+(?:\.\d+)?)?\s+(?P<op>[|>~@=])(?: (?P<text>.*))?")
 _ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "e": "\x1b", "\\": "\\"}
@@ -51,12 +64,36 @@ class Step:
     commands: dict = dataclasses.field(default_factory=dict)
 
 
-def parse(path):
-    """The transcript's steps; BadInput names the line that is wrong."""
+def provenance(path):
+    """{"kind": "REAL" or "SYNTHETIC", key: value...} from the header; a
+    REAL transcript must give every REAL_KEYS entry."""
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
-    if not lines[0].startswith(HEADER):
-        raise BadInput(f"{path}:1: a transcript starts with '{HEADER}' and says where it comes from")
+    kind = next((k for k in (SYNTHETIC, REAL) if lines[0].startswith(k + " ")), None)
+    if kind is None:
+        raise BadInput(f"{path}:1: a transcript starts with '{SYNTHETIC}' or '{REAL}' and says "
+                       "where it comes from")
+    found = {"kind": kind[2:]}
+    for line in lines[1:]:
+        if not line.startswith("#"):
+            break
+        m = _PROVENANCE.fullmatch(line)
+        if m and m["key"] in PROVENANCE_KEYS:
+            found[m["key"]] = m["value"]
+    missing = [k for k in REAL_KEYS if k not in found] if kind == REAL else []
+    if missing:
+        raise BadInput(f"{path}: a REAL transcript gives its provenance; missing "
+                       f"{', '.join('# ' + k + ': ...' for k in missing)}")
+    if kind == REAL and not re.fullmatch(r"[0-9a-f]{64}", found["kernel-sha256"]):
+        raise BadInput(f"{path}: kernel-sha256 {found['kernel-sha256']!r} is not a sha256 (64 hex digits)")
+    return found
+
+
+def parse(path):
+    """The transcript's steps; BadInput names the line that is wrong."""
+    provenance(path)
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
     steps, reply = [], None
     for number, raw in enumerate(lines[1:], start=2):
         if not raw.strip() or raw.lstrip().startswith("#"):
@@ -126,6 +163,7 @@ class Player:
 
     def __init__(self, path, speed=1.0):
         self.path = path
+        self.provenance = provenance(path)
         self.steps = parse(path)
         self.speed = speed
         self.master, self._slave = os.openpty()
@@ -161,7 +199,10 @@ class Player:
         return self._end_reason
 
     def diagnose(self, verdict):
-        return {"player": os.path.basename(self.path), "verdict": verdict.value}
+        found = {"player": os.path.basename(self.path), "verdict": verdict.value}
+        if "xenctx-frames" in self.provenance:
+            found["frames"] = self.provenance["xenctx-frames"].split(" < ")
+        return found
 
     # -- playing -------------------------------------------------------------------
 
@@ -245,6 +286,15 @@ class Player:
             raise _Stopped
 
 
+def describe(found):
+    """One line saying where a transcript's output comes from."""
+    if found["kind"] == "SYNTHETIC":
+        return "SYNTHETIC transcript: not the output of a real boot"
+    change = "" if found["local-change"] == "none" else f" with a local change ({found['local-change']})"
+    return (f"REAL FreeBSD {found['version']} console from {found['tree']}{change}, kernel sha256 "
+            f"{found['kernel-sha256']}, Xen {found['xen']}")
+
+
 def main(argv=None):
     """Plays a transcript through the live console driver and prints the verdict."""
     parser = argparse.ArgumentParser(prog="python3 -m xenboot.player", description=main.__doc__)
@@ -257,7 +307,7 @@ def main(argv=None):
     spec = load_spec(args.spec).scaled(1 / args.speed)
     with Player(args.transcript, speed=args.speed) as player:
         outcome = judge(player.master, spec, args.out, domain=player)
-    print(f"{outcome.verdict.value}: {outcome.message}")
+    print(f"{describe(player.provenance)}\n{outcome.verdict.value}: {outcome.message}")
     return outcome.verdict.exit_status
 
 

@@ -5,7 +5,8 @@ one-line BAD_INPUT naming the file and key, never a wrong verdict.
 
 Schema (every key optional unless marked):
   description = "..."
-  include = "NAME" | ["NAME", "path.toml", ...]   merged first, in order
+  include = "NAME" | ["NAME", "path.toml", ...]   merged first, in order, each over
+                             the ones before it (a part may override or place theirs)
   hang = 60                  seconds of total silence that mean HANG
   newline = "\\r"             what ends a typed line (Enter on a terminal)
   [debugger]                 prompt = "db> ", pager = "--More--", pager_answer = " ",
@@ -13,14 +14,17 @@ Schema (every key optional unless marked):
                              prompt_budget = 30, reply_budget = 30, quiet = 5
   [scripts.NAME]             commands = ["set $lines = 0", "bt"], then = "continue"|"reset"|"stop" (required)
   [[milestone]]              name (required), budget (required: seconds after the previous
-                             milestone), and either pattern (+ optional, partial, script)
-                             or, for the last one only, end = ["poweroff", "reboot", "crash"]
+                             milestone), and either pattern (+ optional, partial, script,
+                             note: its line is also a note, in or out of turn) or, for
+                             the last one only, end = ["poweroff", "reboot", "crash"]
                              and/or alive = true; hang overrides the spec's; after/before
                              place it when it is new or moved by an including spec
   [[fatal]]                  kind (required: panic, fatal-trap, failsafe, debugger,
                              domain-crash, failure), pattern (required), name (default:
                              the kind), partial, script (default: [debugger] on_fatal)
-  [[note]]                   name, pattern (both required): lines worth reporting
+  [[note]]                   name, pattern (both required): lines worth reporting, in
+                             result.json `notes` (with the pattern's named groups) and
+                             after a failing verdict's message ("noted: ...")
 Patterns are Python regexes matched one cleaned line at a time (ANSI and
 control characters removed, \\r\\n as \\n); `partial` ones are also tried on
 the unfinished last line, for prompts. An including spec overrides scalars
@@ -55,7 +59,7 @@ SCHEMAS = {
     "script": {"commands": STRINGS, "then": str},
     "milestone": {"name": str, "pattern": str, "budget": NUMBER, "optional": bool,
                   "partial": bool, "script": str, "end": STRINGS, "alive": bool,
-                  "hang": NUMBER, "after": str, "before": str},
+                  "hang": NUMBER, "after": str, "before": str, "note": bool},
     "fatal": {"name": str, "kind": str, "pattern": str, "partial": bool, "script": str},
     "note": {"name": str, "pattern": str},
 }
@@ -75,6 +79,7 @@ class Milestone:
     end: tuple = ()
     alive: bool = False
     hang: float = None
+    note: bool = False
 
     def hang_budget(self, spec):
         return spec.hang if self.hang is None else self.hang
@@ -194,7 +199,10 @@ def _empty_layer():
             "note": [], "sources": []}
 
 
-def _load_layer(path, chain):
+def _load_layer(path, chain, layer=None):
+    """Lays the file at `path`, its includes first, over `layer` (a new one
+    if None): an included part sees what the includes before it gave, so
+    it can override or place a milestone relative to theirs."""
     where = _Where(path)
     if path in chain:
         names = [os.path.basename(p) for p in chain + (path,)]
@@ -207,14 +215,14 @@ def _load_layer(path, chain):
     except OSError as e:
         raise where.error(f"cannot read: {e.strerror}") from None
     _check_table(data, "spec", where)
-    layer = _empty_layer()
+    layer = _empty_layer() if layer is None else layer
     includes = data.get("include", [])
     for name in [includes] if isinstance(includes, str) else includes:
         try:
             included = spec_path(name, os.path.dirname(path))
         except BadInput as e:
             raise where.at("include").error(e.message) from None
-        _merge(layer, _load_layer(included, chain + (path,)))
+        _load_layer(included, chain + (path,), layer)
     _merge(layer, _own_layer(data, path, where))
     return layer
 
@@ -384,7 +392,7 @@ def _build_milestone(entry, last, scripts):
     budget = _required(entry, "budget")
     terminal = "end" in entry or entry.get("alive", False)
     if terminal:
-        for key in ("pattern", "partial", "script", "optional"):
+        for key in ("pattern", "partial", "script", "optional", "note"):
             if key in entry:
                 raise where.error(f"{key}: a milestone with end/alive has no {key}")
         if not last:
@@ -400,7 +408,8 @@ def _build_milestone(entry, last, scripts):
     return Milestone(name=entry["name"], budget=budget, pattern=entry.get("pattern"),
                      optional=entry.get("optional", False), partial=entry.get("partial", False),
                      script=entry.get("script"), end=tuple(entry.get("end", ())),
-                     alive=entry.get("alive", False), hang=entry.get("hang"))
+                     alive=entry.get("alive", False), hang=entry.get("hang"),
+                     note=entry.get("note", False))
 
 
 def _build_fatal(entry, scripts):
