@@ -18,9 +18,11 @@ import threading
 import pytest
 
 from xenboot import checklog, paths
-from xenboot.boot import BootRequest, Symbols, boot, shared_lab_host
+from test_lab_boot import DOM0_REPO, boot_in_dom0
+from xenboot.boot import BootRequest, Symbols, _stage_kernel, boot, shared_lab_host
 from xenboot.console import ConsoleSession
 from xenboot.errors import BadInput, Verdict
+from xenboot.lab.qemu import lab_host
 from xenboot.matcher import CONSOLE, XEN, Judge, Outcome
 from xenboot.spec import load_spec
 from xenboot.xenconsole import (FileSource, Splitter, XenConsole, _after_overlap, crash_facts,
@@ -120,6 +122,29 @@ def test_crash_facts_name_the_reason_rip_and_cr2(tmp_path):
     assert crash_facts([]) == {}
 
 
+def test_a_pv32_crash_report_reads_the_same():
+    # Constructed in the shape Xen 4.17 prints for a 32-bit PV guest (compat
+    # entry.S, EIP, 32-bit cr2), as the issue describes a FreeBSD 10.4 i386 crash.
+    text = ("(XEN) [   30.000000] domain_crash_sync called from entry.S: fault at ffff82d040387d5e"
+            " x86_64/compat/entry.S#compat_crash_page_fault+0x4/0x6\n"
+            "(XEN) [   30.000001] Domain 1 (vcpu#0) crashed on cpu#1:\n"
+            "(XEN) [   30.000002] EIP:    e019:[<c0a1b2c3>]\n"
+            "(XEN) [   30.000003] cr0: 8005003b   cr4: 00040664   cr3: 3a446000   cr2: c069affc\n")
+    messages = [line for _, _, line in split(1, text)]
+    assert messages[0].startswith("domain_crash_sync called from")
+    assert crash_facts(messages, {0xc0a1b2c3: "trap_pfault"}.get)["summary"] == (
+        "Xen: fault in compat_crash_page_fault, RIP trap_pfault, cr2 0xc069affc")
+
+
+def test_symbols_come_from_kernel_debug_beside_a_stripped_kernel(tmp_path):
+    kernel, share = tmp_path / "kernel", tmp_path / "share"
+    share.mkdir()
+    subprocess.run(["strip", "-o", str(kernel), PROBE], check=True)
+    subprocess.run(["cp", PROBE, str(kernel) + ".debug"], check=True)
+    _stage_kernel(kernel.read_bytes(), str(share), str(kernel))
+    assert "probe_fault" in Symbols(str(share / "kernel.syms")).functions
+
+
 def test_symbols_name_only_addresses_inside_the_text(tmp_path):
     listing = tmp_path / "kernel.syms"
     listing.write_text("ffffffff80000000 T _start\nffffffff80000100 t f\n"
@@ -154,13 +179,15 @@ def test_xl_dmesg_polls_take_only_what_follows_the_lines_seen_last():
 
 # -- the judge's second source --------------------------------------------------
 
-SOURCES_SPEC = """
+EARLY_FROM_XEN = """
     hang = 5
     [[milestone]]
     name = "early"
     pattern = '^xen_setbootenv'
     source = "xen"
     budget = 5
+"""
+SOURCES_SPEC = EARLY_FROM_XEN + """
     [[milestone]]
     name = "either"
     pattern = '^hello'
@@ -275,13 +302,7 @@ def test_session_judges_console_io_from_the_xen_console_and_records_each_source(
     host_log_path.write_text("(XEN) before the domain was built: (d1) not this run's\n")
     xen = XenConsole(FileSource(str(host_log_path)), 1, str(tmp_path)).start()
     harness, guest = socket.socketpair()
-    spec = load_spec(write_spec(tmp_path, """
-        hang = 5
-        [[milestone]]
-        name = "early"
-        pattern = '^xen_setbootenv'
-        source = "xen"
-        budget = 5
+    spec = load_spec(write_spec(tmp_path, EARLY_FROM_XEN + """
         [[milestone]]
         name = "ring"
         pattern = '^hello from the ring'
@@ -388,3 +409,18 @@ def test_crash_at_entry_verdict_quotes_xens_reason(tmp_path):
     assert result["xen"]["rip_symbol"] == "_start"
     assert any(line.startswith("Domain ") and "crashed" in line for line in result["xen"]["messages"])
     assert "Domain " in (out / "xen.log").read_text()
+
+
+def test_host_xl_follows_xl_dmesg_for_the_domains_xen_report(tmp_path):
+    os.makedirs(tmp_path / "share")
+    with lab_host(str(tmp_path), str(tmp_path / "share"), host_root=True) as host:
+        job = boot_in_dom0(host, "--kernel", f"{DOM0_REPO}/build/probe/crash-at-entry",
+                           "--out", "/tmp/xl-crash")
+        assert job.status == 1, job.text
+        result = json.loads(host.read_file("/tmp/xl-crash/result.json"))
+        xen_log = host.read_file("/tmp/xl-crash/xen.log").decode()
+    domid = result["domain"]["domid"]
+    assert result["host"]["kind"] == "xl" and result["verdict"] == "CRASH"
+    assert result["message"].startswith("Xen: unhandled #PF[0000], fault in create_bounce_frame,"
+                                        " RIP _start, cr2 0xdeadb000")
+    assert f"Domain {domid} (vcpu#0) crashed" in xen_log
