@@ -268,10 +268,11 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
 
 
 def _report_match(event, progress):
+    where = " (from Xen's console)" if event.get("source") == xenconsole.XEN else ""
     if "milestone" in event:
-        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}: {event['text'][:120]}")
+        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}{where}: {event['text'][:120]}")
     elif "fatal" in event:
-        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}: {event['text']}")
+        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}{where}: {event['text']}")
 
 
 def _tear_down_domain(target, name):
