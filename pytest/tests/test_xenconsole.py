@@ -17,14 +17,15 @@ import threading
 
 import pytest
 
-from xenboot import checklog, paths
 from test_lab_boot import DOM0_REPO, boot_in_dom0
-from xenboot.boot import BootRequest, Symbols, _stage_kernel, boot, shared_lab_host
+from xenboot import checklog, paths
+from xenboot.boot import BootRequest, _stage_kernel, boot, shared_lab_host
 from xenboot.console import ConsoleSession
 from xenboot.errors import BadInput, Verdict
 from xenboot.lab.qemu import lab_host
 from xenboot.matcher import CONSOLE, XEN, Judge, Outcome
 from xenboot.spec import load_spec
+from xenboot.symbols import Symbols
 from xenboot.xenconsole import (FileSource, Splitter, XenConsole, _after_overlap, crash_facts,
                                 quote_in_verdict)
 

@@ -9,7 +9,6 @@ Stages, each timed in result.json `durations`:
 Whatever happens, result.json, junit.xml and reproduce.sh are written and
 QEMU is gone when this returns.
 """
-import bisect
 import contextlib
 import dataclasses
 import os
@@ -25,6 +24,7 @@ from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xenconsole, xl
+from xenboot.symbols import Symbols
 from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
@@ -313,36 +313,7 @@ class _DomainWatch:
                 "xenctx": found["xenctx"].strip().splitlines()[:40]}
 
 
-_TEXT_BOUNDS = ("_stext", "_etext")
 FRAME = re.compile(r"\[<([0-9a-f]+)>\]\s+(\S+)")
-
-
-class Symbols:
-    """The kernel's functions from the staged `nm -n` listing (kernel.syms),
-    for naming xenctx's frames and the RIP of Xen's crash report."""
-
-    def __init__(self, path):
-        found = []
-        if path and os.path.exists(path):
-            with open(path) as f:
-                found = [(int(fields[0], 16), fields[2] not in _TEXT_BOUNDS, fields[2])
-                         for fields in map(str.split, f) if len(fields) == 3 and fields[1] in "tTwW"]
-        # Of symbols at one address the last wins a lookup: a function's own
-        # name over the text bounds staged with it.
-        found.sort()
-        self.starts = [start for start, _, _ in found]
-        self.names = [name for _, _, name in found]
-        # xenctx also names addresses by section and linker symbols (_etext).
-        self.functions = {n for n in self.names if not n.startswith("_")}
-
-    def name(self, address):
-        """symbol+0xoffset for an address inside the kernel's text, or None."""
-        i = bisect.bisect_right(self.starts, address) - 1
-        if i < 0 or i + 1 >= len(self.starts):
-            # Past the last symbol (_etext, when staged) is not the kernel's text.
-            return None
-        offset = address - self.starts[i]
-        return f"{self.names[i]}+{offset:#x}" if offset else self.names[i]
 
 
 def _frames(xenctx, symbols):
