@@ -170,6 +170,30 @@ def test_verdict_leads_with_xen_when_the_guest_said_nothing_and_quotes_it_otherw
     assert panicked.message == f"panic: vm_fault [{xen['summary']}]"
 
 
+def concluded(tmp_path, verdict, message, host_text):
+    host_log_path = tmp_path / "host.log"
+    host_log_path.write_text("")
+    xen = XenConsole(FileSource(str(host_log_path)), 1, str(tmp_path))
+    host_log_path.write_text(host_text)
+    outcome = Outcome()
+    outcome.verdict, outcome.message = verdict, message
+    try:
+        return xen.conclude(outcome), outcome.message
+    finally:
+        xen.close()
+
+
+def test_a_run_xen_spoke_about_carries_xen_even_when_it_passed(tmp_path):
+    # Constructed: a debug Xen's gdprintk about a refused page-table update.
+    said = "(XEN) [   21.000000] d1v0 Bad L1 flags 800000\n"
+    report, message = concluded(tmp_path, Verdict.PASS, "reached 3 milestone(s)", said)
+    assert report["messages"] == ["d1v0 Bad L1 flags 800000"]
+    assert message == "reached 3 milestone(s)"
+    assert concluded(tmp_path, Verdict.PASS, "reached 3 milestone(s)", "(XEN) d2v0 other\n")[0] is None
+    report, message = concluded(tmp_path, Verdict.TIMEOUT, "'x' did not come", said)
+    assert message == "'x' did not come [Xen: d1v0 Bad L1 flags 800000]"
+
+
 def test_xl_dmesg_polls_take_only_what_follows_the_lines_seen_last():
     seen = ["a\n", "b\n"]
     assert _after_overlap(["x\n", "a\n", "b\n", "c\n", "d\n"], seen) == 3

@@ -228,15 +228,21 @@ class XenConsole:
 
     def conclude(self, outcome, symbolize=None):
         """After the verdict: result.json `xen` for a run that failed on
-        the guest's side (None otherwise), Xen's reason quoted in the verdict."""
-        if outcome.verdict not in REPORTED:
-            return None
+        the guest's side, with Xen's reason quoted in the verdict, or for
+        any run Xen said something about (a refused page-table update in a
+        run that passed); None otherwise."""
         if outcome.end_reason == "crash":
             self.wait_for_crash()
         else:
             self.poll()
+        failed = outcome.verdict in REPORTED
+        with self._lock:
+            said = bool(self.messages)
+        if not (failed or said):
+            return None
         report = self.report(symbolize)
-        quote_in_verdict(outcome, report)
+        if failed:
+            quote_in_verdict(outcome, report)
         return report
 
     def wait_for_crash(self, timeout=CRASH_REPORT_WAIT):
