@@ -184,19 +184,27 @@ def test_disk_image_attaches_as_xvda_through_blkback(tmp_path):
         assert "disk.img" in loops
 
 
+DOM0_REPO = "/hostroot" + str(paths.REPO)
+
+
+def boot_in_dom0(host, *args):
+    """`xenboot boot --host xl ARGS` run by the harness itself inside the
+    embedded host's dom0 (host_root: this machine's / shared read-only)."""
+    libs = "/hostroot/lib/x86_64-linux-gnu:/hostroot/usr/lib/x86_64-linux-gnu"
+    return host.run(["env", f"LD_LIBRARY_PATH={libs}", "PYTHONHOME=/hostroot/usr",
+                     f"PYTHONPATH={DOM0_REPO}/pytest", "XENBOOT_XEN_INCLUDE=/hostroot/usr/include/xen",
+                     "PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin:/hostroot/usr/bin",
+                     "/hostroot/usr/bin/python3", "-m", "xenboot", "boot", "--host", "xl", *args],
+                    timeout=300, check=False)
+
+
 def test_host_xl_runs_the_same_xl_flow_on_a_real_dom0(tmp_path):
     """HOST=xl for real: the harness itself runs inside the embedded host's
-    dom0 (this machine's / shared read-only), where xl is local."""
-    repo = "/hostroot" + str(paths.REPO)
-    libs = "/hostroot/lib/x86_64-linux-gnu:/hostroot/usr/lib/x86_64-linux-gnu"
+    dom0, where xl is local."""
     os.makedirs(tmp_path / "share")
     with lab_host(str(tmp_path), str(tmp_path / "share"), host_root=True) as host:
-        job = host.run(["env", f"LD_LIBRARY_PATH={libs}", "PYTHONHOME=/hostroot/usr",
-                        f"PYTHONPATH={repo}/pytest", "XENBOOT_XEN_INCLUDE=/hostroot/usr/include/xen",
-                        "PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin:/hostroot/usr/bin",
-                        "/hostroot/usr/bin/python3", "-m", "xenboot", "boot", "--host", "xl",
-                        "--kernel", f"{repo}/build/probe/probe", "--spec", "probe", "--out", "/tmp/xl-run"],
-                       timeout=300, check=False)
+        job = boot_in_dom0(host, "--kernel", f"{DOM0_REPO}/build/probe/probe", "--spec", "probe",
+                           "--out", "/tmp/xl-run")
         assert job.status == 0, job.text
         result = json.loads(host.read_file("/tmp/xl-run/result.json"))
         console = host.read_file("/tmp/xl-run/console.log")

@@ -103,6 +103,7 @@ KDB_BOOT = boot_with(
     debugger=[{"command": "bt", "reply": "Tracing pid 0 tid 100000 td 0xffffffff81234567\nkdb_enter() at kdb_enter+0x3b"},
               {"command": "show registers", "reply": "rip 0xffffffff80001234 <kdb_enter+0x3b>"}],
     diagnosis={"verdict": "DEBUGGER", "files": [], "xenctx": ["rip: ffffffff80001234 kdb_enter+0x3b"]},
+    xen={"log": "xen.log", "domid": 1, "messages": ["d1v0 Bad L1 flags 800000"]},
     durations={"check": 0.05, "create": 0.9, "console": 3.6, "teardown": 0.3})
 
 BENCH_HISTORY = [
@@ -147,6 +148,7 @@ def test_report_has_a_row_per_boot_with_its_verdict(run):
     assert '<span class="v v-DEBUGGER">DEBUGGER</span>' in page
     assert '<span class="v v-NOTRUN">NOT RUN</span>' in page
     assert "flagged: passed after 1 INFRA retry" in page
+    assert "Xen's messages about the domain (xen.log)</h4><pre>d1v0 Bad L1 flags 800000</pre>" in page
 
 
 def test_timeline_shows_milestones_where_it_stopped_and_what_was_typed(run):

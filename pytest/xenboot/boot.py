@@ -23,7 +23,8 @@ import threading
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xl
+from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xenconsole, xl
+from xenboot.symbols import Symbols
 from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.hosts import LocalXenHost, check_host_kind
 from xenboot.lab.qemu import lab_host
@@ -164,21 +165,25 @@ def _bring_up(target, teardown, progress):
             raise BadInput(f"{req.disk}: no such disk image: run `make image` or pass DISK=<path>")
         share = os.path.join(out, "share")
         os.makedirs(share, mode=0o700, exist_ok=True)
-        _stage_kernel(elf, share)
+        _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
         target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
     record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
     _run_domain(target, share, spec, cmdline, teardown, progress)
 
 
-def _stage_kernel(elf, share):
+def _stage_kernel(elf, share, kernel_path):
     """Put what Xen will load into the share: the ELF itself (a bzImage is
     unpacked by the check, as Xen's loader would, because inflating it in
-    dom0 under emulation costs seconds), and its symbols for xenctx."""
+    dom0 under emulation costs seconds), and its symbols for xenctx: the
+    kernel's own, or those of the kernel.debug FreeBSD leaves beside a
+    stripped kernel."""
     staged = os.path.join(share, "kernel")
     with open(staged, "wb") as f:
         f.write(elf)
-    syms = subprocess.run(["nm", "-n", staged], capture_output=True, text=True)
+    debug = kernel_path + ".debug"
+    syms = subprocess.run(["nm", "-n", debug if os.path.isfile(debug) else staged],
+                          capture_output=True, text=True)
     if syms.returncode == 0 and syms.stdout:
         with open(os.path.join(share, "kernel.syms"), "w") as f:
             f.write(syms.stdout + _text_bounds(staged))
@@ -235,8 +240,12 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         f.write(cfg_text)
     domain = target.domain = xl.Domain(host, name, host.stage_file(cfg))
     teardown.callback(_tear_down_domain, target, name)
+    # From here on: what Xen says while it builds the domain is its too.
+    xen_source = host.xen_console()
     with record.stage("create"):
         domain.create_paused(timeout=120)
+        xen = xenconsole.XenConsole(xen_source, domain.domid, out).start()
+        teardown.callback(xen.close)
         attachment = host.attach_console(domain.console_tty(timeout=30))
         teardown.callback(attachment.close)
         domain.unpause()
@@ -245,21 +254,25 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     watcher = _DomainWatch(domain, out, symbols if os.path.exists(symbols) else None)
     target.session = teardown.enter_context(console.ConsoleSession(
         attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
-        on_match=lambda event: _report_match(event, progress)))
+        on_match=lambda event: _report_match(event, progress), xen=xen))
     mirror = ConsoleMirror(out, target.session.send_bytes)
     teardown.callback(mirror.close)
     target.session.tee = mirror.broadcast
     with record.stage("console"):
         outcome = target.session.judge()
+    report = xen.conclude(outcome, Symbols(watcher.symbols).name)
+    if report is not None:
+        record["xen"] = report
     outcome.to_result(record)
     target.verdict, target.message = outcome.verdict, outcome.message
 
 
 def _report_match(event, progress):
+    where = " (from Xen's console)" if event.get("source") == xenconsole.XEN else ""
     if "milestone" in event:
-        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}: {event['text'][:120]}")
+        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}{where}: {event['text'][:120]}")
     elif "fatal" in event:
-        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}: {event['text']}")
+        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}{where}: {event['text']}")
 
 
 def _tear_down_domain(target, name):
@@ -307,11 +320,7 @@ def _frames(xenctx, symbols):
     """The return addresses in xenctx's stack trace, innermost first, as
     function+offset: only words that land in a function (an nm text
     symbol), not the stack's own addresses or data."""
-    functions = set()
-    if symbols and os.path.exists(symbols):
-        with open(symbols) as f:
-            functions = {fields[2] for fields in map(str.split, f)
-                         if len(fields) == 3 and fields[1] in "tTwW" and not fields[2].startswith("_")}
+    functions = Symbols(symbols).functions
     trace = xenctx.split("Stack Trace:", 1)[-1]
     return [name for _, name in FRAME.findall(trace) if name.split("+")[0] in functions]
 

@@ -5,15 +5,17 @@ The same Judge as the live run does the work. With --jsonl (the run's
 console.jsonl) it gets the recorded timing: each recv record says when its
 bytes of the log arrived, so budgets, HANG and TIMEOUT apply as they did live,
 and the recorded domain end is used (none recorded: the domain still ran
-when the recording stopped). Without it there are no timestamps and
-no deadlines, and the log's end is the domain's end given by --end-reason.
+when the recording stopped), and the domain's console_io lines it
+recorded from Xen's console are judged as the "xen" source, in order.
+Without it there are no timestamps and no deadlines, and the log's end is
+the domain's end given by --end-reason.
 """
 import json
 import os
 
 from xenboot.console import debugger_before_console
 from xenboot.errors import BadInput, HarnessError, Verdict
-from xenboot.matcher import Judge, Scanner
+from xenboot.matcher import XEN, Judge, Scanner, clean
 from xenboot.result import RunRecord, prepare_run_dir
 from xenboot.spec import load_spec
 
@@ -107,7 +109,10 @@ def _replay_timed(judge, scanner, log, jsonl_path):
             _advance(judge, t)
         if judge.done:
             break
-        if record.get("dir") == "recv" and record.get("n"):
+        if record.get("dir") == "recv" and record.get("source") == XEN:
+            judge.feed(clean(record.get("text", "").encode("utf-8")) + "\n", None, t, source=XEN)
+            _drop_actions(judge)
+        elif record.get("dir") == "recv" and record.get("n"):
             _feed(judge, scanner, log.read(record["n"]), t)
         elif record.get("end_reason") and recorded_end is None:
             recorded_end, end_t = record["end_reason"], t
@@ -145,6 +150,10 @@ def _feed(judge, scanner, data, t):
     judge.feed(block, None, t)
     if tail is not None and not judge.done:
         judge.feed("", tail, t)
+    _drop_actions(judge)
+
+
+def _drop_actions(judge):
     judge.sends.clear()
     judge.events.clear()
 

@@ -17,7 +17,7 @@ from pexpect import fdpexpect
 
 from xenboot import terminal
 from xenboot.errors import Verdict
-from xenboot.matcher import FATAL_KINDS, BlockSearch, Judge, Outcome, Pattern, Scanner
+from xenboot.matcher import CONSOLE, FATAL_KINDS, XEN, BlockSearch, Judge, Outcome, Pattern, Scanner, clean
 from xenboot.spec import Spec, load_spec
 
 __all__ = ["ConsoleSession", "ExpectFailed", "Outcome", "judge"]
@@ -70,7 +70,7 @@ class ConsoleSession:
     """
 
     def __init__(self, fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP,
-                 send=None, on_match=None):
+                 send=None, on_match=None, xen=None):
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.domain = domain
         self.t0 = time.monotonic() if t0 is None else t0
@@ -85,6 +85,8 @@ class ConsoleSession:
         self._child = fdpexpect.fdspawn(fd, use_poll=True)
         self._write = send or self._child.send
         self._on_match = on_match
+        # The domain's console_io lines (xenconsole.XenConsole), or None.
+        self._xen = xen
         self._send_lock = threading.Lock()
         self._jsonl_lock = threading.Lock()
         # Called with every byte received, e.g. ConsoleMirror.broadcast.
@@ -266,6 +268,7 @@ class ConsoleSession:
         if self.domain is not None:
             wait = min(wait, POLL)
         self._read(None if wait == math.inf else wait)
+        self._read_xen()
         if self.domain is not None and self.end_reason is None and self.now() >= self._next_poll:
             self._next_poll = self.now() + POLL
             reason = self.domain.end_reason()
@@ -284,6 +287,23 @@ class ConsoleSession:
         stop = self.now() + DRAIN_MAX
         while (left := stop - self.now()) > 0 and self._read(min(DRAIN_QUIET, left)):
             pass
+        self._read_xen()
+
+    def _read_xen(self):
+        """The domain's console_io lines since last time: logged, and judged
+        as the "xen" source while a judge runs (expect() reads the console)."""
+        if self._xen is None:
+            return
+        lines = self._xen.take()
+        if not lines:
+            return
+        t = round(self.now(), 3)
+        for line in lines:
+            self._jsonl_write({"t": t, "dir": "recv", "source": XEN, "text": line})
+        if self._judge is not None and not self._judge.done:
+            self._judge.feed("".join(clean(line.encode("utf-8")) + "\n" for line in lines),
+                             None, t, source=XEN)
+            self._drain_judge()
 
     def _read(self, wait):
         """Reads what the console has within `wait` seconds; True if anything came."""
@@ -316,7 +336,7 @@ class ConsoleSession:
             kept = data[:room]
             self._log.write(kept)
             self.logged += len(kept)
-            self._jsonl_write({"t": t, "dir": "recv", "n": len(kept),
+            self._jsonl_write({"t": t, "dir": "recv", "source": CONSOLE, "n": len(kept),
                                "text": kept.decode("utf-8", "backslashreplace")})
         if len(data) > room and not self.log_truncated:
             self.log_truncated = True

@@ -13,6 +13,7 @@ import termios
 import threading
 import tty as ttymod
 
+from xenboot import xenconsole
 from xenboot.errors import BadInput, InfraError
 from xenboot.jobs import Job, run_to_end
 
@@ -116,6 +117,10 @@ class LocalXenHost:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def xen_console(self):
+        """Xen's console from now on: its ring, polled with `xl dmesg`."""
+        return xenconsole.DmesgSource(self)
 
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)

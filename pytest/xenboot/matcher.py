@@ -214,6 +214,11 @@ FATAL_KINDS = {
     "failure": (Verdict.MILESTONE_MISSING, False),
 }
 
+# Where a line comes from: the guest's console (its PV console ring) or Xen's
+# console (its console_io writes, `(dN) text`). A spec pattern watches one or both.
+CONSOLE, XEN, BOTH = "console", "xen", "both"
+SOURCES = (CONSOLE, XEN, BOTH)
+
 MATCHING, FATAL_WAIT, SESSION, DONE = "matching", "fatal-wait", "session", "done"
 _MILESTONE, _FATAL, _NOTE, _PROMPT = "milestone", "fatal", "note", "prompt"
 
@@ -274,11 +279,16 @@ class Judge:
         self._prompt_handled = False
         self._prompt_text = spec.debugger.prompt.rstrip()
         self._prompt_entry = (Pattern("^" + re.escape(spec.debugger.prompt)), (_PROMPT, None))
-        self._fatal_entries = [(f.pattern, (_FATAL, f)) for f in spec.fatal]
-        self._fatal_entries += [(n.pattern, (_NOTE, n)) for n in spec.notes]
+        # The debugger prompt is the guest console's; nothing else on Xen's.
         # A milestone marked note is noted also when it comes out of turn.
-        self._fatal_entries += [(m.pattern, (_NOTE, m)) for m in spec.milestones if m.note]
+        self._fatal_entries = {
+            source: [(f.pattern, (_FATAL, f)) for f in spec.fatal if _watches(f, source)]
+            + [(n.pattern, (_NOTE, n)) for n in spec.notes if _watches(n, source)]
+            + [(m.pattern, (_NOTE, m)) for m in spec.milestones if m.note and _watches(m, source)]
+            + ([self._prompt_entry] if source == CONSOLE else [])
+            for source in (CONSOLE, XEN)}
         self._entries_by_index = {}
+        self._source = CONSOLE
 
     @property
     def done(self):
@@ -286,12 +296,20 @@ class Judge:
 
     # -- what drives it ----------------------------------------------------
 
-    def feed(self, block, tail, t):
-        """Judges cleaned text received at time t (Scanner.feed's output).
-        Returns how much of `block` it used: all unless it finished inside."""
+    def feed(self, block, tail, t, source=CONSOLE):
+        """Judges cleaned text received at time t (Scanner.feed's output)
+        from `source` (CONSOLE, or XEN: whole lines, no tail). Returns how
+        much of `block` it used: all unless it finished inside."""
         if t is not None:
             self.last_output = t
         self.last_line = _last_line(block) or self.last_line
+        self._source = source
+        if source != CONSOLE:
+            pos, search = 0, BlockSearch(block)
+            while pos < len(block) and not self.done and self.state is not SESSION:
+                pos = self._step(search, pos, 0, t)
+            self._source = CONSOLE
+            return len(block) if self.state is SESSION else pos
         skip_prompt = 0
         if self._prompt_handled and block:
             # The first line began with a prompt already handled as the tail.
@@ -386,11 +404,13 @@ class Judge:
     def _entries(self):
         """What lines are matched against: milestones first, so that what a
         milestone expects never counts as fatal."""
-        entries = self._entries_by_index.get(self.index)
+        key = (self.index, self._source)
+        entries = self._entries_by_index.get(key)
         if entries is None:
-            entries = [(m.pattern, (_MILESTONE, m)) for m in self._candidates() if m.pattern]
-            entries += self._fatal_entries + [self._prompt_entry]
-            self._entries_by_index[self.index] = entries
+            entries = [(m.pattern, (_MILESTONE, m)) for m in self._candidates()
+                       if m.pattern and _watches(m, self._source)]
+            entries += self._fatal_entries[self._source]
+            self._entries_by_index[key] = entries
         return entries
 
     def _matching_deadline(self, t):
@@ -410,7 +430,8 @@ class Judge:
                          failed_at=waiting.name)
 
     def _reach(self, milestone, t, line):
-        self.outcome.milestones.append({"name": milestone.name, "seconds": _seconds(t), "line": line})
+        self.outcome.milestones.append({"name": milestone.name, "seconds": _seconds(t), "line": line,
+                                        **self._from_xen()})
         self._event(t, line, milestone=milestone.name)
         self.index = self.spec.milestones.index(milestone) + 1
         if t is not None:
@@ -431,7 +452,7 @@ class Judge:
     def _step(self, search, pos, skip_prompt, t):
         if self.state is SESSION:
             return self._session_lines(search, pos, skip_prompt, t)
-        entries = self._entries() if self.state is MATCHING else self._fatal_entries + [self._prompt_entry]
+        entries = self._entries() if self.state is MATCHING else self._fatal_entries[self._source]
         hit = search.earliest(entries, pos)
         if hit and hit[0][0] is _PROMPT and hit[1] < skip_prompt:
             hit = search.earliest(entries, skip_prompt)
@@ -464,11 +485,11 @@ class Judge:
             self.sends.append(debugger.pager_answer)
         elif self.state is MATCHING:
             for m in self._candidates():
-                if m.partial and m.pattern.regex.search(tail):
+                if m.partial and _watches(m, CONSOLE) and m.pattern.regex.search(tail):
                     self._prompt_handled = True
                     return self._reach(m, t, tail)
             for f in self.spec.fatal:
-                if f.partial and f.pattern.regex.search(tail):
+                if f.partial and _watches(f, CONSOLE) and f.pattern.regex.search(tail):
                     self._prompt_handled = True
                     return self._fatal(f.kind, tail, t, f.script)
 
@@ -486,7 +507,8 @@ class Judge:
     def _fatal(self, kind, line, t, script):
         """The first fatal line sets the verdict; later ones (the panic after a
         fatal trap, the KDB entry after a panic) only add to the report."""
-        self.outcome.fatal.append({"kind": kind, "seconds": _seconds(t), "line": line})
+        self.outcome.fatal.append({"kind": kind, "seconds": _seconds(t), "line": line,
+                                   **self._from_xen()})
         self._event(t, line, fatal=kind)
         if self.state is not MATCHING:
             return
@@ -578,8 +600,13 @@ class Judge:
 
     # -- the end -------------------------------------------------------------
 
+    def _from_xen(self):
+        """Marks what Xen's console showed; the guest console is the usual case."""
+        return {"source": XEN} if self._source == XEN else {}
+
     def _event(self, t, text, **what):
-        self.events.append({"t": _seconds(t), "dir": "match", "text": text, **what})
+        self.events.append({"t": _seconds(t), "dir": "match", "source": self._source,
+                            "text": text, **what})
 
     def _finish(self, verdict, message, t, failed_at=None):
         """Ends judging; a verdict a fatal line set stands."""
@@ -591,6 +618,10 @@ class Judge:
         self.state = DONE
         self._event(t, f"verdict {outcome.verdict.value}: {outcome.message}",
                     verdict=outcome.verdict.value)
+
+
+def _watches(entry, source):
+    return entry.source in (source, BOTH)
 
 
 def _last_line(block):

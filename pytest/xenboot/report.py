@@ -22,7 +22,7 @@ TAIL_LINES = 25
 TAIL_BYTES = 32 * 1024
 MAX_SENDS = 100
 # The files of a boot folder worth a link, in the order shown.
-BOOT_FILES = ("console.log", "console.jsonl", "result.json", "junit.xml", "host.log",
+BOOT_FILES = ("console.log", "console.jsonl", "result.json", "junit.xml", "xen.log", "host.log",
               "console.xenconsoled.log", "reproduce.sh")
 # Only the head of a console.jsonl line is read for most records; a flood
 # can make the file large.
@@ -374,6 +374,10 @@ def boot_section(run_dir, row):
         parts.append("<h4>Debugger replies</h4>" + "".join(
             f"<details open><summary><code>{esc(r.get('command'))}</code></summary>"
             f"<pre>{esc(r.get('reply'))}</pre></details>" for r in replies))
+    xen = data.get("xen") or {}
+    if xen.get("messages"):
+        parts.append(f"<h4>Xen's messages about the domain (xen.log)</h4>"
+                     f"<pre>{esc(chr(10).join(xen['messages']))}</pre>")
     diagnosis = data.get("diagnosis") or {}
     if diagnosis.get("xenctx"):
         parts.append(f"<h4>Xen's view of the guest (xenctx)</h4><pre>{esc(chr(10).join(diagnosis['xenctx']))}</pre>")

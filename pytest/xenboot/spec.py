@@ -25,6 +25,9 @@ Schema (every key optional unless marked):
   [[note]]                   name, pattern (both required): lines worth reporting, in
                              result.json `notes` (with the pattern's named groups) and
                              after a failing verdict's message ("noted: ...")
+  source (milestone with a pattern, fatal, note) = "console" | "xen" | "both" (default):
+                             where its lines may come from: the guest console, or the
+                             guest's console_io writes on Xen's console (xenconsole.py)
 Patterns are Python regexes matched one cleaned line at a time (ANSI and
 control characters removed, \\r\\n as \\n); `partial` ones are also tried on
 the unfinished last line, for prompts. An including spec overrides scalars
@@ -39,7 +42,7 @@ import tomllib
 
 from xenboot import paths
 from xenboot.errors import BadInput
-from xenboot.matcher import FATAL_KINDS, Pattern
+from xenboot.matcher import BOTH, FATAL_KINDS, SOURCES, Pattern
 
 REPO_ROOT = str(paths.REPO)
 SPEC_DIR = str(paths.CONFIGS / "milestones")
@@ -59,9 +62,10 @@ SCHEMAS = {
     "script": {"commands": STRINGS, "then": str},
     "milestone": {"name": str, "pattern": str, "budget": NUMBER, "optional": bool,
                   "partial": bool, "script": str, "end": STRINGS, "alive": bool,
-                  "hang": NUMBER, "after": str, "before": str, "note": bool},
-    "fatal": {"name": str, "kind": str, "pattern": str, "partial": bool, "script": str},
-    "note": {"name": str, "pattern": str},
+                  "hang": NUMBER, "after": str, "before": str, "note": bool, "source": str},
+    "fatal": {"name": str, "kind": str, "pattern": str, "partial": bool, "script": str,
+              "source": str},
+    "note": {"name": str, "pattern": str, "source": str},
 }
 DEBUGGER_DEFAULTS = {"prompt": "db> ", "pager": "--More--", "pager_answer": " ",
                      "continue": "c", "reset": "reset", "on_fatal": None,
@@ -80,6 +84,7 @@ class Milestone:
     alive: bool = False
     hang: float = None
     note: bool = False
+    source: str = BOTH
 
     def hang_budget(self, spec):
         return spec.hang if self.hang is None else self.hang
@@ -92,12 +97,14 @@ class Fatal:
     pattern: Pattern
     partial: bool = False
     script: str = None
+    source: str = BOTH
 
 
 @dataclasses.dataclass(frozen=True)
 class Note:
     name: str
     pattern: Pattern
+    source: str = BOTH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,6 +261,8 @@ def _own_layer(data, path, where):
             seen.add(entry["name"])
             if "pattern" in entry:
                 entry["pattern"] = _compile(entry["pattern"], entry_where)
+            if entry.get("source", BOTH) not in SOURCES:
+                raise entry_where.error(f"source: {entry['source']!r} is not one of {', '.join(SOURCES)}")
             entry["_where"] = entry_where
             layer[kind].append(entry)
     return layer
@@ -356,7 +365,7 @@ def _build(layer, path):
     milestones = tuple(_build_milestone(m, i == len(layer["milestone"]) - 1, scripts)
                        for i, m in enumerate(layer["milestone"]))
     fatal = tuple(_build_fatal(f, scripts) for f in layer["fatal"])
-    notes = tuple(Note(n["name"], _required(n, "pattern")) for n in layer["note"])
+    notes = tuple(Note(n["name"], _required(n, "pattern"), n.get("source", BOTH)) for n in layer["note"])
     newline = scalars.get("newline", "\r")
     if not newline:
         raise where.error("newline must not be empty")
@@ -392,7 +401,7 @@ def _build_milestone(entry, last, scripts):
     budget = _required(entry, "budget")
     terminal = "end" in entry or entry.get("alive", False)
     if terminal:
-        for key in ("pattern", "partial", "script", "optional", "note"):
+        for key in ("pattern", "partial", "script", "optional", "note", "source"):
             if key in entry:
                 raise where.error(f"{key}: a milestone with end/alive has no {key}")
         if not last:
@@ -409,7 +418,7 @@ def _build_milestone(entry, last, scripts):
                      optional=entry.get("optional", False), partial=entry.get("partial", False),
                      script=entry.get("script"), end=tuple(entry.get("end", ())),
                      alive=entry.get("alive", False), hang=entry.get("hang"),
-                     note=entry.get("note", False))
+                     note=entry.get("note", False), source=entry.get("source", BOTH))
 
 
 def _build_fatal(entry, scripts):
@@ -418,4 +427,5 @@ def _build_fatal(entry, scripts):
         raise entry["_where"].error(f"kind: {kind!r} is not one of {', '.join(FATAL_KINDS)}")
     _check_script_ref(entry, scripts)
     return Fatal(name=entry["name"], kind=kind, pattern=_required(entry, "pattern"),
-                 partial=entry.get("partial", False), script=entry.get("script"))
+                 partial=entry.get("partial", False), script=entry.get("script"),
+                 source=entry.get("source", BOTH))

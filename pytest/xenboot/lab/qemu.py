@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from xenboot import xenconsole
 from xenboot.errors import InfraError
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
@@ -242,6 +243,10 @@ class EmbeddedHost:
         """A dom0 file's bytes, or None when it is not there."""
         job = self.agent.run(["cat", path], timeout=30, check=False)
         return bytes(job.stdout) if job.status == 0 else None
+
+    def xen_console(self):
+        """Xen's console from now on: the serial QEMU appends to host.log."""
+        return xenconsole.FileSource(self.host_log)
 
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
