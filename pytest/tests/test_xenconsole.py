@@ -52,7 +52,9 @@ def host_log():
 
 
 def xen_lines(text):
-    live = text.split("live from here ---\n", 1)[1]
+    """Xen's lines since the host went live: all of a cold boot's, or those
+    after the marker of a host restored from the snapshot."""
+    live = text.split("live from here ---\n", 1)[-1]
     return [line for line in live.splitlines() if line.startswith("(XEN) ")]
 
 
