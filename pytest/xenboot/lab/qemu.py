@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 
+from xenboot import xl
 from xenboot.errors import InfraError
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
@@ -278,6 +279,9 @@ class EmbeddedHost:
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator,
                 "packages": self.cache.packages_key, "host_layer": self.cache.host_key}
+
+    def xen_caps(self):
+        return xl.xen_caps(self)
 
     # -- internals ----------------------------------------------------------
 

@@ -1,0 +1,79 @@
+/*
+ * Traps: Xen bounces exceptions, software interrupts, the pv64 syscall and
+ * the event upcall to entry stubs (entry_64.S / entry_32.S) that build a
+ * struct trap_frame and call probe_trap(). User mode shares the kernel's
+ * page tables; probe_user_enter() runs user code until it enters the kernel
+ * again, whichever way, and returns the vector it came back through.
+ */
+#ifndef ARCH_TRAPS_H
+#define ARCH_TRAPS_H
+
+/* Not CPU vectors: how the syscall callback and the upcall reach probe_trap. */
+#define TRAP_SYSCALL 0x100
+#define TRAP_UPCALL  0x101
+/* The DPL 3 trap gate user mode calls with `int $N`. */
+#define TRAP_SOFT_INT 0x20
+/* pv32's system call (FreeBSD i386's `int $0x80`). */
+#define TRAP_INT80    0x80
+
+#define X86_EFLAGS_TF 0x100
+
+#ifdef __x86_64__
+/* rax, rcx, rdx, rsi, rdi, r8-r11 as the stub saved them. */
+#define TRAP_SAVED_WORDS 9
+#else
+/* pushal's eight, es, ds. */
+#define TRAP_SAVED_WORDS 10
+#endif
+
+#ifndef __ASSEMBLY__
+
+#include <stdbool.h>
+
+struct trap_frame {
+    unsigned long saved[TRAP_SAVED_WORDS];
+    unsigned long vector, error_code;
+    /* The frame Xen built; cs carries the saved upcall mask above bit 15. */
+    unsigned long ip, cs, flags;
+};
+
+/* What the last trap from user mode looked like. */
+struct trap_record {
+    unsigned long vector, error_code, ip, cs;
+};
+
+/* Called by the entry stubs, upcall included. */
+void probe_trap(struct trap_frame *f);
+
+/*
+ * A kernel-mode trap goes to the hook; it returns false for a trap it did
+ * not expect (the probe then stops with PROBE fatal). May change f->flags.
+ */
+typedef bool (*trap_hook_fn)(struct trap_frame *f);
+
+/*
+ * Install the trap table (and what user mode needs: a kernel stack, user
+ * page tables or user-accessible pages), with hook for kernel-mode traps.
+ * traps_disable() clears the table again, so `fault` still finds none.
+ */
+long traps_enable(trap_hook_fn hook);
+void traps_disable(void);
+
+/* Run user code at ip until it traps; *how says what came back. */
+void user_run(void (*ip)(void), struct trap_record *how);
+
+static inline bool trap_from_user(unsigned long cs)
+{
+    return (cs & 3) == 3;
+}
+
+/* Assembly in entry_*.S. */
+unsigned long probe_user_enter(unsigned long ip, unsigned long sp);
+void __attribute__((noreturn)) probe_user_return(unsigned long value);
+void probe_user_syscall(void), probe_user_int(void);
+void probe_int3(void), probe_single_step(void), probe_watch_write(volatile unsigned int *p);
+extern char probe_int3_after[], probe_ss_1[], probe_ss_2[], probe_ss_3[],
+            probe_watch_after[], probe_user_syscall_after[], probe_user_int_after[];
+
+#endif /* !__ASSEMBLY__ */
+#endif
