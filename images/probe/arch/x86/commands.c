@@ -5,12 +5,15 @@
 #include <arch/hypercall.h>
 #include <arch/page.h>
 
-/* Bits 52-62 of a PV guest's L1 entry are Xen's: it refuses an entry with any set. */
-#define PTE_XEN_RESERVED ((uint64_t)1 << 52)
+/*
+ * Cache-disable: Xen lets a PV domain choose cache attributes only when it
+ * has I/O memory or devices (mm.c, l1_disallow_mask), which a probe domU has not.
+ */
+#define PTE_PCD 0x010
 
 /*
  * Make Xen refuse a page-table update: MMU_UPDATE of the L1 entry mapping
- * a page of our own, with a flag Xen reserves. A debug Xen says why in its
+ * a page of our own, with a flag Xen disallows. A debug Xen says why in its
  * log ("Bad L1 flags", naming d<N>v<M>); a release Xen only returns -EINVAL.
  */
 void cmd_badpte(const char *arg)
@@ -20,7 +23,7 @@ void cmd_badpte(const char *arg)
     mmu_update_t req = {
         .ptr = maddr | MMU_NORMAL_PT_UPDATE,
         .val = ((uint64_t)virt_to_mfn(page) << PAGE_SHIFT) | PTE_PRESENT | PTE_WRITE |
-               PTE_ACCESSED | PTE_DIRTY | PTE_XEN_RESERVED,
+               PTE_ACCESSED | PTE_DIRTY | PTE_PCD,
     };
     unsigned int done = 0;
     long rc;
@@ -39,7 +42,7 @@ void cmd_badpte(const char *arg)
         console_printf("refused (" RC_FMT ")\n", RC_ARGS(rc));
     else
     {
-        console_printf("accepted: this Xen does not reserve bit 52\n");
+        console_printf("accepted: this Xen lets the domain set PCD\n");
         map_machine_frame(page, virt_to_mfn(page));
     }
 }
