@@ -23,32 +23,8 @@ _start:
         ud2
         .size   _start, . - _start
 
-/*
- * Xen's bounce frame: [error code], EIP, CS, EFLAGS, and ESP, SS when it
- * came from ring 3. Each stub pushes an error code where the CPU gives
- * none, and the vector.
- */
-.macro TRAP_ENTRY name, vector, has_error_code=0
-        .globl  \name
-        .type   \name, @function
-\name:
-        .if !\has_error_code
-        push    $0
-        .endif
-        push    $\vector
-        jmp     trap_common
-        .size   \name, . - \name
-.endm
-
         .text
-        TRAP_ENTRY probe_upcall_entry, TRAP_UPCALL
-        TRAP_ENTRY probe_trap_db, 1
-        TRAP_ENTRY probe_trap_bp, 3
-        TRAP_ENTRY probe_trap_ud, 6
-        TRAP_ENTRY probe_trap_gp, 13, 1
-        TRAP_ENTRY probe_trap_pf, 14, 1
-        TRAP_ENTRY probe_trap_soft, TRAP_SOFT_INT
-        TRAP_ENTRY probe_trap_int80, TRAP_INT80
+        TRAP_ENTRIES
 
 /*
  * Save every register (struct trap_frame) with the kernel's data segments

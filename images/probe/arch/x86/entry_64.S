@@ -22,35 +22,8 @@ _start:
         ud2
         .size   _start, . - _start
 
-/*
- * Xen's bounce frame on our stack: RCX, R11, [error code], then an IRET
- * frame (RIP, CS, RFLAGS, RSP, SS). Each stub restores RCX and R11, pushes
- * an error code where the CPU gives none, and the vector.
- */
-.macro TRAP_ENTRY name, vector, has_error_code=0
-        .globl  \name
-        .type   \name, @function
-\name:
-        pop     %rcx
-        pop     %r11
-        .if !\has_error_code
-        pushq   $0
-        .endif
-        pushq   $\vector
-        jmp     trap_common
-        .size   \name, . - \name
-.endm
-
         .text
-        TRAP_ENTRY probe_upcall_entry, TRAP_UPCALL
-        TRAP_ENTRY probe_syscall_entry, TRAP_SYSCALL
-        TRAP_ENTRY probe_trap_db, 1
-        TRAP_ENTRY probe_trap_bp, 3
-        TRAP_ENTRY probe_trap_ud, 6
-        TRAP_ENTRY probe_trap_gp, 13, 1
-        TRAP_ENTRY probe_trap_pf, 14, 1
-        TRAP_ENTRY probe_trap_soft, TRAP_SOFT_INT
-        TRAP_ENTRY probe_trap_int80, TRAP_INT80
+        TRAP_ENTRIES
 
 /*
  * Save what C may clobber (struct trap_frame), call probe_trap, and return

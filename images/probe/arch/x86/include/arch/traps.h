@@ -26,7 +26,50 @@
 #define TRAP_SAVED_WORDS 10
 #endif
 
-#ifndef __ASSEMBLY__
+#ifdef __ASSEMBLY__
+
+/*
+ * Xen's bounce frame: pv64: RCX, R11, [error code], then an IRET frame
+ * (RIP, CS, RFLAGS, RSP, SS); pv32: [error code], EIP, CS, EFLAGS, and
+ * ESP, SS when it came from ring 3. Each stub restores RCX and R11 (pv64),
+ * pushes an error code where the CPU gives none, and the vector, for the
+ * trap_common of entry_*.S.
+ */
+.macro TRAP_ENTRY name, vector, has_error_code=0
+        .globl  \name
+        .type   \name, @function
+\name:
+#ifdef __x86_64__
+        pop     %rcx
+        pop     %r11
+#endif
+        .if !\has_error_code
+        push    $0
+        .endif
+        push    $\vector
+        jmp     trap_common
+        .size   \name, . - \name
+.endm
+
+/*
+ * Every entry Xen is told about (callbacks and trap table, traps.c):
+ * name, vector, whether the CPU pushes an error code.
+ */
+.macro TRAP_ENTRIES
+        TRAP_ENTRY probe_upcall_entry, TRAP_UPCALL
+#ifdef __x86_64__
+        TRAP_ENTRY probe_syscall_entry, TRAP_SYSCALL
+#endif
+        TRAP_ENTRY probe_trap_db, 1
+        TRAP_ENTRY probe_trap_bp, 3
+        TRAP_ENTRY probe_trap_ud, 6
+        TRAP_ENTRY probe_trap_gp, 13, 1
+        TRAP_ENTRY probe_trap_pf, 14, 1
+        TRAP_ENTRY probe_trap_soft, TRAP_SOFT_INT
+        TRAP_ENTRY probe_trap_int80, TRAP_INT80
+.endm
+
+#else
 
 #include <stdbool.h>
 
@@ -75,5 +118,5 @@ void probe_int3(void), probe_single_step(void), probe_watch_write(volatile unsig
 extern char probe_int3_after[], probe_ss_1[], probe_ss_2[], probe_ss_3[],
             probe_watch_after[], probe_user_syscall_after[], probe_user_int_after[];
 
-#endif /* !__ASSEMBLY__ */
+#endif /* __ASSEMBLY__ */
 #endif
