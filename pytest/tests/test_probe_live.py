@@ -144,7 +144,8 @@ def test_pv32pae_probe_passes_on_the_debug_lab(tmp_path):
     assert found["console-io"][1].startswith("permitted")
     assert found["trap-syscall"][0] == "ok"
     assert found["trap-syscall"][1].startswith("int $0x80: user mode at ")
-    for name in ("trap-int3", "trap-single-step", "trap-watchpoint", "bsd-symtab", "timer"):
+    assert found["linear-pt"][1].startswith("L2[427] -> L2 mfn ")
+    for name in ("trap-int3", "trap-single-step", "trap-watchpoint", "bsd-symtab", "timer", "linear-pt"):
         assert found[name][0] == "ok", (name, found[name])
 
 

@@ -37,21 +37,29 @@ long map_user_page(const void *va)
     return map_page(va, virt_to_mfn(va), PAGE_RW_FLAGS | PTE_USER);
 }
 
-uint64_t l1_entry_maddr(const void *va)
+const uint64_t *page_table(const void *va, unsigned int shift)
 {
     static const unsigned int shifts[] = { L4_SHIFT, L3_SHIFT, L2_SHIFT, PAGE_SHIFT };
     const uint64_t *table = (const uint64_t *)xen_start_info->pt_base;
     unsigned int level;
 
-    for ( level = 4 - PT_LEVELS; ; level++ )
+    for ( level = 4 - PT_LEVELS; shifts[level] != shift; level++ )
     {
-        unsigned long index = ((unsigned long)va >> shifts[level]) & (PT_ENTRIES - 1);
-        xen_pfn_t mfn = virt_to_mfn(table);
+        uint64_t entry = table[((unsigned long)va >> shifts[level]) & (PT_ENTRIES - 1)];
 
-        if ( shifts[level] == PAGE_SHIFT )
-            return ((uint64_t)mfn << PAGE_SHIFT) + index * sizeof(uint64_t);
-        if ( !(table[index] & PTE_PRESENT) )
-            return 0;
-        table = mfn_to_virt((table[index] & PTE_MFN_MASK) >> PAGE_SHIFT);
+        if ( !(entry & PTE_PRESENT) )
+            return NULL;
+        table = mfn_to_virt((entry & PTE_MFN_MASK) >> PAGE_SHIFT);
     }
+    return table;
+}
+
+uint64_t l1_entry_maddr(const void *va)
+{
+    const uint64_t *l1 = page_table(va, PAGE_SHIFT);
+
+    if ( !l1 )
+        return 0;
+    return ((uint64_t)virt_to_mfn(l1) << PAGE_SHIFT) +
+           (((unsigned long)va >> PAGE_SHIFT) & (PT_ENTRIES - 1)) * sizeof(uint64_t);
 }

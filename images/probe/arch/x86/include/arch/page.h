@@ -54,10 +54,13 @@ long map_machine_frame(void *va, xen_pfn_t mfn);
 long map_user_page(const void *va);
 
 /*
- * Machine address of the L1 entry that maps va (in the initial mapping),
- * found by walking the tables from start_info's pt_base; 0 if a level is
- * not present.
+ * The page table on the way to va (in the initial mapping) whose entries
+ * map 1 << shift bytes each (L4_SHIFT ... PAGE_SHIFT), found by walking
+ * from start_info's pt_base; NULL if a level above is not present.
  */
+const uint64_t *page_table(const void *va, unsigned int shift);
+
+/* Machine address of the L1 entry that maps va; 0 if there is none. */
 uint64_t l1_entry_maddr(const void *va);
 
 #endif /* !__ASSEMBLY__ */
