@@ -110,13 +110,15 @@ static inline bool trap_from_user(unsigned long cs)
     return (cs & 3) == 3;
 }
 
-/* Assembly in entry_*.S. */
+/* The way into user mode and back (entry_*.S): enter returns return's value. */
 unsigned long probe_user_enter(unsigned long ip, unsigned long sp);
 void __attribute__((noreturn)) probe_user_return(unsigned long value);
+
+/* The sequences the checks run (trap-code.S) and where their traps must point. */
 void probe_user_syscall(void), probe_user_int(void);
 void probe_int3(void), probe_single_step(void), probe_watch_write(volatile unsigned int *p);
-extern char probe_int3_after[], probe_ss_1[], probe_ss_2[], probe_ss_3[],
-            probe_watch_after[], probe_user_syscall_after[], probe_user_int_after[];
+extern char probe_int3_after[], probe_ss_2[], probe_ss_3[], probe_watch_after[],
+            probe_user_syscall_after[], probe_user_int_after[];
 
 #endif /* __ASSEMBLY__ */
 #endif
