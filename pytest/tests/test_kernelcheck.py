@@ -2,6 +2,7 @@
 the file (issue 2: missing, not ELF, no Xen notes, 32-bit, truncated)."""
 import json
 import os
+import struct
 import subprocess
 
 import pytest
@@ -11,6 +12,8 @@ from xenboot.errors import BadInput
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = paths.REPO / "build" / "probe" / "probe"
+PROBE32 = paths.REPO / "build" / "probe" / "probe-pv32pae"
+PAE_MODE = 9  # xen/elfnote.h
 
 
 def refuse(path):
@@ -35,14 +38,31 @@ def test_elf_without_xen_notes():
     assert "not a Xen PV kernel: no Xen ELF notes" in refuse("/bin/true")
 
 
-def test_32bit_elf(tmp_path):
+def test_32bit_elf_without_xen_notes(tmp_path):
     src = tmp_path / "x.c"
     src.write_text("int x;\n")
     obj64 = tmp_path / "x.o"
     subprocess.run(["gcc", "-c", "-o", obj64, src], check=True)
     obj32 = tmp_path / "x32.o"
     subprocess.run(["objcopy", "-O", "elf32-i386", obj64, obj32], check=True)
-    assert "32-bit ELF" in refuse(obj32)
+    assert "not a Xen PV kernel: no Xen ELF notes" in refuse(obj32)
+
+
+def test_guest_type_of_each_probe():
+    assert kernelcheck.check_kernel(str(PROBE))["guest_type"] == "xen-3.0-x86_64"
+    info = kernelcheck.check_kernel(str(PROBE32))
+    assert info["guest_type"] == "xen-3.0-x86_32p"
+    assert info["notes"]["PAE_MODE"] == "yes"
+
+
+def test_32bit_without_pae_is_refused(tmp_path):
+    # The probe's PAE_MODE note ("yes") made to say "no".
+    note = struct.pack("<III", 4, 4, PAE_MODE) + b"Xen\0"
+    image = PROBE32.read_bytes()
+    assert image.count(note + b"yes\0") == 1
+    nopae = tmp_path / "probe-nopae"
+    nopae.write_bytes(image.replace(note + b"yes\0", note + b"no\0\0"))
+    assert "32-bit PV kernel without PAE" in refuse(nopae)
 
 
 def test_truncated_elf(tmp_path):

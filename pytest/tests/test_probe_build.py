@@ -1,4 +1,5 @@
-"""images/probe: the PV probe kernel and crash-at-entry, as built files.
+"""images/probe: the PV probe kernel (pv64 and pv32pae) and crash-at-entry,
+as built files.
 
 What a boot shows (the PROBE lines, the commands) is for the Xen host to
 check; these tests check what Xen's loader (libelf) and the harness read from
@@ -16,13 +17,19 @@ from elftools.elf.elffile import ELFFile
 from xenboot import paths
 
 PROBE_DIR = paths.IMAGES / "probe"
-KERNELS = ("probe", "crash-at-entry")
+KERNELS = ("probe", "probe-pv32pae", "crash-at-entry")
+PROBES = ("probe", "probe-pv32pae")
 PAGE = 4096
 
 # xen/elfnote.h
 GUEST_OS, GUEST_VERSION, XEN_VERSION, LOADER = 6, 7, 5, 8
 ENTRY, HYPERCALL_PAGE, VIRT_BASE, PADDR_OFFSET = 1, 2, 3, 4
-FEATURES, BSD_SYMTAB = 10, 11
+PAE_MODE, FEATURES, BSD_SYMTAB, HV_START_LOW = 9, 10, 11, 12
+# Per kernel: ELF class, machine, PAE_MODE, where it links (FreeBSD's KERNBASE
+# on amd64 and i386), and the start of Xen's area (HYPERVISOR_VIRT_START).
+GUEST = {"probe": (64, "EM_X86_64", "no", 0xffffffff80000000, 0xffff800000000000),
+         "probe-pv32pae": (32, "EM_386", "yes", 0xc0000000, 0xf5800000),
+         "crash-at-entry": (64, "EM_X86_64", "no", 0xffffffff80000000, 0xffff800000000000)}
 # What FreeBSD's amd64_xen_pv declares (sys/amd64/xen/locore.S) and the probe
 # mirrors, apart from its own GUEST_OS and GUEST_VERSION.
 BRANCH_NOTES = {XEN_VERSION: "xen-3.0", LOADER: "generic",
@@ -95,7 +102,8 @@ def test_build_is_warning_free_under_werror(builds):
 def test_clang_build_is_warning_free(tmp_path):
     made = make_probe(tmp_path, cc="clang")
     assert "warning" not in made.stderr.lower(), made.stderr
-    assert xen_notes(tmp_path / "probe")[LOADER] == b"generic\0"
+    for kernel in PROBES:
+        assert xen_notes(tmp_path / kernel)[LOADER] == b"generic\0"
 
 
 def test_no_build_paths_in_the_image(out):
@@ -118,6 +126,20 @@ def test_readelf_shows_the_xen_notes(out, kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+def test_guest_type_is_in_the_elf_class_and_notes(out, kernel):
+    bits, machine, pae, base, xen_start = GUEST[kernel]
+    with open(out / kernel, "rb") as f:
+        elf = ELFFile(f)
+        assert (elf.elfclass, elf["e_machine"]) == (bits, machine)
+    notes = xen_notes(out / kernel)
+    assert text(notes[PAE_MODE]) == pae
+    # Address notes are of the guest's word size.
+    assert len(notes[VIRT_BASE]) == bits // 8
+    assert number(notes[VIRT_BASE]) == base
+    assert number(notes[HV_START_LOW]) == xen_start
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_notes_place_one_image_the_way_libelf_checks_it(out, kernel):
     notes = xen_notes(out / kernel)
     with open(out / kernel, "rb") as f:
@@ -136,12 +158,25 @@ def test_notes_place_one_image_the_way_libelf_checks_it(out, kernel):
     assert hypercall_page % PAGE == 0 and start <= hypercall_page < end
 
 
-def test_symbol_table_names_what_the_harness_looks_for(out):
-    names = symbols(out / "probe")
+@pytest.mark.parametrize("kernel", PROBES)
+def test_symbol_table_names_what_the_harness_looks_for(out, kernel):
+    names = symbols(out / kernel)
     for name in ("_start", "probe_main", "probe_hang_loop", "probe_fault", "probe_panic",
-                 "probe_upcall", "hypercall_page", "hypercall_sched_op"):
+                 "probe_upcall", "probe_trap", "hypercall_page", "hypercall_sched_op"):
         assert name in names, name
-    assert names["_start"] == number(xen_notes(out / "probe")[ENTRY])
+    assert names["_start"] == number(xen_notes(out / kernel)[ENTRY])
+
+
+@pytest.mark.parametrize("kernel", PROBES)
+def test_user_mode_code_has_pages_of_its_own(out, kernel):
+    # pv32 maps these pages for ring 3; nothing else may share them.
+    names = symbols(out / kernel)
+    start, end = names["probe_user_text"], names["probe_user_text_end"]
+    assert start % PAGE == 0 and end % PAGE == 0 and end > start
+    inside = {n for n, a in names.items() if start <= a < end}
+    assert inside >= {"probe_user_syscall", "probe_user_int"}
+    assert inside <= {"probe_user_text", "probe_user_syscall", "probe_user_syscall_after",
+                      "probe_user_int", "probe_user_int_after"}, inside
 
 
 def test_crash_at_entry_faults_on_its_first_instruction(out):

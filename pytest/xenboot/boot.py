@@ -169,7 +169,18 @@ def _bring_up(target, teardown, progress):
     with record.stage("lab"):
         target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
     record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
+    _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
     _run_domain(target, share, spec, cmdline, teardown, progress)
+
+
+def _check_guest_type(kernel, guest_type, host):
+    """Refuse, before any domain is built, a kernel the host's Xen cannot run."""
+    caps = host.xen_caps()
+    if guest_type not in caps:
+        why = ("cannot run 32-bit PV guests (built without CONFIG_PV32): use LAB=debug"
+               if guest_type == "xen-3.0-x86_32p" else f"runs no {guest_type} guests")
+        raise BadInput(f"{kernel}: a {guest_type} kernel, but the host's Xen {why} "
+                       f"(xen_caps: {' '.join(caps)})")
 
 
 def _stage_kernel(elf, share, kernel_path):

@@ -13,7 +13,7 @@ import termios
 import threading
 import tty as ttymod
 
-from xenboot import xenconsole
+from xenboot import xenconsole, xl
 from xenboot.errors import BadInput, InfraError
 from xenboot.jobs import Job, run_to_end
 
@@ -130,6 +130,9 @@ class LocalXenHost:
 
     def describe(self):
         return {"kind": self.kind}
+
+    def xen_caps(self):
+        return xl.xen_caps(self)
 
 
 def check_host_kind(kind):

@@ -1,9 +1,14 @@
-"""Is this file a 64-bit Xen PV kernel Xen's loader will take? Checked before
-any host starts, so bad input costs milliseconds and says what is wrong.
+"""Is this file a Xen PV kernel Xen's loader will take, and of which guest
+type? Checked before any host starts, so bad input costs milliseconds and
+says what is wrong.
 
 The checks are the ones Xen's libelf makes (xen/common/libelf/
 libelf-dominfo.c): Xen ELF notes present, XEN_VERSION "xen-3.0", LOADER
 "generic" unless the guest is Linux, entry point inside the loaded range.
+The guest type is the one libxc's domain builder derives (xc_dom_x86.c):
+an x86-64 ELF is xen-3.0-x86_64, an i386 ELF with a PAE_MODE note other
+than "no" xen-3.0-x86_32p; Xen 4.x runs no non-PAE 32-bit guest. Whether
+the host's Xen runs that type is for the boot to ask the host.
 Note numbers come from Xen's public header, not from this file.
 """
 import gzip
@@ -22,7 +27,10 @@ from xenboot.xenheaders import constants
 STRING_NOTES = {"GUEST_OS", "GUEST_VERSION", "XEN_VERSION", "LOADER", "PAE_MODE",
                 "FEATURES", "BSD_SYMTAB"}
 BZIMAGE_MAGIC_OFFSET = 0x202
-ELF64_HEADER_SIZE = 64
+# e_ident[EI_CLASS] -> (header size, the machine that class must be, guest type)
+ELF_CLASSES = {1: (52, "EM_386", "xen-3.0-x86_32p"), 2: (64, "EM_X86_64", "xen-3.0-x86_64")}
+# PAE_MODE values libelf takes as a PAE kernel (xen_elfnote_pae_mode).
+PAE_MODES = {"yes", "bimodal", "extended-cr3"}
 COMPRESSED = (
     (b"\x1f\x8b", lambda data: gzip.GzipFile(fileobj=io.BytesIO(data)).read()),
     (b"\xfd7zXZ\x00", lambda data: lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data)),
@@ -75,14 +83,18 @@ def inspect_kernel(path):
     form, data = loadable_elf(path)
     if data[:4] != b"\x7fELF":
         raise BadInput(f"{path}: not an ELF file: pass a Xen PV kernel (ELF or bzImage)")
-    if len(data) < ELF64_HEADER_SIZE:
+    elf_class = data[4] if len(data) > 4 else None
+    # An unknown class is checked against the larger header first: it may be truncated.
+    header_size, machine, guest_type = ELF_CLASSES.get(elf_class, (64, None, None))
+    if len(data) < header_size:
         raise BadInput(f"{path}: truncated ELF: {len(data)} bytes, not even an ELF header")
-    if data[4] != 2:
-        raise BadInput(f"{path}: 32-bit ELF: an amd64 Xen PV guest must be a 64-bit x86-64 kernel")
+    if machine is None:
+        raise BadInput(f"{path}: ELF class {elf_class} is neither 32- nor 64-bit: not a Xen PV kernel")
     try:
         elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] != "EM_X86_64":
-            raise BadInput(f"{path}: ELF for {elf['e_machine']}, not x86-64")
+        if elf["e_machine"] != machine:
+            raise BadInput(f"{path}: {elf.elfclass}-bit ELF for {elf['e_machine']}: a Xen PV "
+                           f"kernel is a 64-bit x86-64 or a 32-bit i386 one")
         notes = _xen_notes(elf, constants("elfnote.h", "XEN_ELFNOTE_"))
         loads = [s.header for s in elf.iter_segments() if s.header.p_type == "PT_LOAD"]
     except (ELFError, struct.error, ValueError) as e:
@@ -93,7 +105,12 @@ def inspect_kernel(path):
         raise BadInput(f"{path}: not a Xen PV kernel: no Xen ELF notes "
                        f"(built without `options XEN`?)")
     _check_notes(path, notes, loads, elf["e_entry"])
+    if machine == "EM_386" and notes.get("PAE_MODE", "no") not in PAE_MODES:
+        raise BadInput(f"{path}: a 32-bit PV kernel without PAE (Xen note PAE_MODE is "
+                       f"{notes.get('PAE_MODE')!r}): Xen runs only PAE 32-bit PV guests, "
+                       f"build it with PAE (FreeBSD: options PAE)")
     info = {"path": os.path.abspath(path), "sha256": sha256(path), "format": form,
+            "guest_type": guest_type,
             "notes": {k: (v if isinstance(v, str) else hex(v)) for k, v in notes.items()}}
     return info, data
 

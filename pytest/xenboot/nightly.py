@@ -53,7 +53,7 @@ KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf",
                   "path": {"path"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
 ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect"}
-PROBE_FILES = ("probe", "crash-at-entry")
+PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
 # The order in which an unexpected verdict decides the run's exit status:
 # a broken harness or build says more than a guest failure does.
 EXIT_PRECEDENCE = (Verdict.INFRA, Verdict.BUILD_FAILED, Verdict.BAD_INPUT)

@@ -146,8 +146,18 @@ def render_config(template_path, values):
     return text
 
 
-def xen_version(host):
+def xl_info(host):
+    """`xl info` on the host as {key: value}."""
     job = host.run(["xl", "info"], timeout=30)
     info = dict(line.split(":", 1) for line in job.stdout.decode().splitlines() if ":" in line)
-    info = {k.strip(): v.strip() for k, v in info.items()}
+    return {k.strip(): v.strip() for k, v in info.items()}
+
+
+def xen_version(host):
+    info = xl_info(host)
     return f"{info.get('xen_major', '?')}.{info.get('xen_minor', '?')}{info.get('xen_extra', '')}"
+
+
+def xen_caps(host):
+    """The guest types the host's Xen runs (`xen-3.0-x86_64`, ...)."""
+    return xl_info(host).get("xen_caps", "").split()

@@ -70,10 +70,10 @@ enum check_status check_evtchn_upcall(struct detail *d)
     }
     if ( !arrived )
     {
-        detail_add(d, "no upcall within %lu ms", UPCALL_WAIT / MILLISECONDS(1));
+        detail_add(d, "no upcall within %lu ms", AS_MS(UPCALL_WAIT));
         return CHECK_FAIL;
     }
-    detail_add(d, "upcall after %lu us", (arrived - start) / MICROSECONDS(1));
+    detail_add(d, "upcall after %lu us", AS_US(arrived - start));
     return CHECK_OK;
 }
 
@@ -117,13 +117,13 @@ enum check_status check_timer(struct detail *d)
     if ( !arrived )
     {
         detail_add(d, "one-shot for %lu ms: no VIRQ_TIMER within %lu ms",
-                   TIMER_DELAY / MILLISECONDS(1), TIMER_WAIT / MILLISECONDS(1));
+                   AS_MS(TIMER_DELAY), AS_MS(TIMER_WAIT));
         return CHECK_FAIL;
     }
     detail_add(d, "one-shot for %lu us: VIRQ_TIMER on port %u after %lu us",
-               TIMER_DELAY / MICROSECONDS(1), port, (arrived - start) / MICROSECONDS(1));
+               AS_US(TIMER_DELAY), port, AS_US(arrived - start));
     if ( arrived < timer.timeout_abs_ns )
         detail_add(d, " (early by %lu us)",
-                   (timer.timeout_abs_ns - arrived) / MICROSECONDS(1));
+                   AS_US(timer.timeout_abs_ns - arrived));
     return CHECK_OK;
 }

@@ -1,8 +1,8 @@
 /*
  * BSD_SYMTAB "yes" asks the domain builder to load the symbol and string
  * tables after the image, behind a small ELF header (Xen's libelf,
- * elf_load_bsdsyms): a 32-bit size at the first 8-byte boundary after the
- * image's end, then an ELF header with three sections (null, symtab,
+ * elf_load_bsdsyms): a 32-bit size at the first word boundary (8 bytes on
+ * pv64, 4 on pv32) after the image's end, then an ELF header with three sections (null, symtab,
  * strtab), offsets relative to that header. FreeBSD's ddb names functions
  * from it. The probe finds its own probe_main there.
  */
@@ -18,13 +18,13 @@ extern char _end[];
 
 enum check_status check_bsd_symtab(struct detail *d)
 {
-    const char *start = (const char *)(((unsigned long)_end + 7) & ~7UL);
+    const char *start = (const char *)(((unsigned long)_end + sizeof(long) - 1) & ~(sizeof(long) - 1));
     const char *ehdr = start + sizeof(uint32_t);
     const char *strtab;
-    elf64_ehdr_t eh;
-    elf64_shdr_t sh[3];
+    elf_ehdr_t eh;
+    elf_shdr_t sh[3];
     uint32_t size;
-    uint64_t i, count, found = 0;
+    unsigned long i, count, found = 0;
 
     memcpy(&size, start, sizeof(size));
     memcpy(&eh, ehdr, sizeof(eh));
@@ -34,11 +34,11 @@ enum check_status check_bsd_symtab(struct detail *d)
                    " ddb would have no symbol names", (unsigned long)start);
         return CHECK_FAIL;
     }
-    if ( eh.e_shnum != 3 || eh.e_shentsize != sizeof(elf64_shdr_t) ||
+    if ( eh.e_shnum != 3 || eh.e_shentsize != sizeof(elf_shdr_t) ||
          eh.e_shoff > MAX_TABLE_BYTES )
     {
-        detail_add(d, "header at 0x%lx has %u sections of %u bytes, expected 3 of %lu",
-                   (unsigned long)start, eh.e_shnum, eh.e_shentsize, sizeof(elf64_shdr_t));
+        detail_add(d, "header at 0x%lx has %u sections of %u bytes, expected 3 of %zu",
+                   (unsigned long)start, eh.e_shnum, eh.e_shentsize, sizeof(elf_shdr_t));
         return CHECK_FAIL;
     }
     memcpy(sh, ehdr + eh.e_shoff, sizeof(sh));
@@ -52,10 +52,10 @@ enum check_status check_bsd_symtab(struct detail *d)
     }
 
     strtab = ehdr + sh[2].sh_offset;
-    count = sh[1].sh_size / sizeof(elf64_sym_t);
+    count = sh[1].sh_size / sizeof(elf_sym_t);
     for ( i = 0; i < count && !found; i++ )
     {
-        elf64_sym_t sym;
+        elf_sym_t sym;
 
         memcpy(&sym, ehdr + sh[1].sh_offset + i * sizeof(sym), sizeof(sym));
         if ( sym.st_name < sh[2].sh_size &&

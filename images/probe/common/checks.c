@@ -7,11 +7,9 @@
 #include <xen/features.h>
 #include <xen/version.h>
 
+#include <arch/guest.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
-
-/* What start_info.magic says for a 64-bit PV guest ("xen-<version>-<platform>"). */
-#define PV64_MAGIC "xen-3.0-x86_64"
 
 void detail_add(struct detail *d, const char *fmt, ...)
 {
@@ -56,11 +54,14 @@ static enum check_status check_xen_version(struct detail *d)
     detail_add(d, " capabilities \"");
     detail_add_escaped(d, caps, sizeof(caps));
     detail_add(d, "\"");
-    if ( !strstr(caps, PV64_MAGIC) )
+    if ( !strstr(caps, GUEST_TYPE) )
     {
-        detail_add(d, ": this Xen runs no 64-bit PV guests");
+        detail_add(d, ": this Xen runs no " GUEST_TYPE_NAME " guests");
         return CHECK_FAIL;
     }
+    /* What FreeBSD's i386 XEN kernel, the older port, needs. */
+    detail_add(d, strstr(caps, "xen-3.0-x86_32p") ? "; 32-bit PV guests run here"
+               : "; no xen-3.0-x86_32p: 32-bit PV guests cannot run here");
     return CHECK_OK;
 }
 
@@ -136,9 +137,9 @@ static enum check_status check_start_info(struct detail *d)
     detail_add_escaped(d, cmdline(), MAX_GUEST_CMDLINE);
     detail_add(d, "\"");
 
-    if ( strncmp(si->magic, PV64_MAGIC, sizeof(PV64_MAGIC) - 1) )
+    if ( strncmp(si->magic, GUEST_TYPE, sizeof(GUEST_TYPE) - 1) )
     {
-        detail_add(d, ": magic is not " PV64_MAGIC);
+        detail_add(d, ": magic is not " GUEST_TYPE);
         status = CHECK_FAIL;
     }
     if ( !si->nr_pages || !si->pt_base || !si->mfn_list )
@@ -178,7 +179,7 @@ static enum check_status check_console_io(struct detail *d)
     return CHECK_OK;
 }
 
-bool checks_run(void)
+bool checks_run(struct detail *failed)
 {
     static const struct {
         const char *name;
@@ -193,6 +194,11 @@ bool checks_run(void)
         { "linear-pt", check_linear_pt },
         { "evtchn-upcall", check_evtchn_upcall },
         { "timer", check_timer },
+        { "trap-syscall", check_trap_syscall },
+        { "trap-user-int", check_trap_user_int },
+        { "trap-int3", check_trap_int3 },
+        { "trap-single-step", check_trap_single_step },
+        { "trap-watchpoint", check_trap_watchpoint },
     };
     static const char *const status_names[] = {
         [CHECK_OK] = "ok", [CHECK_FAIL] = "fail", [CHECK_SKIP] = "skip",
@@ -210,7 +216,11 @@ bool checks_run(void)
         status = checks[i].run(&d);
         console_printf("PROBE check %s %s %s\n", checks[i].name,
                        status_names[status], d.len ? d.text : "-");
-        ok &= status != CHECK_FAIL;
+        if ( status == CHECK_FAIL )
+        {
+            detail_add(failed, " %s", checks[i].name);
+            ok = false;
+        }
     }
     return ok;
 }

@@ -42,14 +42,31 @@ static void cmd_info(const char *arg)
     console_printf("info nr_pages %lu\n", xen_start_info->nr_pages);
     console_printf("info cmdline %s\n", cmdline());
     console_printf("info start_to_result_us %lu\n",
-                   (probe_result_ns - probe_started_ns) / MICROSECONDS(1));
+                   AS_US(probe_result_ns - probe_started_ns));
     console_printf("info since_start_us %lu\n",
-                   (time_now_ns() - probe_started_ns) / MICROSECONDS(1));
+                   AS_US(time_now_ns() - probe_started_ns));
 }
 
 static void cmd_echo(const char *arg)
 {
     console_printf("%s\n", arg);
+}
+
+/* A debug Xen prints a domU's console_io lines as "(dN) TEXT"; a release Xen refuses. */
+static void cmd_xenprint(const char *arg)
+{
+    static char line[LINE_LEN + 1];
+    size_t n = strlen(arg);
+    long rc;
+
+    memcpy(line, arg, n);
+    line[n++] = '\n';
+    rc = hypervisor_console_io(CONSOLEIO_write, n, line);
+    if ( rc < 0 )
+        console_printf("xenprint: console_io denied (" RC_FMT "): this Xen keeps a domU's"
+                       " text out of its console\n", RC_ARGS(rc));
+    else
+        console_printf("xenprint: %zu bytes written to Xen's console\n", n);
 }
 
 /* Like a kernel panic without a debugger: say why, then stop for good. */
@@ -123,6 +140,9 @@ static const struct command commands[] = {
     { "help", "list the commands", cmd_help },
     { "info", "probe, Xen and domain facts, one 'info <key> <value>' a line", cmd_info },
     { "echo", "echo TEXT: print TEXT on a line of its own", cmd_echo },
+    { "xenprint", "xenprint TEXT: TEXT to Xen's console (console_io), or why not", cmd_xenprint },
+    { "badpte", "MMU_UPDATE with a bad L1 entry: Xen's return code (a debug Xen logs why)",
+      cmd_badpte },
     { "panic", "panic TEXT: print 'panic: TEXT' and stop for good", probe_panic },
     { "fault", "page fault with no handler: Xen crashes the domain", probe_fault },
     { "hang", "busy loop in probe_hang_loop, silent, events masked", probe_hang_loop },

@@ -20,7 +20,7 @@ static volatile vcpu_info_t *vcpu0(void)
 
 long events_init(void)
 {
-    /* No syscall callback: the probe has no user mode. */
+    /* The syscall callback comes with the trap checks (traps_enable). */
     callbacks_rc = hypervisor_set_callbacks((unsigned long)probe_upcall_entry,
                                             (unsigned long)probe_failsafe_entry, 0);
     return callbacks_rc;

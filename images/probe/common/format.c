@@ -76,12 +76,13 @@ size_t vformat(char *buf, size_t size, const char *fmt, va_list ap)
         switch ( *fmt )
         {
         case 'd': case 'i':
-            s = longs ? va_arg(ap, long) : va_arg(ap, int);
+            s = longs > 1 ? va_arg(ap, long long) : longs ? va_arg(ap, long) : va_arg(ap, int);
             put_number(&o, s < 0 ? -(uint64_t)s : (uint64_t)s, 10, s < 0,
                        false, width, pad);
             break;
         case 'u': case 'x':
-            u = longs ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
+            u = longs > 1 ? va_arg(ap, unsigned long long)
+                : longs ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
             put_number(&o, u, *fmt == 'u' ? 10 : 16, false, alt && *fmt == 'x',
                        width, pad);
             break;

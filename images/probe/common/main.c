@@ -43,6 +43,7 @@ void boot_fatal(const char *why)
 
 void probe_main(const start_info_t *si)
 {
+    static struct detail failed;
     bool ok;
 
     xen_start_info = si;
@@ -59,9 +60,9 @@ void probe_main(const start_info_t *si)
     events_init();
 
     console_printf("PROBE begin freebsd-xen-ci probe %s\n", PROBE_VERSION);
-    ok = checks_run();
+    ok = checks_run(&failed);
     probe_result_ns = time_now_ns();
-    console_printf("PROBE result %s\n", ok ? "SUCCESS" : "FAILURE");
+    console_printf("PROBE result %s%s\n", ok ? "SUCCESS" : "FAILURE", failed.text);
 
     commands_run_list(cmdline_value("probe.run"));
     commands_loop();

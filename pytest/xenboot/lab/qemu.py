@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from xenboot import xenconsole
+from xenboot import xenconsole, xl
 from xenboot.errors import InfraError
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.agent import Agent
@@ -283,6 +283,9 @@ class EmbeddedHost:
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator,
                 "packages": self.cache.packages_key, "host_layer": self.cache.host_key}
+
+    def xen_caps(self):
+        return xl.xen_caps(self)
 
     # -- internals ----------------------------------------------------------
 

@@ -1,8 +1,10 @@
 /*
- * The amd64_xen_pv pmap reads its page tables through a self-referencing
- * (linear, recursive) L4 slot. Xen lets a PV guest install one only
+ * FreeBSD's pmaps read their page tables through a self-referencing
+ * (linear, recursive) entry: amd64_xen_pv in an L4 slot, the i386 PAE pmap
+ * in its page directories (L2). Xen lets a PV guest install one only
  * read-only, and only with pv-linear-pt enabled (the default). Install one
- * with MMU_UPDATE, read the tables back through it, remove it.
+ * in the table that maps the probe with MMU_UPDATE, read the tables back
+ * through it, remove it.
  */
 #include <probe/boot.h>
 #include <probe/checks.h>
@@ -11,26 +13,41 @@
 #include <arch/hypercall.h>
 #include <arch/page.h>
 
+#ifdef __x86_64__
 /*
  * FreeBSD's native slot (256) is Xen's own area in a PV guest; 510 is a
  * guest-kernel slot the probe (which lives in 511) leaves empty.
  */
-#define LINEAR_SLOT 510UL
+#define LINEAR_SHIFT L4_SHIFT
+#define LINEAR_SLOT  510UL
+#define LEVEL_NAME   "L4"
+#else
+/* The last 2 MiB below Xen's area (HV_START_LOW), in the probe's L2. */
+#define LINEAR_SHIFT L2_SHIFT
+#define LINEAR_SLOT  (((HYPERVISOR_VIRT_START >> L2_SHIFT) & (PT_ENTRIES - 1)) - 1)
+#define LEVEL_NAME   "L2"
+#endif
+/* Offsets within what one table at that level maps: 2^48 bytes (pv64) or 1 GiB (pv32). */
+#define SPAN_MASK ((1UL << (LINEAR_SHIFT + 9)) - 1)
 
 static unsigned long canonical(unsigned long va)
 {
+#ifdef __x86_64__
     return (unsigned long)((long)(va << (64 - VA_BITS)) >> (64 - VA_BITS));
+#else
+    return va;
+#endif
 }
 
-static unsigned long l4_index(unsigned long va)
+static unsigned long index_of(unsigned long va)
 {
-    return (va >> L4_SHIFT) & (PT_ENTRIES - 1);
+    return (va >> LINEAR_SHIFT) & (PT_ENTRIES - 1);
 }
 
-static long set_l4_entry(xen_pfn_t l4_mfn, unsigned long slot, uint64_t val)
+static long set_entry(xen_pfn_t table_mfn, unsigned long slot, uint64_t val)
 {
     mmu_update_t req = {
-        .ptr = (((uint64_t)l4_mfn << PAGE_SHIFT) + slot * sizeof(uint64_t)) |
+        .ptr = (((uint64_t)table_mfn << PAGE_SHIFT) + slot * sizeof(uint64_t)) |
                MMU_NORMAL_PT_UPDATE,
         .val = val,
     };
@@ -41,60 +58,65 @@ static long set_l4_entry(xen_pfn_t l4_mfn, unsigned long slot, uint64_t val)
 
 enum check_status check_linear_pt(struct detail *d)
 {
-    const uint64_t *l4 = (const uint64_t *)xen_start_info->pt_base;
-    xen_pfn_t l4_mfn = virt_to_mfn(l4);
     unsigned long text = (unsigned long)probe_main;
-    /* The slot makes the L4 serve as every level: all PTEs appear here... */
-    const volatile uint64_t *ptes =
-        (const volatile uint64_t *)canonical(LINEAR_SLOT << L4_SHIFT);
-    /* ...and the L4 itself where the slot is taken at all four levels. */
-    const volatile uint64_t *l4_view = (const volatile uint64_t *)canonical(
-        LINEAR_SLOT << L4_SHIFT | LINEAR_SLOT << L3_SHIFT |
-        LINEAR_SLOT << L2_SHIFT | LINEAR_SLOT << PAGE_SHIFT);
+    const uint64_t *table = page_table((const void *)text, LINEAR_SHIFT);
+    xen_pfn_t mfn = virt_to_mfn(table), text_mfn = virt_to_mfn((const void *)text);
+    /* The slot makes the table serve as every level below it: all PTEs appear here... */
+    unsigned long base = (text & ~SPAN_MASK) | LINEAR_SLOT << LINEAR_SHIFT;
+    const volatile uint64_t *ptes = (const volatile uint64_t *)canonical(base);
+    /* ...and the table itself where the slot is taken at every level below. */
+    unsigned long self_view = base;
+    const volatile uint64_t *view;
     uint64_t self, kernel, pte;
+    unsigned int shift;
     long rc;
 
-    if ( l4[LINEAR_SLOT] )
+    for ( shift = LINEAR_SHIFT - 9; shift >= PAGE_SHIFT; shift -= 9 )
+        self_view |= LINEAR_SLOT << shift;
+    view = (const volatile uint64_t *)canonical(self_view);
+
+    if ( table[LINEAR_SLOT] )
     {
-        detail_add(d, "L4[%lu] is already in use (0x%lx)", LINEAR_SLOT, l4[LINEAR_SLOT]);
+        detail_add(d, LEVEL_NAME "[%lu] is already in use (0x%llx)", (unsigned long)LINEAR_SLOT,
+                   (unsigned long long)table[LINEAR_SLOT]);
         return CHECK_FAIL;
     }
-    rc = set_l4_entry(l4_mfn, LINEAR_SLOT,
-                      ((uint64_t)l4_mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_ACCESSED);
+    rc = set_entry(mfn, LINEAR_SLOT, ((uint64_t)mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_ACCESSED);
     if ( rc )
     {
-        detail_add(d, "MMU_UPDATE L4[%lu] -> L4 (mfn 0x%lx) read-only refused (" RC_FMT
-                   "): pv-linear-pt is off in Xen", LINEAR_SLOT, (unsigned long)l4_mfn,
-                   RC_ARGS(rc));
+        detail_add(d, "MMU_UPDATE " LEVEL_NAME "[%lu] -> " LEVEL_NAME " (mfn 0x%lx) read-only"
+                   " refused (" RC_FMT "): pv-linear-pt is off in Xen",
+                   (unsigned long)LINEAR_SLOT, (unsigned long)mfn, RC_ARGS(rc));
         return CHECK_FAIL;
     }
 
-    self = l4_view[LINEAR_SLOT];
-    kernel = l4_view[l4_index(text)];
-    pte = ptes[(text & ((1UL << VA_BITS) - 1)) >> PAGE_SHIFT];
-    rc = set_l4_entry(l4_mfn, LINEAR_SLOT, 0);
+    self = view[LINEAR_SLOT];
+    kernel = view[index_of(text)];
+    pte = ptes[(text & SPAN_MASK) >> PAGE_SHIFT];
+    rc = set_entry(mfn, LINEAR_SLOT, 0);
 
-    detail_add(d, "L4[%lu] -> L4 mfn 0x%lx read-only: ", LINEAR_SLOT,
-               (unsigned long)l4_mfn);
-    if ( (self & PTE_MFN_MASK) >> PAGE_SHIFT != l4_mfn )
+    detail_add(d, LEVEL_NAME "[%lu] -> " LEVEL_NAME " mfn 0x%lx read-only: ",
+               (unsigned long)LINEAR_SLOT, (unsigned long)mfn);
+    if ( (self & PTE_MFN_MASK) >> PAGE_SHIFT != mfn )
     {
-        detail_add(d, "reads back 0x%lx for itself", self);
+        detail_add(d, "reads back 0x%llx for itself", (unsigned long long)self);
         return CHECK_FAIL;
     }
-    if ( kernel != l4[l4_index(text)] )
+    if ( kernel != table[index_of(text)] )
     {
-        detail_add(d, "L4[%lu] reads 0x%lx, the L4 page holds 0x%lx",
-                   l4_index(text), kernel, l4[l4_index(text)]);
+        detail_add(d, LEVEL_NAME "[%lu] reads 0x%llx, the table holds 0x%llx",
+                   index_of(text), (unsigned long long)kernel,
+                   (unsigned long long)table[index_of(text)]);
         return CHECK_FAIL;
     }
-    if ( (pte & PTE_MFN_MASK) >> PAGE_SHIFT != virt_to_mfn((const void *)text) )
+    if ( (pte & PTE_MFN_MASK) >> PAGE_SHIFT != text_mfn )
     {
-        detail_add(d, "PTE of probe_main reads 0x%lx, P2M says mfn 0x%lx", pte,
-                   (unsigned long)virt_to_mfn((const void *)text));
+        detail_add(d, "PTE of probe_main reads 0x%llx, P2M says mfn 0x%lx",
+                   (unsigned long long)pte, (unsigned long)text_mfn);
         return CHECK_FAIL;
     }
-    detail_add(d, "self entry, L4[%lu] and the PTE of probe_main (mfn 0x%lx) read back",
-               l4_index(text), (unsigned long)virt_to_mfn((const void *)text));
+    detail_add(d, "self entry, " LEVEL_NAME "[%lu] and the PTE of probe_main (mfn 0x%lx) read back",
+               index_of(text), (unsigned long)text_mfn);
     if ( rc )
     {
         detail_add(d, "; removing it refused (" RC_FMT ")", RC_ARGS(rc));

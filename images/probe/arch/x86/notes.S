@@ -2,7 +2,10 @@
  * Xen ELF notes, read by the domain builder (Xen's libelf). Apart from
  * GUEST_OS and GUEST_VERSION they are the ones FreeBSD's amd64_xen_pv
  * kernel declares (sys/amd64/xen/locore.S), with the same values, so the
- * probe is loaded the way that kernel is.
+ * probe is loaded the way that kernel is. The pv32pae build says PAE_MODE
+ * "yes" like FreeBSD's i386 XEN kernel (options PAE): Xen then loads it as
+ * xen-3.0-x86_32p, the only 32-bit PV type Xen 4.x runs. Addresses are
+ * notes of the guest's word size.
  */
 #include <probe/xen.h>
 #include <probe/version.h>
@@ -19,19 +22,27 @@
 3:      desc;                                                               \
 4:      .balign 4
 
+#ifdef __x86_64__
+#define ADDR .quad
+#define PAE_MODE "no"
+#else
+#define ADDR .long
+#define PAE_MODE "yes"
+#endif
+
         .section .note.Xen, "a", @note
         XEN_NOTE(XEN_ELFNOTE_GUEST_OS,       .asciz "freebsd-xen-ci-probe")
         XEN_NOTE(XEN_ELFNOTE_GUEST_VERSION,  .asciz PROBE_VERSION)
         XEN_NOTE(XEN_ELFNOTE_XEN_VERSION,    .asciz "xen-3.0")
         XEN_NOTE(XEN_ELFNOTE_LOADER,         .asciz "generic")
-        XEN_NOTE(XEN_ELFNOTE_VIRT_BASE,      .quad probe_virt_base)
-        XEN_NOTE(XEN_ELFNOTE_PADDR_OFFSET,   .quad probe_virt_base)
-        XEN_NOTE(XEN_ELFNOTE_ENTRY,          .quad _start)
-        XEN_NOTE(XEN_ELFNOTE_HYPERCALL_PAGE, .quad hypercall_page)
-        XEN_NOTE(XEN_ELFNOTE_HV_START_LOW,   .quad HYPERVISOR_VIRT_START)
+        XEN_NOTE(XEN_ELFNOTE_VIRT_BASE,      ADDR probe_virt_base)
+        XEN_NOTE(XEN_ELFNOTE_PADDR_OFFSET,   ADDR probe_virt_base)
+        XEN_NOTE(XEN_ELFNOTE_ENTRY,          ADDR _start)
+        XEN_NOTE(XEN_ELFNOTE_HYPERCALL_PAGE, ADDR hypercall_page)
+        XEN_NOTE(XEN_ELFNOTE_HV_START_LOW,   ADDR HYPERVISOR_VIRT_START)
         XEN_NOTE(XEN_ELFNOTE_FEATURES,
                  .asciz "writable_page_tables|writable_descriptor_tables")
-        XEN_NOTE(XEN_ELFNOTE_PAE_MODE,       .asciz "no")
+        XEN_NOTE(XEN_ELFNOTE_PAE_MODE,       .asciz PAE_MODE)
         XEN_NOTE(XEN_ELFNOTE_L1_MFN_VALID,   .quad PTE_PRESENT; .quad PTE_PRESENT)
         XEN_NOTE(XEN_ELFNOTE_SUSPEND_CANCEL, .long 0)
         XEN_NOTE(XEN_ELFNOTE_BSD_SYMTAB,     .asciz "yes")

@@ -3,6 +3,15 @@
 
 #include <arch/cpu.h>
 
+/*
+ * (delta * mul) >> 32 in 64-bit arithmetic, which pv32 has without a
+ * 128-bit product: the high half of delta contributes delta_hi * mul whole.
+ */
+static uint64_t scale(uint64_t delta, uint32_t mul)
+{
+    return (((delta & 0xffffffff) * mul) >> 32) + (delta >> 32) * mul;
+}
+
 /* The TSC extrapolation documented with struct vcpu_time_info in xen.h. */
 uint64_t time_now_ns(void)
 {
@@ -20,8 +29,7 @@ uint64_t time_now_ns(void)
             delta >>= -t->tsc_shift;
         else
             delta <<= t->tsc_shift;
-        now = t->system_time +
-              (uint64_t)(((unsigned __int128)delta * t->tsc_to_system_mul) >> 32);
+        now = t->system_time + scale(delta, t->tsc_to_system_mul);
         rmb();
     } while ( (version & 1) || version != t->version );
 

@@ -25,13 +25,19 @@ void detail_add_escaped(struct detail *d, const char *s, size_t max);
 
 typedef enum check_status (*check_fn)(struct detail *d);
 
-/* Runs every check in order; true when none failed. */
-bool checks_run(void);
+/* Runs every check in order; true when none failed. The names of the failed
+ * ones are added to failed, each after a space. */
+bool checks_run(struct detail *failed);
 
 /* The checks that live outside common/checks.c. */
 enum check_status check_linear_pt(struct detail *d);
 enum check_status check_evtchn_upcall(struct detail *d);
 enum check_status check_timer(struct detail *d);
 enum check_status check_bsd_symtab(struct detail *d);
+enum check_status check_trap_syscall(struct detail *d);
+enum check_status check_trap_user_int(struct detail *d);
+enum check_status check_trap_int3(struct detail *d);
+enum check_status check_trap_single_step(struct detail *d);
+enum check_status check_trap_watchpoint(struct detail *d);
 
 #endif

@@ -8,6 +8,10 @@
 #define MILLISECONDS(ms) ((uint64_t)(ms) * 1000000)
 #define SECONDS(s)       ((uint64_t)(s) * 1000000000)
 
+/* A duration for %lu: long enough on pv32 too for anything the probe measures. */
+#define AS_US(ns) ((unsigned long)((ns) / MICROSECONDS(1)))
+#define AS_MS(ns) ((unsigned long)((ns) / MILLISECONDS(1)))
+
 /* Needs xen_shared_info mapped. */
 uint64_t time_now_ns(void);
 

@@ -1,7 +1,8 @@
 /*
  * Hypercalls through the page Xen fills in at load time (HYPERCALL_PAGE
- * note). Arguments go in rdi, rsi, rdx, r10, r8 and may come back clobbered
- * (debug builds of Xen poison them), so every argument is an in/out operand.
+ * note). Arguments go in rdi, rsi, rdx, r10, r8 (pv64) or ebx, ecx, edx,
+ * esi, edi (pv32) and may come back clobbered (debug builds of Xen poison
+ * them), so every argument is an in/out operand.
  */
 #ifndef ARCH_HYPERCALL_H
 #define ARCH_HYPERCALL_H
@@ -21,41 +22,43 @@ extern char hypercall_page[];
 #define HYPERCALL_CALL "call hypercall_page + %c[offset]"
 #define HYPERCALL_OFFSET(nr) [offset] "i" ((nr) * HYPERCALL_STUB_SIZE)
 
-static inline long hypercall2(unsigned int nr, unsigned long a1, unsigned long a2)
+#ifdef __x86_64__
+#define HYPERCALL_CLOBBERS "rcx", "r11", "memory"
+#define A1 "+D"
+#define A2 "+S"
+#define A3 "+d"
+/* No constraint letter names r10 or r8. */
+#define A45_DECL(a4, a5)                                            \
+    register unsigned long r4 __asm__ ("r10") = (a4);                \
+    register unsigned long r5 __asm__ ("r8") = (a5)
+#else
+#define HYPERCALL_CLOBBERS "memory"
+#define A1 "+b"
+#define A2 "+c"
+#define A3 "+d"
+#define A45_DECL(a4, a5)                                            \
+    register unsigned long r4 __asm__ ("esi") = (a4);                \
+    register unsigned long r5 __asm__ ("edi") = (a5)
+#endif
+
+static inline long hypercall5(unsigned int nr, unsigned long a1, unsigned long a2,
+                              unsigned long a3, unsigned long a4, unsigned long a5)
 {
+    A45_DECL(a4, a5);
     long ret;
 
     __asm__ volatile (HYPERCALL_CALL
-                      : "=a" (ret), "+D" (a1), "+S" (a2)
+                      : "=a" (ret), A1 (a1), A2 (a2), A3 (a3), "+r" (r4), "+r" (r5)
                       : HYPERCALL_OFFSET(nr)
-                      : "rcx", "r11", "memory");
+                      : HYPERCALL_CLOBBERS);
     return ret;
 }
 
-static inline long hypercall3(unsigned int nr, unsigned long a1,
-                              unsigned long a2, unsigned long a3)
-{
-    long ret;
-
-    __asm__ volatile (HYPERCALL_CALL
-                      : "=a" (ret), "+D" (a1), "+S" (a2), "+d" (a3)
-                      : HYPERCALL_OFFSET(nr)
-                      : "rcx", "r11", "memory");
-    return ret;
-}
-
-static inline long hypercall4(unsigned int nr, unsigned long a1, unsigned long a2,
-                              unsigned long a3, unsigned long a4)
-{
-    register unsigned long r10 __asm__ ("r10") = a4;
-    long ret;
-
-    __asm__ volatile (HYPERCALL_CALL
-                      : "=a" (ret), "+D" (a1), "+S" (a2), "+d" (a3), "+r" (r10)
-                      : HYPERCALL_OFFSET(nr)
-                      : "rcx", "r11", "memory");
-    return ret;
-}
+/* Unused arguments are passed as 0: Xen ignores the registers it does not read. */
+#define hypercall1(nr, a1)             hypercall5(nr, a1, 0, 0, 0, 0)
+#define hypercall2(nr, a1, a2)         hypercall5(nr, a1, a2, 0, 0, 0)
+#define hypercall3(nr, a1, a2, a3)     hypercall5(nr, a1, a2, a3, 0, 0)
+#define hypercall4(nr, a1, a2, a3, a4) hypercall5(nr, a1, a2, a3, a4, 0)
 
 static inline long hypervisor_mmu_update(mmu_update_t *req, unsigned int count,
                                          unsigned int *done, domid_t domain)
@@ -64,17 +67,61 @@ static inline long hypervisor_mmu_update(mmu_update_t *req, unsigned int count,
                       (unsigned long)done, domain);
 }
 
+static inline long hypervisor_mmuext_op(struct mmuext_op *op, unsigned int count,
+                                        unsigned int *done, domid_t domain)
+{
+    return hypercall4(__HYPERVISOR_mmuext_op, (unsigned long)op, count,
+                      (unsigned long)done, domain);
+}
+
+/*
+ * pv64 takes plain addresses and a syscall entry; pv32 takes a code
+ * selector with each address and has no syscall callback.
+ */
 static inline long hypervisor_set_callbacks(unsigned long event,
                                             unsigned long failsafe,
                                             unsigned long syscall)
 {
+#ifdef __x86_64__
     return hypercall3(__HYPERVISOR_set_callbacks, event, failsafe, syscall);
+#else
+    (void)syscall;
+    return hypercall4(__HYPERVISOR_set_callbacks, FLAT_KERNEL_CS, event,
+                      FLAT_KERNEL_CS, failsafe);
+#endif
 }
 
+/* pv32 passes the 64-bit PAE entry as two words. */
 static inline long hypervisor_update_va_mapping(unsigned long va, uint64_t pte,
                                                 unsigned long flags)
 {
+#ifdef __x86_64__
     return hypercall3(__HYPERVISOR_update_va_mapping, va, pte, flags);
+#else
+    return hypercall4(__HYPERVISOR_update_va_mapping, va, (uint32_t)pte,
+                      (uint32_t)(pte >> 32), flags);
+#endif
+}
+
+static inline long hypervisor_set_trap_table(const trap_info_t *table)
+{
+    return hypercall1(__HYPERVISOR_set_trap_table, (unsigned long)table);
+}
+
+/* The kernel stack Xen switches to on a trap or syscall from user mode. */
+static inline long hypervisor_stack_switch(unsigned long ss, unsigned long sp)
+{
+    return hypercall2(__HYPERVISOR_stack_switch, ss, sp);
+}
+
+static inline long hypervisor_set_debugreg(int reg, unsigned long value)
+{
+    return hypercall2(__HYPERVISOR_set_debugreg, reg, value);
+}
+
+static inline unsigned long hypervisor_get_debugreg(int reg)
+{
+    return hypercall1(__HYPERVISOR_get_debugreg, reg);
 }
 
 static inline long hypervisor_xen_version(int cmd, void *arg)

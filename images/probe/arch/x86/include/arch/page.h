@@ -1,4 +1,8 @@
-/* x86-64 paging as a PV guest sees it: 4-level tables, 4 KiB pages. */
+/*
+ * Paging as a PV guest sees it, 4 KiB pages: pv64 has 4-level tables, pv32pae
+ * 3-level PAE tables (64-bit entries, a 4-entry L3). Both read Xen's M2P
+ * table, mapped read-only into every PV guest.
+ */
 #ifndef ARCH_PAGE_H
 #define ARCH_PAGE_H
 
@@ -8,6 +12,7 @@
 /* Page-table entry bits (Intel SDM vol. 3, 4.5). */
 #define PTE_PRESENT  0x001
 #define PTE_WRITE    0x002
+#define PTE_USER     0x004
 #define PTE_ACCESSED 0x020
 #define PTE_DIRTY    0x040
 #define PTE_MFN_MASK 0x000ffffffffff000
@@ -16,12 +21,19 @@
 #define L4_SHIFT      39
 #define L3_SHIFT      30
 #define L2_SHIFT      21
+#ifdef __x86_64__
+#define PT_LEVELS     4
 #define VA_BITS       48
+#else
+#define PT_LEVELS     3
+#define VA_BITS       32
+#endif
 
 /*
- * The probe links in the top 2 GiB (like FreeBSD's KERNBASE), so Xen maps
- * nothing in the lower half: reading here is a sure page fault. The address
- * is distinctive so Xen's "Pagetable walk from ..." line names it.
+ * The probe links at FreeBSD's KERNBASE (the top 2 GiB on pv64, 3 GiB on
+ * pv32), and Xen maps only the few MiB of the initial region from there:
+ * reading here is a sure page fault. The address is distinctive so Xen's
+ * "Pagetable walk from ..." line names it.
  */
 #define PROBE_UNMAPPED_VA 0xdeadb000
 
@@ -37,6 +49,19 @@ xen_pfn_t virt_to_mfn(const void *va);
 
 /* Replace the page at va (page aligned, ours) by the machine frame mfn. */
 long map_machine_frame(void *va, xen_pfn_t mfn);
+
+/* Let user mode read, write and run the page at va (ours, initial mapping). */
+long map_user_page(const void *va);
+
+/*
+ * The page table on the way to va (in the initial mapping) whose entries
+ * map 1 << shift bytes each (L4_SHIFT ... PAGE_SHIFT), found by walking
+ * from start_info's pt_base; NULL if a level above is not present.
+ */
+const uint64_t *page_table(const void *va, unsigned int shift);
+
+/* Machine address of the L1 entry that maps va; 0 if there is none. */
+uint64_t l1_entry_maddr(const void *va);
 
 #endif /* !__ASSEMBLY__ */
 #endif

@@ -1,9 +1,17 @@
 /*
  * One image at FreeBSD's KERNBASE: the VIRT_BASE and PADDR_OFFSET notes both
  * name probe_virt_base, so Xen maps each segment at its link address.
+ * Run through the C preprocessor once per guest type.
  */
+#ifdef __x86_64__
 OUTPUT_FORMAT("elf64-x86-64")
 OUTPUT_ARCH(i386:x86-64)
+#define KERNBASE 0xffffffff80000000
+#else
+OUTPUT_FORMAT("elf32-i386")
+OUTPUT_ARCH(i386)
+#define KERNBASE 0xc0000000
+#endif
 ENTRY(_start)
 
 /*
@@ -21,12 +29,18 @@ PHDRS
 SECTIONS
 {
     /* Absolute, so nm never offers it instead of _start for a RIP. */
-    probe_virt_base = 0xffffffff80000000;
+    probe_virt_base = KERNBASE;
     . = probe_virt_base;
 
     .text : {
         *(.text.entry)
         *(.text.hypercall_page)
+        /* Mapped for user mode too (pv32 needs the PTE's user bit). */
+        . = ALIGN(0x1000);
+        probe_user_text = .;
+        *(.text.user)
+        . = ALIGN(0x1000);
+        probe_user_text_end = .;
         *(.text .text.*)
     } :image
     .rodata : { *(.rodata .rodata.*) } :image
