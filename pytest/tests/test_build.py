@@ -1,20 +1,21 @@
 """The kernel build driver, tested on what exists here: the cross toolchain
 on small inputs, the compat shims, and the driver's sequencing on the source
 tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013 tree's
-interface; nothing built from it is FreeBSD, and results say so).
-
-The real branch has not been built by these tests: its source is not here.
+interface, amd64 and i386; nothing built from it is FreeBSD, and results
+say so). Builds of a real FreeBSD tree are in test_build_real_tree.py.
 """
 import json
 import os
 import shlex
 import shutil
+import struct
 import subprocess
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 from xenboot import build, cli, paths, source
+from xenboot.xenheaders import constants
 
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
 FIXTURE_SYS = FIXTURE / "sys"
@@ -28,6 +29,34 @@ def xenboot(monkeypatch, *argv):
 
 def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def elf_summary(path):
+    """ELF class, machine, OS ABI, the FreeBSD ABI tag (its __FreeBSD_version)
+    and the Xen notes by number, read with pyelftools and struct."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        summary = {"class": elf.elfclass, "machine": elf["e_machine"], "osabi": elf["e_ident"]["EI_OSABI"],
+                   "freebsd_abi": None, "xen": {}}
+        for section in elf.iter_sections():
+            if section.header.sh_type != "SHT_NOTE":
+                continue
+            data, pos = section.data(), 0
+            # Parsed by hand: pyelftools reads Xen's note types as GNU ones.
+            while pos + 12 <= len(data):
+                namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
+                name = data[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+                desc_at = pos + 12 + (namesz + 3) // 4 * 4
+                desc = data[desc_at:desc_at + descsz]
+                pos = desc_at + (descsz + 3) // 4 * 4
+                if name == b"FreeBSD" and n_type == 1:
+                    summary["freebsd_abi"] = int.from_bytes(desc, "little")
+                elif name == b"Xen":
+                    summary["xen"][XEN_NOTES.get(n_type, n_type)] = desc
+    return summary
+
+
+XEN_NOTES = constants("elfnote.h", "XEN_ELFNOTE_")
 
 
 # ------------------------------------------------------------ the toolchain
@@ -187,6 +216,11 @@ def kernel_run(monkeypatch, tree, objdir, out, *extra):
     return status, json.loads((out / "result.json").read_text())
 
 
+def compile_dir(objdir, tree, target="amd64", kernconf="XEN"):
+    """Where the Linux driver builds: MAKEOBJDIRPREFIX's cross-build place."""
+    return objdir / f"{target}.{target}" / str(tree).lstrip("/") / "sys" / kernconf
+
+
 def step_log(out):
     """build.log without the driver's own step lines: what the tools printed."""
     return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(build.STEP_MARK)]
@@ -200,20 +234,21 @@ def test_fixture_build_runs_the_buildkernel_steps_and_says_fixture(tree, tmp_pat
     assert b["source"]["fixture"] is True and b["source"]["commit"] is None
     assert b["experimental"] is True and b["toolchain"]["clang"].startswith("Debian clang")
     assert "FIXTURE build (a test tree, not FreeBSD)" in capsys.readouterr().out
-    compile_dir = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN"
-    assert b["built"]["path"] == str(compile_dir / "kernel")
-    assert (tmp_path / "out" / "kernel").read_bytes() == (compile_dir / "kernel").read_bytes()
+    built = compile_dir(tmp_path / "obj", tree)
+    assert b["target"] == "amd64" and b["built"]["path"] == str(built / "kernel")
+    assert (tmp_path / "out" / "kernel").read_bytes() == (built / "kernel").read_bytes()
     assert result["kernel"]["sha256"] == b["built"]["sha256"]
+    assert (result["kernel"]["elf_class"], result["kernel"]["machine"]) == (64, "EM_X86_64")
     # config honoured the kernel config: `optional xen` built, `optional never_set` not.
-    assert (compile_dir / "xen_only.o").exists() and not (compile_dir / "not_configured.o").exists()
-    assert "machdep.o: " in (compile_dir / ".depend").read_text()
+    assert (built / "xen_only.o").exists() and not (built / "not_configured.o").exists()
+    assert "machdep.o: " in (built / ".depend").read_text()
     notes = result["kernel"]["notes"]
     assert notes["GUEST_OS"] == "FIXTURE" and notes["XEN_VERSION"] == "xen-3.0" and notes["LOADER"] == "generic"
 
 
 def test_second_run_with_no_change_does_no_work(tree, tmp_path, monkeypatch):
     kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")
-    built = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN" / "kernel"
+    built = compile_dir(tmp_path / "obj", tree) / "kernel"
     before = built.stat().st_mtime_ns
     status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
     assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
@@ -244,7 +279,7 @@ def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
     machdep.write_text(machdep.read_text() + "int changed = 1;\n")
     status, second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
     assert status == 0 and second["build"]["steps"] == ["host-tools", "all"]
-    compiled = [l for l in step_log(tmp_path / "out2") if l.startswith("clang ")]
+    compiled = [l for l in step_log(tmp_path / "out2") if l.split()[0].endswith("/freebsd-clang")]
     assert len(compiled) == 1 and "machdep.c" in compiled[0]
     assert second["kernel"]["sha256"] != first["kernel"]["sha256"]
     conf = tree / "sys" / "amd64" / "conf" / "XEN"
@@ -289,10 +324,97 @@ def test_compiler_error_is_build_failed_with_the_error_quoted(tree, tmp_path, mo
     assert (tmp_path / "out" / "build.log").exists() and (tmp_path / "out" / "junit.xml").exists()
 
 
-@pytest.mark.parametrize("kernconf, complaint", [("NOPE", "no kernel config"), ("../XEN", "letters, digits")])
-def test_bad_kernconf_is_bad_input(tree, tmp_path, monkeypatch, kernconf, complaint, capsys):
-    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--kernconf", kernconf)
-    assert status == 2 and result["verdict"] == "BAD_INPUT" and complaint in capsys.readouterr().err
+def test_i386_builds_a_32_bit_pae_kernel_beside_the_amd64_one(tree, tmp_path, monkeypatch):
+    """Both targets in one object folder: the config folder, compiler target,
+    MACHINE and object path follow --target."""
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out32", "--target", "i386")
+    assert status == 0 and result["build"]["target"] == "i386"
+    assert result["build"]["steps"] == ["host-tools", "config", "depend", "all"]
+    i386_dir = compile_dir(tmp_path / "obj", tree, "i386")
+    assert result["build"]["built"]["path"] == str(i386_dir / "kernel")
+    # i386/i386/machdep.c stops the build unless the config's `options PAE` got through.
+    assert (i386_dir / "machdep.o").exists() and (i386_dir / "xen_only.o").exists()
+    elf = elf_summary(tmp_path / "out32" / "kernel")
+    assert (elf["class"], elf["machine"], elf["osabi"]) == (32, "EM_386", "ELFOSABI_FREEBSD")
+    assert elf["xen"]["PAE_MODE"] == b"yes\0" and elf["xen"]["GUEST_OS"] == b"FIXTURE\0"
+    assert int.from_bytes(elf["xen"]["VIRT_BASE"], "little") == 0xc0000000
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out64")
+    assert status == 0 and elf_summary(tmp_path / "out64" / "kernel")["class"] == 64
+    assert (i386_dir / "kernel").read_bytes() == (tmp_path / "out32" / "kernel").read_bytes()
+
+
+def tree_state(tree):
+    """Every path in the tree with its type, size and mtime: a write shows."""
+    state = {}
+    for top, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            state[os.path.join(top, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return state
+
+
+def test_the_source_tree_is_only_read(tree, tmp_path, monkeypatch):
+    """Without write permission (which stops a non-root build), and with the
+    tree's state compared (which shows a root build's writes too)."""
+    before = tree_state(tree)
+    subprocess.run(["chmod", "-R", "a-w", str(tree)], check=True)
+    try:
+        for target in ("amd64", "i386"):
+            status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / f"out-{target}",
+                                   "--target", target)
+            assert status == 0
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(tree)], check=True)
+    after = tree_state(tree)
+    assert after.keys() == before.keys()
+    assert all(after[p][1:] == before[p][1:] for p in before)
+
+
+def test_a_failed_depend_is_redone_on_the_next_run(tree, tmp_path, monkeypatch):
+    """config's Makefile is there after a failed depend; the next run must
+    not take that for a configured folder."""
+    genassym = tree / "sys" / "amd64" / "amd64" / "genassym.c"
+    good = genassym.read_text()
+    genassym.write_text(good + "ASSYM(BROKEN, ;\n")
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")
+    assert status == 4 and result["build"]["step"] == "depend"
+    assert (compile_dir(tmp_path / "obj", tree) / "Makefile").exists()
+    genassym.write_text(good)
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "config", "depend", "all"]
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--kernconf", "NOPE"], "KERNCONF=NOPE has no config for TARGET=amd64"),
+    (["--kernconf", "../XEN"], "letters, digits"),
+    (["--target", "sparc64"], "TARGET='sparc64' is not a target this build knows; use one of amd64, i386"),
+])
+def test_bad_target_or_kernconf_is_bad_input(tree, tmp_path, monkeypatch, argv, complaint, capsys):
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", *argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and result["verdict"] == "BAD_INPUT" and complaint in err and "\n" not in err
+
+
+def test_kernconf_of_the_other_target_is_bad_input(tree, tmp_path, monkeypatch, capsys):
+    (tree / "sys" / "amd64" / "conf" / "AMD64ONLY").write_text("machine amd64\nident AMD64ONLY\n")
+    status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--target", "i386",
+                           "--kernconf", "AMD64ONLY")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "KERNCONF=AMD64ONLY has no config for TARGET=i386" in err
+    assert err.endswith("pick one of: XEN")
+
+
+@pytest.mark.parametrize("param_h, complaint", [
+    ("#define __FreeBSD_version 1100122\n", "is FreeBSD 11 (__FreeBSD_version 1100122)"),
+    ("#define __FreeBSD_version 902001\n", "is FreeBSD 9 (__FreeBSD_version 902001)"),
+    ("/* no version here */\n", "is of no known era"),
+])
+def test_a_tree_of_another_era_is_bad_input(tree, tmp_path, monkeypatch, param_h, complaint, capsys):
+    (tree / "sys" / "sys" / "param.h").write_text(param_h)
+    status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and complaint in err and "this build drives FreeBSD 10 trees" in err and "\n" not in err
+    assert not (tmp_path / "obj" / "host-tools").exists()
 
 
 # ------------------------------------------- the FreeBSD host path, faked
@@ -301,11 +423,13 @@ FAKE_MAKE = """#!/bin/sh
 # FAKE make(1) standing in for a FreeBSD host's: records how it was called
 # and leaves what buildkernel would, at MAKEOBJDIRPREFIX's place.
 echo "$* | MAKEOBJDIRPREFIX=$MAKEOBJDIRPREFIX __MAKE_CONF=$__MAKE_CONF SRCCONF=$SRCCONF" >> "$FAKE_MAKE_LOG"
+obj=$MAKEOBJDIRPREFIX$FAKE_SRC
+case " $* " in *" TARGET=i386 "*) obj=$MAKEOBJDIRPREFIX/i386.i386$FAKE_SRC ;; esac
 case " $* " in
 *" -V MAKE_VERSION "*) echo 20130520 ;;
-*" kernel-toolchain "*) mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin/cc" ;;
-*" buildkernel "*) [ -n "$FAKE_NO_KERNEL" ] || { mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN" &&
-    printf 'FAKE kernel' > "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/kernel" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/Makefile"; } ;;
+*" kernel-toolchain "*) mkdir -p "$obj/tmp/usr/bin" && touch "$obj/tmp/usr/bin/cc" ;;
+*" buildkernel "*) [ -n "$FAKE_NO_KERNEL" ] || { mkdir -p "$obj/sys/XEN" &&
+    printf 'FAKE kernel' > "$obj/sys/XEN/kernel" && touch "$obj/sys/XEN/Makefile"; } ;;
 esac
 """
 
@@ -347,3 +471,14 @@ def test_freebsd_host_finds_no_kernel_and_says_where_it_looked(tree, tmp_path, f
     (tmp_path / "out").mkdir()
     with pytest.raises(build.BuildFailed, match=f"left no kernel at {tmp_path / 'obj'}{tree}/sys/XEN/kernel"):
         freebsd_build(tree, tmp_path, "out")
+
+
+def test_freebsd_host_cross_builds_i386_one_level_deeper(tree, tmp_path, fake_freebsd):
+    """On an amd64 FreeBSD host an i386 kernel is a cross build: Makefile.inc1
+    puts it under <prefix>/i386.i386."""
+    info = {}
+    (tmp_path / "out").mkdir()
+    build.build_kernel(tmp_path / "out", info, src=str(tree), objdir=tmp_path / "obj", system="FreeBSD",
+                       target="i386")
+    assert info["built"]["path"] == f"{tmp_path / 'obj'}/i386.i386{tree}/sys/XEN/kernel"
+    assert "TARGET=i386 TARGET_ARCH=i386" in fake_freebsd.read_text()
