@@ -6,6 +6,7 @@ say so). Builds of a real FreeBSD tree are in test_build_real_tree.py.
 """
 import json
 import os
+import pathlib
 import shlex
 import shutil
 import struct
@@ -32,12 +33,12 @@ def run(argv, **kw):
 
 
 def elf_summary(path):
-    """ELF class, machine, OS ABI, the FreeBSD ABI tag (its __FreeBSD_version)
-    and the Xen notes by number, read with pyelftools and struct."""
+    """ELF class, machine, OS ABI and the Xen notes by name, read with
+    pyelftools and struct."""
     with open(path, "rb") as f:
         elf = ELFFile(f)
         summary = {"class": elf.elfclass, "machine": elf["e_machine"], "osabi": elf["e_ident"]["EI_OSABI"],
-                   "freebsd_abi": None, "xen": {}}
+                   "xen": {}}
         for section in elf.iter_sections():
             if section.header.sh_type != "SHT_NOTE":
                 continue
@@ -49,9 +50,7 @@ def elf_summary(path):
                 desc_at = pos + 12 + (namesz + 3) // 4 * 4
                 desc = data[desc_at:desc_at + descsz]
                 pos = desc_at + (descsz + 3) // 4 * 4
-                if name == b"FreeBSD" and n_type == 1:
-                    summary["freebsd_abi"] = int.from_bytes(desc, "little")
-                elif name == b"Xen":
+                if name == b"Xen":
                     summary["xen"][XEN_NOTES.get(n_type, n_type)] = desc
     return summary
 
@@ -482,3 +481,110 @@ def test_freebsd_host_cross_builds_i386_one_level_deeper(tree, tmp_path, fake_fr
                        target="i386")
     assert info["built"]["path"] == f"{tmp_path / 'obj'}/i386.i386{tree}/sys/XEN/kernel"
     assert "TARGET=i386 TARGET_ARCH=i386" in fake_freebsd.read_text()
+
+
+# ------------------------------------- a real FreeBSD tree ($XENBOOT_REAL_TREE)
+
+class RealBuilds:
+    """Builds of the real tree, each done once for the module: i386 XEN (the
+    i386 PV kernel) and amd64 GENERIC (no PV support) share one object folder."""
+
+    def __init__(self, tree, tmp):
+        self.tree, self.tmp, self.done = tree, tmp, {}
+        self.state_before = tree_state(tree)
+
+    def get(self, target, kernconf, objdir="obj", run="1"):
+        key = (target, kernconf, objdir, run)
+        if key not in self.done:
+            out = self.tmp / f"out-{target}-{kernconf}-{objdir}-{run}"
+            status = cli.main(["kernel", "--src", str(self.tree), "--objdir", str(self.tmp / objdir),
+                               "--out", str(out), "--target", target, "--kernconf", kernconf])
+            self.done[key] = status, json.loads((out / "result.json").read_text()), out
+        return self.done[key]
+
+
+@pytest.fixture(scope="module")
+def real_builds(real_tree, tmp_path_factory):
+    return RealBuilds(real_tree, tmp_path_factory.mktemp("real"))
+
+
+def symbol_bytes(path, name):
+    """(file offset, bytes) of a data symbol in the kernel."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        (sym,) = elf.get_section_by_name(".symtab").get_symbol_by_name(name)
+        section = elf.get_section(sym["st_shndx"])
+        offset = section["sh_offset"] + sym["st_value"] - section["sh_addr"]
+        f.seek(offset)
+        return offset, f.read(sym["st_size"])
+
+
+def assert_a_freebsd_kernel(real_builds, target, kernconf, elf_class, machine):
+    """The FreeBSD ABI of a 10.x kernel is its ELF header's OS/ABI (the
+    ldscript's elf*-freebsd format): its sources make no ABI-tag note, which
+    only userland's crt objects carry."""
+    status, result, out = real_builds.get(target, kernconf)
+    assert status == 0, result["message"]
+    assert result["build"]["source"]["fixture"] is False and result["build"]["target"] == target
+    elf = elf_summary(out / "kernel")
+    assert (elf["class"], elf["machine"], elf["osabi"]) == (elf_class, machine, "ELFOSABI_FREEBSD")
+    banner = symbol_bytes(out / "kernel", "version")[1]
+    assert banner.startswith(b"FreeBSD 10.") and b"freebsd-xen-ci@freebsd-xen-ci.invalid:" in banner
+    assert symbol_bytes(out / "kernel", "osreldate")[1] == build.tree_version(real_builds.tree).to_bytes(4, "little")
+    return elf
+
+
+@pytest.mark.real_tree
+def test_real_tree_i386_xen_is_a_32_bit_pae_pv_kernel(real_builds):
+    elf = assert_a_freebsd_kernel(real_builds, "i386", "XEN", 32, "EM_386")
+    assert elf["xen"]["GUEST_OS"] == b"FreeBSD\0" and elf["xen"]["PAE_MODE"] == b"yes\0"
+    assert int.from_bytes(elf["xen"]["VIRT_BASE"], "little") == 0xc0000000
+
+
+@pytest.mark.real_tree
+def test_real_tree_amd64_generic_is_a_64_bit_kernel_without_pv_notes(real_builds):
+    elf = assert_a_freebsd_kernel(real_builds, "amd64", "GENERIC", 64, "EM_X86_64")
+    assert elf["xen"] == {}
+
+
+@pytest.mark.real_tree
+def test_real_tree_rebuild_with_no_change_does_no_work(real_builds):
+    first = real_builds.get("i386", "XEN")
+    status, result, out = real_builds.get("i386", "XEN", run="2")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
+    assert not [l for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+
+
+@pytest.mark.real_tree
+def test_real_tree_one_object_gone_rebuilds_it_and_relinks(real_builds):
+    """As a touched source would, without writing the tree: machdep.o removed."""
+    status, result, _ = real_builds.get("i386", "XEN")
+    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
+    status, result, out = real_builds.get("i386", "XEN", run="one-object")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
+    compiled = [l.split()[-1] for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+    assert compiled == [f"{real_builds.tree}/sys/i386/i386/machdep.c", "vers.c"]
+
+
+@pytest.mark.real_tree
+def test_real_tree_is_only_read(real_builds):
+    real_builds.get("i386", "XEN")
+    real_builds.get("amd64", "GENERIC")
+    assert tree_state(real_builds.tree) == real_builds.state_before
+
+
+@pytest.mark.real_tree
+def test_real_tree_clean_builds_in_two_object_folders_differ_only_in_the_version_string(real_builds):
+    """newvers.sh writes the object folder into the kernel's `version`
+    (`user@host:folder`); every other byte is the same."""
+    first = real_builds.get("i386", "XEN")[2] / "kernel"
+    second = real_builds.get("i386", "XEN", objdir="obj-other")[2] / "kernel"
+    a, b = first.read_bytes(), second.read_bytes()
+    assert len(a) == len(b)
+    block = 4096
+    differ = [i for start in range(0, len(a), block) if a[start:start + block] != b[start:start + block]
+              for i in range(start, min(start + block, len(a))) if a[i] != b[i]]
+    offset, version = symbol_bytes(first, "version")
+    assert differ and all(offset <= i < offset + len(version) for i in differ)
+    assert b"obj-other" in b[offset:offset + len(version)]

@@ -84,11 +84,14 @@ def cross_cc(src, objdir, target="amd64"):
     -fcommon: genassym reads constants from common symbols, which clang no
     longer makes by default (the tree strips -fno-common for genassym.o only).
     -fuse-ld=lld: the few links the kernel build does through the compiler.
-    -Wno-error: the 2013 sources warn under a 2022 compiler. The prefix maps
+    -Wno-error: the 2013 sources warn under a 2022 compiler.
+    -Wno-unknown-warning-option: 10.x's kern.mk passes -Wno-error-<warning>
+    forms clang 14 no longer knows, a warning per compile that would fill
+    build.log (and read as an error to first_error). The prefix maps
     keep the build's folders out of the debug info and out of __FILE__.
     """
     return (f"{COMPAT / 'bin' / 'freebsd-clang'} --target={TARGETS[target].triple} -fcommon -fuse-ld=lld "
-            f"-Qunused-arguments -Wno-error -ffile-prefix-map={src}=/usr/src -ffile-prefix-map={objdir}=/usr/obj")
+            f"-Qunused-arguments -Wno-error -Wno-unknown-warning-option -ffile-prefix-map={src}=/usr/src -ffile-prefix-map={objdir}=/usr/obj")
 
 
 # name: version command; the first word is the program, which ci/packages
