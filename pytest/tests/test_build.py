@@ -168,11 +168,52 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
     assert subprocess.run([str(tmp_path / "t")], capture_output=True, check=True).stdout == data
 
 
+def test_file2c_takes_freebsds_options(tmp_path):
+    """10.x makes acpi_wakecode.h with `file2c -sx`."""
+    (tmp_path / "in").write_bytes(bytes([1, 255, 128, 0]))
+    file2c = str(build.COMPAT / "bin" / "file2c")
+    with open(tmp_path / "in", "rb") as stdin:
+        text = run([file2c, "-sx", "static char w[] = {", "};"], stdin=stdin, check=True).stdout
+    assert text == "static char w[] = {\n\t0x01, 0xff, 0x80, 0x00\n};\n"
+    with open(tmp_path / "in", "rb") as stdin:
+        assert run([file2c, "-n", "2"], stdin=stdin, check=True).stdout == "1,255,\n128,0\n"
+
+
 def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
     date = str(build.COMPAT / "bin" / "date")
-    fixed = run([date], env=dict(os.environ, SOURCE_DATE_EPOCH="1377000000"), check=True).stdout
-    assert fixed.strip() == "Tue Aug 20 12:00:00 UTC 2013"
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1377000000", TZ="UTC")
+    assert run([date], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
+    # 10.4's newvers.sh: FreeBSD's `date -r <seconds>`.
+    assert run([date, "-r", "1377000000"], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
     assert run([date, "-u", "-d", "@0", "+%Y"], check=True).stdout.strip() == "1970"
+    # GNU's -r FILE still works.
+    assert run([date, "-r", "/", "+%Y"], check=True).returncode == 0
+
+
+def test_xargs_shim_runs_nothing_on_empty_input():
+    """10.x's depend pipes empty file lists into `xargs mkdep`."""
+    xargs = str(build.COMPAT / "bin" / "xargs")
+    assert run([xargs, "echo", "ran"], input="", check=True).stdout == ""
+    assert run([xargs, "echo", "ran"], input="a b\n", check=True).stdout == "ran a b\n"
+
+
+def test_compiler_says_only_its_version_to_newvers():
+    """newvers.sh: `$CC -v 2>&1 | grep version` goes into the kernel."""
+    cc = shlex.split(build.cross_cc("/src", "/obj", "i386"))
+    said = subprocess.run(f"{shlex.join(cc)} -v 2>&1 | grep version", shell=True, capture_output=True,
+                          text=True, check=True).stdout
+    assert said == run(["clang", "--version"], check=True).stdout.splitlines()[0] + "\n"
+
+
+def test_compat_host_tools_link_globals_defined_in_a_header(tmp_path):
+    """10.x's usr.sbin/config defines globals in config.h (gcc 12: -fno-common)."""
+    (tmp_path / "Makefile").write_text("PROG=\tt\nSRCS=\tt.c u.c g.h\n.include <bsd.prog.mk>\n")
+    (tmp_path / "g.h").write_text("int shared_global;\n")
+    (tmp_path / "t.c").write_text('#include "g.h"\nvoid u(void);\nint main(void) { u(); return shared_global - 7; }\n')
+    (tmp_path / "u.c").write_text('#include "g.h"\nvoid u(void) { shared_global = 7; }\n')
+    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert run([str(tmp_path / "t")]).returncode == 0
 
 
 def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
