@@ -91,7 +91,8 @@ def cross_cc(src, objdir, target="amd64"):
     keep the build's folders out of the debug info and out of __FILE__.
     """
     return (f"{COMPAT / 'bin' / 'freebsd-clang'} --target={TARGETS[target].triple} -fcommon -fuse-ld=lld "
-            f"-Qunused-arguments -Wno-error -Wno-unknown-warning-option -ffile-prefix-map={src}=/usr/src -ffile-prefix-map={objdir}=/usr/obj")
+            "-Qunused-arguments -Wno-error -Wno-unknown-warning-option "
+            f"-ffile-prefix-map={src}=/usr/src -ffile-prefix-map={objdir}=/usr/obj")
 
 
 # name: version command; the first word is the program, which ci/packages
