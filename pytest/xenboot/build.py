@@ -318,7 +318,10 @@ def check_inputs(src, target, kernconf):
     check_era(src, "FREEBSD_SRC")
     conf_dir = src / "sys" / target / "conf"
     if not (conf_dir / kernconf).is_file():
-        configs = sorted(p.name for p in conf_dir.iterdir() if p.is_file() and p.name.isupper()) \
+        # DEFAULTS (read by config itself) and NOTES (the LINT source) are not
+        # kernels of their own.
+        configs = sorted(p.name for p in conf_dir.iterdir()
+                         if p.is_file() and p.name.isupper() and p.name not in ("DEFAULTS", "NOTES")) \
             if conf_dir.is_dir() else []
         raise BadInput(f"KERNCONF={kernconf} has no config for TARGET={target} in {conf_dir}; "
                        f"pick one of: {', '.join(configs) or 'none (the tree has no such folder)'}")
