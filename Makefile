@@ -57,16 +57,19 @@ boot: deps $(if $(filter probe,$(KERNEL)),probe)
 ifeq ($(KERNEL),)
 	@$(XENBOOT) freebsd --spec $(call q,$(or $(SPEC),freebsd-xen-pv)) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
-		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(WORLD),--world $(call q,$(WORLD)))
+		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
+		$(if $(WORLD),--world $(call q,$(WORLD)))
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
 		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)
 endif
 
-# FreeBSD: the pinned amd64_xen_pv source (freebsd-src), its XEN kernel and
-# a UFS root image. Without the source, `kernel` says how to fetch it (exit 2).
+# FreeBSD: the pinned amd64_xen_pv source (freebsd-src, or FREEBSD_SRC), its
+# XEN kernel (KERNCONF, TARGET=amd64|i386) and a UFS root image. Without the
+# source, `kernel` says how to fetch it (exit 2).
 kernel: deps
-	@$(XENBOOT) kernel --kernconf $(call q,$(or $(KERNCONF),XEN)) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
+	@$(XENBOOT) kernel --kernconf $(call q,$(or $(KERNCONF),XEN)) $(if $(TARGET),--target $(call q,$(TARGET))) \
+		$(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) $(if $(OUT),--out $(call q,$(OUT)))
 
 image: deps

@@ -2,12 +2,14 @@
 and the JSON the nightly report plots. One reduced real run (--count 1, a
 1 MB matcher log); no test asserts how fast anything is."""
 import json
+import os
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from xenboot import bench, nightly, paths, report
+from xenboot.build import FIXTURE_MARKER
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
@@ -29,8 +31,10 @@ def test_median_min_and_max_of_each_figure():
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
+    # Without a real tree: its kernel builds are timed by the test below.
+    env = {k: v for k, v in os.environ.items() if k not in ("XENBOOT_REAL_TREE", "FREEBSD_SRC")}
     proc = subprocess.run([XENBOOT, "bench", "--count", "1", "--matcher-mb", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
     return proc, out
 
 
@@ -41,7 +45,11 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     assert data["schema"] == bench.SCHEMA and data["count"] == 1
     assert data["host"]["kind"] == "lab" and data["host"]["xen_version"].startswith("4.")
     assert set(data["figures"]) == set(bench.FIGURES)
+    assert data["kernel_tree"] is None
     for name, figure in data["figures"].items():
+        if name.startswith("kernel_"):
+            assert figure["samples"] == [], name
+            continue
         assert len(figure["samples"]) == 1, name
         value = figure["samples"][0]
         assert isinstance(value, float) and value > 0, name
@@ -66,3 +74,17 @@ def test_bench_history_feeds_the_nightly_report(bench_run):
     drawn = {plot.find(f"{svg}text").text: plot.find(f"{svg}circle/{svg}title").text for plot in plots}
     assert drawn == {f["label"]: f"{data['when']}: {f['median']:.4g} {f['unit']}"
                      for f in data["figures"].values()}
+
+
+def test_kernel_build_figures_time_clean_no_change_and_one_object(tmp_path, monkeypatch):
+    """On the labelled fixture (which real_tree() refuses to time as FreeBSD):
+    the three builds run, the last remakes machdep.o and relinks."""
+    fixture = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
+    monkeypatch.setenv("XENBOOT_REAL_TREE", str(fixture))
+    assert (fixture / FIXTURE_MARKER).exists() and bench.real_tree() is None
+    samples = {name: [] for name in bench.FIGURES}
+    tree = bench.kernel_builds(samples, tmp_path, str(fixture))
+    assert tree == {"path": str(fixture), "freebsd_version": 1000510}
+    assert all(len(samples[f"kernel_{n}"]) == 1 for n in ("clean", "no_change", "one_object"))
+    logs = {run: (tmp_path / run / "build.log").read_text() for run in ("clean", "no-change", "one-object")}
+    assert "machdep.o" not in logs["no-change"] and "i386/i386/machdep.c" in logs["one-object"]

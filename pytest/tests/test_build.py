@@ -1,20 +1,22 @@
 """The kernel build driver, tested on what exists here: the cross toolchain
 on small inputs, the compat shims, and the driver's sequencing on the source
 tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013 tree's
-interface; nothing built from it is FreeBSD, and results say so).
-
-The real branch has not been built by these tests: its source is not here.
+interface, amd64 and i386; nothing built from it is FreeBSD, and results
+say so). Builds of a real FreeBSD tree are in test_build_real_tree.py.
 """
 import json
 import os
+import pathlib
 import shlex
 import shutil
+import struct
 import subprocess
 
 import pytest
 from elftools.elf.elffile import ELFFile
 
 from xenboot import build, cli, paths, source
+from xenboot.xenheaders import constants
 
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
 FIXTURE_SYS = FIXTURE / "sys"
@@ -28,6 +30,32 @@ def xenboot(monkeypatch, *argv):
 
 def run(argv, **kw):
     return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def elf_summary(path):
+    """ELF class, machine, OS ABI and the Xen notes by name, read with
+    pyelftools and struct."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        summary = {"class": elf.elfclass, "machine": elf["e_machine"], "osabi": elf["e_ident"]["EI_OSABI"],
+                   "xen": {}}
+        for section in elf.iter_sections():
+            if section.header.sh_type != "SHT_NOTE":
+                continue
+            data, pos = section.data(), 0
+            # Parsed by hand: pyelftools reads Xen's note types as GNU ones.
+            while pos + 12 <= len(data):
+                namesz, descsz, n_type = struct.unpack_from("<III", data, pos)
+                name = data[pos + 12:pos + 12 + namesz].rstrip(b"\0")
+                desc_at = pos + 12 + (namesz + 3) // 4 * 4
+                desc = data[desc_at:desc_at + descsz]
+                pos = desc_at + (descsz + 3) // 4 * 4
+                if name == b"Xen":
+                    summary["xen"][XEN_NOTES.get(n_type, n_type)] = desc
+    return summary
+
+
+XEN_NOTES = constants("elfnote.h", "XEN_ELFNOTE_")
 
 
 # ------------------------------------------------------------ the toolchain
@@ -140,11 +168,52 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
     assert subprocess.run([str(tmp_path / "t")], capture_output=True, check=True).stdout == data
 
 
+def test_file2c_takes_freebsds_options(tmp_path):
+    """10.x makes acpi_wakecode.h with `file2c -sx`."""
+    (tmp_path / "in").write_bytes(bytes([1, 255, 128, 0]))
+    file2c = str(build.COMPAT / "bin" / "file2c")
+    with open(tmp_path / "in", "rb") as stdin:
+        text = run([file2c, "-sx", "static char w[] = {", "};"], stdin=stdin, check=True).stdout
+    assert text == "static char w[] = {\n\t0x01, 0xff, 0x80, 0x00\n};\n"
+    with open(tmp_path / "in", "rb") as stdin:
+        assert run([file2c, "-n", "2"], stdin=stdin, check=True).stdout == "1,255,\n128,0\n"
+
+
 def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
     date = str(build.COMPAT / "bin" / "date")
-    fixed = run([date], env=dict(os.environ, SOURCE_DATE_EPOCH="1377000000"), check=True).stdout
-    assert fixed.strip() == "Tue Aug 20 12:00:00 UTC 2013"
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1377000000", TZ="UTC")
+    assert run([date], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
+    # 10.4's newvers.sh: FreeBSD's `date -r <seconds>`.
+    assert run([date, "-r", "1377000000"], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
     assert run([date, "-u", "-d", "@0", "+%Y"], check=True).stdout.strip() == "1970"
+    # GNU's -r FILE still works.
+    assert run([date, "-r", "/", "+%Y"], check=True).returncode == 0
+
+
+def test_xargs_shim_runs_nothing_on_empty_input():
+    """10.x's depend pipes empty file lists into `xargs mkdep`."""
+    xargs = str(build.COMPAT / "bin" / "xargs")
+    assert run([xargs, "echo", "ran"], input="", check=True).stdout == ""
+    assert run([xargs, "echo", "ran"], input="a b\n", check=True).stdout == "ran a b\n"
+
+
+def test_compiler_says_only_its_version_to_newvers():
+    """newvers.sh: `$CC -v 2>&1 | grep version` goes into the kernel."""
+    cc = shlex.split(build.cross_cc("/src", "/obj", "i386"))
+    said = subprocess.run(f"{shlex.join(cc)} -v 2>&1 | grep version", shell=True, capture_output=True,
+                          text=True, check=True).stdout
+    assert said == run(["clang", "--version"], check=True).stdout.splitlines()[0] + "\n"
+
+
+def test_compat_host_tools_link_globals_defined_in_a_header(tmp_path):
+    """10.x's usr.sbin/config defines globals in config.h (gcc 12: -fno-common)."""
+    (tmp_path / "Makefile").write_text("PROG=\tt\nSRCS=\tt.c u.c g.h\n.include <bsd.prog.mk>\n")
+    (tmp_path / "g.h").write_text("int shared_global;\n")
+    (tmp_path / "t.c").write_text('#include "g.h"\nvoid u(void);\nint main(void) { u(); return shared_global - 7; }\n')
+    (tmp_path / "u.c").write_text('#include "g.h"\nvoid u(void) { shared_global = 7; }\n')
+    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert run([str(tmp_path / "t")]).returncode == 0
 
 
 def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
@@ -187,6 +256,11 @@ def kernel_run(monkeypatch, tree, objdir, out, *extra):
     return status, json.loads((out / "result.json").read_text())
 
 
+def compile_dir(objdir, tree, target="amd64", kernconf="XEN"):
+    """Where the Linux driver builds: MAKEOBJDIRPREFIX's cross-build place."""
+    return objdir / f"{target}.{target}" / str(tree).lstrip("/") / "sys" / kernconf
+
+
 def step_log(out):
     """build.log without the driver's own step lines: what the tools printed."""
     return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(build.STEP_MARK)]
@@ -200,20 +274,21 @@ def test_fixture_build_runs_the_buildkernel_steps_and_says_fixture(tree, tmp_pat
     assert b["source"]["fixture"] is True and b["source"]["commit"] is None
     assert b["experimental"] is True and b["toolchain"]["clang"].startswith("Debian clang")
     assert "FIXTURE build (a test tree, not FreeBSD)" in capsys.readouterr().out
-    compile_dir = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN"
-    assert b["built"]["path"] == str(compile_dir / "kernel")
-    assert (tmp_path / "out" / "kernel").read_bytes() == (compile_dir / "kernel").read_bytes()
+    built = compile_dir(tmp_path / "obj", tree)
+    assert b["target"] == "amd64" and b["built"]["path"] == str(built / "kernel")
+    assert (tmp_path / "out" / "kernel").read_bytes() == (built / "kernel").read_bytes()
     assert result["kernel"]["sha256"] == b["built"]["sha256"]
+    assert (result["kernel"]["elf_class"], result["kernel"]["machine"]) == (64, "EM_X86_64")
     # config honoured the kernel config: `optional xen` built, `optional never_set` not.
-    assert (compile_dir / "xen_only.o").exists() and not (compile_dir / "not_configured.o").exists()
-    assert "machdep.o: " in (compile_dir / ".depend").read_text()
+    assert (built / "xen_only.o").exists() and not (built / "not_configured.o").exists()
+    assert "machdep.o: " in (built / ".depend").read_text()
     notes = result["kernel"]["notes"]
     assert notes["GUEST_OS"] == "FIXTURE" and notes["XEN_VERSION"] == "xen-3.0" and notes["LOADER"] == "generic"
 
 
 def test_second_run_with_no_change_does_no_work(tree, tmp_path, monkeypatch):
     kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")
-    built = tmp_path / "obj" / str(tree).lstrip("/") / "sys" / "XEN" / "kernel"
+    built = compile_dir(tmp_path / "obj", tree) / "kernel"
     before = built.stat().st_mtime_ns
     status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
     assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
@@ -244,7 +319,7 @@ def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
     machdep.write_text(machdep.read_text() + "int changed = 1;\n")
     status, second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
     assert status == 0 and second["build"]["steps"] == ["host-tools", "all"]
-    compiled = [l for l in step_log(tmp_path / "out2") if l.startswith("clang ")]
+    compiled = [l for l in step_log(tmp_path / "out2") if l.split()[0].endswith("/freebsd-clang")]
     assert len(compiled) == 1 and "machdep.c" in compiled[0]
     assert second["kernel"]["sha256"] != first["kernel"]["sha256"]
     conf = tree / "sys" / "amd64" / "conf" / "XEN"
@@ -289,10 +364,97 @@ def test_compiler_error_is_build_failed_with_the_error_quoted(tree, tmp_path, mo
     assert (tmp_path / "out" / "build.log").exists() and (tmp_path / "out" / "junit.xml").exists()
 
 
-@pytest.mark.parametrize("kernconf, complaint", [("NOPE", "no kernel config"), ("../XEN", "letters, digits")])
-def test_bad_kernconf_is_bad_input(tree, tmp_path, monkeypatch, kernconf, complaint, capsys):
-    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--kernconf", kernconf)
-    assert status == 2 and result["verdict"] == "BAD_INPUT" and complaint in capsys.readouterr().err
+def test_i386_builds_a_32_bit_pae_kernel_beside_the_amd64_one(tree, tmp_path, monkeypatch):
+    """Both targets in one object folder: the config folder, compiler target,
+    MACHINE and object path follow --target."""
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out32", "--target", "i386")
+    assert status == 0 and result["build"]["target"] == "i386"
+    assert result["build"]["steps"] == ["host-tools", "config", "depend", "all"]
+    i386_dir = compile_dir(tmp_path / "obj", tree, "i386")
+    assert result["build"]["built"]["path"] == str(i386_dir / "kernel")
+    # i386/i386/machdep.c stops the build unless the config's `options PAE` got through.
+    assert (i386_dir / "machdep.o").exists() and (i386_dir / "xen_only.o").exists()
+    elf = elf_summary(tmp_path / "out32" / "kernel")
+    assert (elf["class"], elf["machine"], elf["osabi"]) == (32, "EM_386", "ELFOSABI_FREEBSD")
+    assert elf["xen"]["PAE_MODE"] == b"yes\0" and elf["xen"]["GUEST_OS"] == b"FIXTURE\0"
+    assert int.from_bytes(elf["xen"]["VIRT_BASE"], "little") == 0xc0000000
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out64")
+    assert status == 0 and elf_summary(tmp_path / "out64" / "kernel")["class"] == 64
+    assert (i386_dir / "kernel").read_bytes() == (tmp_path / "out32" / "kernel").read_bytes()
+
+
+def tree_state(tree):
+    """Every path in the tree with its type, size and mtime: a write shows."""
+    state = {}
+    for top, dirs, files in os.walk(tree):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            state[os.path.join(top, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return state
+
+
+def test_the_source_tree_is_only_read(tree, tmp_path, monkeypatch):
+    """Without write permission (which stops a non-root build), and with the
+    tree's state compared (which shows a root build's writes too)."""
+    before = tree_state(tree)
+    subprocess.run(["chmod", "-R", "a-w", str(tree)], check=True)
+    try:
+        for target in ("amd64", "i386"):
+            status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / f"out-{target}",
+                                   "--target", target)
+            assert status == 0
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(tree)], check=True)
+    after = tree_state(tree)
+    assert after.keys() == before.keys()
+    assert all(after[p][1:] == before[p][1:] for p in before)
+
+
+def test_a_failed_depend_is_redone_on_the_next_run(tree, tmp_path, monkeypatch):
+    """config's Makefile is there after a failed depend; the next run must
+    not take that for a configured folder."""
+    genassym = tree / "sys" / "amd64" / "amd64" / "genassym.c"
+    good = genassym.read_text()
+    genassym.write_text(good + "ASSYM(BROKEN, ;\n")
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")
+    assert status == 4 and result["build"]["step"] == "depend"
+    assert (compile_dir(tmp_path / "obj", tree) / "Makefile").exists()
+    genassym.write_text(good)
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "config", "depend", "all"]
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["--kernconf", "NOPE"], "KERNCONF=NOPE has no config for TARGET=amd64"),
+    (["--kernconf", "../XEN"], "letters, digits"),
+    (["--target", "sparc64"], "TARGET='sparc64' is not a target this build knows; use one of amd64, i386"),
+])
+def test_bad_target_or_kernconf_is_bad_input(tree, tmp_path, monkeypatch, argv, complaint, capsys):
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", *argv)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and result["verdict"] == "BAD_INPUT" and complaint in err and "\n" not in err
+
+
+def test_kernconf_of_the_other_target_is_bad_input(tree, tmp_path, monkeypatch, capsys):
+    (tree / "sys" / "amd64" / "conf" / "AMD64ONLY").write_text("machine amd64\nident AMD64ONLY\n")
+    status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--target", "i386",
+                           "--kernconf", "AMD64ONLY")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "KERNCONF=AMD64ONLY has no config for TARGET=i386" in err
+    assert err.endswith("pick one of: XEN")
+
+
+@pytest.mark.parametrize("param_h, complaint", [
+    ("#define __FreeBSD_version 1100122\n", "is FreeBSD 11 (__FreeBSD_version 1100122)"),
+    ("#define __FreeBSD_version 902001\n", "is FreeBSD 9 (__FreeBSD_version 902001)"),
+    ("/* no version here */\n", "is of no known era"),
+])
+def test_a_tree_of_another_era_is_bad_input(tree, tmp_path, monkeypatch, param_h, complaint, capsys):
+    (tree / "sys" / "sys" / "param.h").write_text(param_h)
+    status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and complaint in err and "this build drives FreeBSD 10 trees" in err and "\n" not in err
+    assert not (tmp_path / "obj" / "host-tools").exists()
 
 
 # ------------------------------------------- the FreeBSD host path, faked
@@ -301,11 +463,13 @@ FAKE_MAKE = """#!/bin/sh
 # FAKE make(1) standing in for a FreeBSD host's: records how it was called
 # and leaves what buildkernel would, at MAKEOBJDIRPREFIX's place.
 echo "$* | MAKEOBJDIRPREFIX=$MAKEOBJDIRPREFIX __MAKE_CONF=$__MAKE_CONF SRCCONF=$SRCCONF" >> "$FAKE_MAKE_LOG"
+obj=$MAKEOBJDIRPREFIX$FAKE_SRC
+case " $* " in *" TARGET=i386 "*) obj=$MAKEOBJDIRPREFIX/i386.i386$FAKE_SRC ;; esac
 case " $* " in
 *" -V MAKE_VERSION "*) echo 20130520 ;;
-*" kernel-toolchain "*) mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/tmp/usr/bin/cc" ;;
-*" buildkernel "*) [ -n "$FAKE_NO_KERNEL" ] || { mkdir -p "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN" &&
-    printf 'FAKE kernel' > "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/kernel" && touch "$MAKEOBJDIRPREFIX$FAKE_SRC/sys/XEN/Makefile"; } ;;
+*" kernel-toolchain "*) mkdir -p "$obj/tmp/usr/bin" && touch "$obj/tmp/usr/bin/cc" ;;
+*" buildkernel "*) [ -n "$FAKE_NO_KERNEL" ] || { mkdir -p "$obj/sys/XEN" &&
+    printf 'FAKE kernel' > "$obj/sys/XEN/kernel" && touch "$obj/sys/XEN/Makefile"; } ;;
 esac
 """
 
@@ -347,3 +511,121 @@ def test_freebsd_host_finds_no_kernel_and_says_where_it_looked(tree, tmp_path, f
     (tmp_path / "out").mkdir()
     with pytest.raises(build.BuildFailed, match=f"left no kernel at {tmp_path / 'obj'}{tree}/sys/XEN/kernel"):
         freebsd_build(tree, tmp_path, "out")
+
+
+def test_freebsd_host_cross_builds_i386_one_level_deeper(tree, tmp_path, fake_freebsd):
+    """On an amd64 FreeBSD host an i386 kernel is a cross build: Makefile.inc1
+    puts it under <prefix>/i386.i386."""
+    info = {}
+    (tmp_path / "out").mkdir()
+    build.build_kernel(tmp_path / "out", info, src=str(tree), objdir=tmp_path / "obj", system="FreeBSD",
+                       target="i386")
+    assert info["built"]["path"] == f"{tmp_path / 'obj'}/i386.i386{tree}/sys/XEN/kernel"
+    assert "TARGET=i386 TARGET_ARCH=i386" in fake_freebsd.read_text()
+
+
+# ------------------------------------- a real FreeBSD tree ($XENBOOT_REAL_TREE)
+
+class RealBuilds:
+    """Builds of the real tree, each done once for the module: i386 XEN (the
+    i386 PV kernel) and amd64 GENERIC (no PV support) share one object folder."""
+
+    def __init__(self, tree, tmp):
+        self.tree, self.tmp, self.done = tree, tmp, {}
+        self.state_before = tree_state(tree)
+
+    def get(self, target, kernconf, objdir="obj", run="1"):
+        key = (target, kernconf, objdir, run)
+        if key not in self.done:
+            out = self.tmp / f"out-{target}-{kernconf}-{objdir}-{run}"
+            status = cli.main(["kernel", "--src", str(self.tree), "--objdir", str(self.tmp / objdir),
+                               "--out", str(out), "--target", target, "--kernconf", kernconf])
+            self.done[key] = status, json.loads((out / "result.json").read_text()), out
+        return self.done[key]
+
+
+@pytest.fixture(scope="module")
+def real_builds(real_tree, tmp_path_factory):
+    return RealBuilds(real_tree, tmp_path_factory.mktemp("real"))
+
+
+def symbol_bytes(path, name):
+    """(file offset, bytes) of a data symbol in the kernel."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        (sym,) = elf.get_section_by_name(".symtab").get_symbol_by_name(name)
+        section = elf.get_section(sym["st_shndx"])
+        offset = section["sh_offset"] + sym["st_value"] - section["sh_addr"]
+        f.seek(offset)
+        return offset, f.read(sym["st_size"])
+
+
+def assert_a_freebsd_kernel(real_builds, target, kernconf, elf_class, machine):
+    """The FreeBSD ABI of a 10.x kernel is its ELF header's OS/ABI (the
+    ldscript's elf*-freebsd format): its sources make no ABI-tag note, which
+    only userland's crt objects carry."""
+    status, result, out = real_builds.get(target, kernconf)
+    assert status == 0, result["message"]
+    assert result["build"]["source"]["fixture"] is False and result["build"]["target"] == target
+    elf = elf_summary(out / "kernel")
+    assert (elf["class"], elf["machine"], elf["osabi"]) == (elf_class, machine, "ELFOSABI_FREEBSD")
+    banner = symbol_bytes(out / "kernel", "version")[1]
+    assert banner.startswith(b"FreeBSD 10.") and b"freebsd-xen-ci@freebsd-xen-ci.invalid:" in banner
+    assert symbol_bytes(out / "kernel", "osreldate")[1] == build.tree_version(real_builds.tree).to_bytes(4, "little")
+    return elf
+
+
+@pytest.mark.real_tree
+def test_real_tree_i386_xen_is_a_32_bit_pae_pv_kernel(real_builds):
+    elf = assert_a_freebsd_kernel(real_builds, "i386", "XEN", 32, "EM_386")
+    assert elf["xen"]["GUEST_OS"] == b"FreeBSD\0" and elf["xen"]["PAE_MODE"] == b"yes\0"
+    assert int.from_bytes(elf["xen"]["VIRT_BASE"], "little") == 0xc0000000
+
+
+@pytest.mark.real_tree
+def test_real_tree_amd64_generic_is_a_64_bit_kernel_without_pv_notes(real_builds):
+    elf = assert_a_freebsd_kernel(real_builds, "amd64", "GENERIC", 64, "EM_X86_64")
+    assert elf["xen"] == {}
+
+
+@pytest.mark.real_tree
+def test_real_tree_rebuild_with_no_change_does_no_work(real_builds):
+    first = real_builds.get("i386", "XEN")
+    status, result, out = real_builds.get("i386", "XEN", run="2")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
+    assert not [l for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+
+
+@pytest.mark.real_tree
+def test_real_tree_one_object_gone_rebuilds_it_and_relinks(real_builds):
+    """As a touched source would, without writing the tree: machdep.o removed."""
+    status, result, _ = real_builds.get("i386", "XEN")
+    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
+    status, result, out = real_builds.get("i386", "XEN", run="one-object")
+    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
+    compiled = [l.split()[-1] for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+    assert compiled == [f"{real_builds.tree}/sys/i386/i386/machdep.c", "vers.c"]
+
+
+@pytest.mark.real_tree
+def test_real_tree_is_only_read(real_builds):
+    real_builds.get("i386", "XEN")
+    real_builds.get("amd64", "GENERIC")
+    assert tree_state(real_builds.tree) == real_builds.state_before
+
+
+@pytest.mark.real_tree
+def test_real_tree_clean_builds_in_two_object_folders_differ_only_in_the_version_string(real_builds):
+    """newvers.sh writes the object folder into the kernel's `version`
+    (`user@host:folder`); every other byte is the same."""
+    first = real_builds.get("i386", "XEN")[2] / "kernel"
+    second = real_builds.get("i386", "XEN", objdir="obj-other")[2] / "kernel"
+    a, b = first.read_bytes(), second.read_bytes()
+    assert len(a) == len(b)
+    block = 4096
+    differ = [i for start in range(0, len(a), block) if a[start:start + block] != b[start:start + block]
+              for i in range(start, min(start + block, len(a))) if a[i] != b[i]]
+    offset, version = symbol_bytes(first, "version")
+    assert differ and all(offset <= i < offset + len(version) for i in differ)
+    assert b"obj-other" in b[offset:offset + len(version)]

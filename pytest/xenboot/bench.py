@@ -6,6 +6,10 @@ whole `make boot` of the probe. One extra host starts without the snapshot
 (the cold figure; --no-cold skips it). The matcher's throughput comes from
 bench_matcher over a generated FreeBSD-like log.
 
+When $XENBOOT_REAL_TREE (else $FREEBSD_SRC) names a real FreeBSD tree, the
+kernel cross-build of i386 XEN is timed once too: clean, again with no
+change, and with one object to remake.
+
 Prints a table and writes <out>/bench.json, and appends the same to
 <out>/history.jsonl, which the nightly report plots (default out/bench).
 """
@@ -20,7 +24,7 @@ import subprocess
 import threading
 import time
 
-from xenboot import bench_matcher, paths, report, result, spec as specs
+from xenboot import bench_matcher, build, paths, report, result, spec as specs
 from xenboot.boot import BootRequest, boot, shared_lab_host
 from xenboot.errors import EXIT_PASS, BadInput, InfraError, Verdict
 from xenboot.lab import accel, cache as labcache, config as labconfig
@@ -40,6 +44,9 @@ FIGURES = {
     "guests_1": ("1 probe boot on a running host", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
     "matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
+    "kernel_clean": ("i386 XEN clean build, real tree (aim <= 90 s)", "s"),
+    "kernel_no_change": ("i386 XEN rebuild, no change (aim <= 3 s)", "s"),
+    "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s"),
 }
 
 
@@ -130,6 +137,34 @@ def matcher(samples, size_mb):
     samples["matcher"].append(len(data) / bench_matcher.MB / bench_matcher.judge_bytes(spec, data))
 
 
+def real_tree():
+    """The real FreeBSD tree to time builds of, or None (a fixture is not one)."""
+    tree = os.environ.get("XENBOOT_REAL_TREE") or os.environ.get("FREEBSD_SRC")
+    if not tree or (pathlib.Path(tree) / build.FIXTURE_MARKER).exists():
+        return None
+    return tree
+
+
+def kernel_builds(samples, folder, tree):
+    """Once, not per round: a clean build takes a minute or more. The one
+    object is machdep.o, removed from the object folder, which costs make
+    what a touched machdep.c would without writing the tree."""
+    objdir = folder / "obj"
+
+    def timed(name, run):
+        (folder / run).mkdir(parents=True)
+        info = {}
+        seconds, _ = _timed(build.build_kernel, folder / run, info, tree, "XEN", objdir, None, "i386")
+        samples[name].append(seconds)
+        return info
+
+    info = timed("kernel_clean", "clean")
+    timed("kernel_no_change", "no-change")
+    (pathlib.Path(info["built"]["path"]).parent / "machdep.o").unlink()
+    timed("kernel_one_object", "one-object")
+    return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"]}
+
+
 def summarize(samples):
     figures = {}
     for name, (label, unit) in FIGURES.items():
@@ -182,13 +217,17 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
     if cold:
         progress.stage("bench: cold host start")
         cold_start(samples, work / "cold", lab_config, progress)
+    tree = real_tree()
+    if tree:
+        progress.stage(f"bench: i386 XEN kernel builds of {tree}")
+        tree = kernel_builds(samples, work / "kernel", tree)
     with open(work / "round-0" / "one" / "result.json") as f:
         host = json.load(f)["host"]
     data = {"schema": SCHEMA,
             "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "count": count, "matcher_mb": matcher_mb, "cpus": os.cpu_count(),
             "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version")},
-            "figures": summarize(samples)}
+            "kernel_tree": tree, "figures": summarize(samples)}
     result.write_json(str(out / "bench.json"), data)
     with open(out / "history.jsonl", "a") as f:
         f.write(json.dumps(data, sort_keys=True) + "\n")

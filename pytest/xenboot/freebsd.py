@@ -31,7 +31,7 @@ def run(args):
         with record.stage("build"):
             os.makedirs(os.path.join(out, "kernel"), exist_ok=True)
             kernel = build.build_kernel(os.path.join(out, "kernel"), info, src=args.src,
-                                        kernconf=args.kernconf, objdir=args.objdir)
+                                        kernconf=args.kernconf, objdir=args.objdir, target=args.target)
         with record.stage("image"):
             built = image.make_image(os.path.join(out, "image"), world=args.world)
     req = BootRequest(kernel=str(kernel), spec=args.spec, cmdline=kernel_cmdline(args.cmdline),
@@ -56,6 +56,7 @@ def add_parser(sub):
     p = sub.add_parser("freebsd", help="build the FreeBSD XEN kernel and root image, boot them")
     p.add_argument("--src", help="FreeBSD source (default: $FREEBSD_SRC, else freebsd-src)")
     p.add_argument("--kernconf", default="XEN")
+    build.add_target_argument(p)
     p.add_argument("--objdir", help="MAKEOBJDIRPREFIX (default: build/obj)")
     p.add_argument("--world", help="a FreeBSD world for the root image (DESTDIR or base.txz)")
     p.add_argument("--spec", default="freebsd-xen-pv")

@@ -10,4 +10,8 @@ CC?=		cc
 YACC?=		byacc
 LEX?=		flex
 AWK?=		awk
-CFLAGS?=	-O2 -pipe
+# -fcommon: 10.x's usr.sbin/config defines its globals in config.h, which
+# every file includes; gcc 10 and later default to -fno-common and the link
+# fails with "multiple definition of `includepath'". Harmless where a tree
+# declares them once.
+CFLAGS?=	-O2 -pipe -fcommon
