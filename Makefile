@@ -55,7 +55,7 @@ probe:
 # and the freebsd-xen-pv spec. KERNEL=probe builds the probe kernel first.
 boot: deps $(if $(filter probe,$(KERNEL)),probe)
 ifeq ($(KERNEL),)
-	@$(XENBOOT) freebsd --spec $(call q,$(or $(SPEC),freebsd-xen-pv)) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
+	@$(XENBOOT) freebsd $(if $(SPEC),--spec $(call q,$(SPEC))) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
 		$(if $(WORLD),--world $(call q,$(WORLD)))

@@ -15,6 +15,8 @@ from xenboot.boot import BootRequest, boot, check_host_kind, summarize
 from xenboot.result import recorded
 
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"
+# The spec a target's XEN kernel is judged by when SPEC is not given.
+SPECS = {"amd64": "freebsd-xen-pv", "i386": "freebsd-xen-pv-i386"}
 
 
 def kernel_cmdline(extra):
@@ -33,8 +35,8 @@ def run(args):
             kernel = build.build_kernel(os.path.join(out, "kernel"), info, src=args.src,
                                         kernconf=args.kernconf, objdir=args.objdir, target=args.target)
         with record.stage("image"):
-            built = image.make_image(os.path.join(out, "image"), world=args.world)
-    req = BootRequest(kernel=str(kernel), spec=args.spec, cmdline=kernel_cmdline(args.cmdline),
+            built = image.make_image(os.path.join(out, "image"), world=args.world, target=args.target)
+    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], cmdline=kernel_cmdline(args.cmdline),
                       host=args.host, memory_mb=args.memory_mb,
                       disk=os.path.join(out, "image", built["image"]), out_dir=out,
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
@@ -59,7 +61,7 @@ def add_parser(sub):
     build.add_target_argument(p)
     p.add_argument("--objdir", help="MAKEOBJDIRPREFIX (default: build/obj)")
     p.add_argument("--world", help="a FreeBSD world for the root image (DESTDIR or base.txz)")
-    p.add_argument("--spec", default="freebsd-xen-pv")
+    p.add_argument("--spec", help="default: freebsd-xen-pv, or freebsd-xen-pv-i386 for TARGET=i386")
     p.add_argument("--cmdline", default="", help="more kernel environment, comma separated")
     p.add_argument("--host", default="lab")
     p.add_argument("--memory", dest="memory_mb", type=int, default=256)
