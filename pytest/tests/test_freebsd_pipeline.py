@@ -58,3 +58,5 @@ def test_target_reaches_the_build(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["build"]["target"] == "i386", proc.stderr
     assert f"/i386.i386{FIXTURE}/sys/XEN/kernel" in result["build"]["built"]["path"]
+    # The image holds the i386 init, and the i386 spec judges the boot.
+    assert result["image"]["target"] == "i386" and result["spec"]["name"] == "freebsd-xen-pv-i386"

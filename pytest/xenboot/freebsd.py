@@ -42,7 +42,7 @@ def run(args):
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
     booted = boot(req, progress=lambda line: print(line, flush=True))
     booted["build"] = info
-    booted["image"] = {k: built[k] for k in ("image", "sha256", "bytes", "format")}
+    booted["image"] = {k: built[k] for k in ("image", "sha256", "bytes", "format", "target")}
     booted["durations"] = record["durations"] | booted["durations"]
     message = booted["message"]
     if info["source"]["fixture"]:
