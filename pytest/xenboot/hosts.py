@@ -15,6 +15,7 @@ import tty as ttymod
 
 from xenboot.errors import BadInput, InfraError
 from xenboot.jobs import Job, run_to_end
+from xenboot.xl import xen_caps
 
 HOST_KINDS = ("lab", "xl")
 
@@ -116,6 +117,10 @@ class LocalXenHost:
                 return f.read()
         except FileNotFoundError:
             return None
+
+    def xen_caps(self):
+        """The guest types this machine's Xen runs (xl.xen_caps)."""
+        return xen_caps(self)
 
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)
