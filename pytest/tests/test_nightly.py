@@ -47,7 +47,7 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
         return record
 
     @contextlib.contextmanager
-    def fake_host(*args):
+    def fake_host(*args, **kwargs):
         if host_starts:
             host_starts()
         yield "fake host"
@@ -98,6 +98,24 @@ def test_a_row_on_several_hosts_is_one_row_per_host(tmp_path):
     assert [(r.id, r.spec, r.host) for r in rows] == [
         ("probe.probe@lab", "probe", "lab"), ("probe.probe@xl", "probe", "xl"),
         ("probe.generic@lab", "generic", "lab"), ("probe.generic@xl", "generic", "xl")]
+
+
+def test_rows_boot_on_their_lab_flavour(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\n'
+                    '[[boot]]\nname = "probe-debug"\nkernel = "probe"\nlab = "debug"\n'
+                    '[[boot]]\nkernel = "freebsd-XEN"\nhosts = ["lab", "xl"]\n'
+                    '[[boot]]\nname = "freebsd-release"\nkernel = "freebsd-XEN"\nlab = "debian"\n')
+    _, rows = nightly.load_matrix(path)
+    nightly.assign_flavours(rows)
+    # FreeBSD defaults to the debug Xen, the rest to Debian's; xl rows run
+    # this machine's Xen.
+    assert {r.id: r.lab for r in rows} == {"probe": "debian", "probe-debug": "debug",
+                                          "freebsd-XEN@lab": "debug", "freebsd-XEN@xl": None,
+                                          "freebsd-release": "debian"}
+    path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\nlab = "fast"\n')
+    with pytest.raises(BadInput, match="LAB=fast: no such lab flavour"):
+        nightly.assign_flavours(nightly.load_matrix(path)[1])
 
 
 @pytest.mark.parametrize("text, words", [

@@ -394,14 +394,22 @@ def _run_wave(ctx, wave, kernels, ports):
             raise
 
 
-def run_boots(ctx, rows, kernels):
+def assign_flavours(rows, lab_config=None):
+    """Each lab row's flavour: its `lab`, else lab.toml's default for its
+    kind of kernel (FreeBSD's own); a typo fails here, before any boot.
+    The lab config, or None without lab rows."""
     lab_rows = [r for r in rows if r.host == "lab"]
-    config = labconfig.load(ctx.lab_config) if lab_rows else None
+    if not lab_rows:
+        return None
+    config = labconfig.load(lab_config)
     for row in lab_rows:
-        # FreeBSD kernels default to lab.toml's FreeBSD flavour; a typo in
-        # a row's `lab` fails here, before any boot.
         row.lab = labconfig.flavour(config, row.lab, freebsd=row.kernel.source == "freebsd")[0]
-    ports = config["qemu"]["console_ports"] if lab_rows else ctx.parallel
+    return config
+
+
+def run_boots(ctx, rows, kernels):
+    config = assign_flavours(rows, ctx.lab_config)
+    ports = config["qemu"]["console_ports"] if config else ctx.parallel
     pending = deque(rows)
     waves = 0
     while pending:

@@ -332,7 +332,8 @@ class EmbeddedHost:
         q, p = self.config["qemu"], self._private
         dom0_cmdline = " ".join(self.config["dom0"]["cmdline"])
         argv = [*self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
-                "-no-reboot", "-accel", self.accelerator,
+                # One host thread per vCPU (MTTCG): guests on both cores.
+                "-no-reboot", "-accel", "tcg,thread=multi" if self.accelerator == "tcg" else self.accelerator,
                 "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
