@@ -171,6 +171,17 @@ def test_probe_on_debug_xen_may_use_console_io_and_32bit_pv(tmp_path):
     assert "xen-3.0-x86_32p" in next(line for line in log.splitlines() if "check xen-version" in line)
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--lab", "nope"], "LAB=nope: no such lab flavour in "),
+    (["--lab", "debug", "--host", "xl"], "LAB=debug picks the embedded host's Xen: HOST=xl runs this machine's"),
+])
+def test_bad_flavour_is_bad_input_before_any_host(tmp_path, args, words):
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, *args)
+    assert proc.returncode == 2
+    assert result["verdict"] == "BAD_INPUT" and words in result["message"]
+    assert not (tmp_path / "run" / "host.log").exists()
+
+
 def test_release_xen_has_no_32bit_pv(tmp_path):
     os.makedirs(tmp_path / "share")
     with lab_host(str(tmp_path), str(tmp_path / "share"), flavour="debian") as host:

@@ -13,8 +13,8 @@ SCHEMA = {
     "flavours": {"default": str, "freebsd": str},
     "dom0": {"kernel_glob": str, "cmdline": list, "programs": list,
              "libraries": list, "links": dict, "modules": list},
-    "qemu": {"packages": list, "suite": str, "version": str, "binary": str, "data": str, "memory_mb": int, "cpus": int, "cpu": str,
-             "accelerator": str, "kvm_probe_seconds": int,
+    "qemu": {"packages": list, "suite": str, "version": str, "binary": str, "data": str,
+             "memory_mb": int, "cpus": int, "cpu": str, "accelerator": str, "kvm_probe_seconds": int,
              "console_ports": int, "ready_timeout": int, "snapshot": bool},
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
