@@ -45,7 +45,7 @@ BOOT_FIGURES = {
     "guests_1": ("1 probe boot on a running host", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
 }
-FIGURES = ({"debug_build": ("debug hypervisor build (once, recorded by the lab cache)", "s")}
+FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
               for flavour in FLAVOURS for name, (label, unit) in BOOT_FIGURES.items()}
            | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s")})

@@ -41,17 +41,26 @@ class PrivateApt:
         self._apt(["update"], f"apt-get update of the lab's private sources ({self.dir / 'sources.list'})")
         (self.dir / "lists" / ".complete").write_text("")
 
+    def _fetch(self, args, what, cwd):
+        """apt-get `args` on the indexes read so far, and once more on
+        fresh ones if that fails (a pin newer than the indexes)."""
+        self.update()
+        try:
+            return self._apt(args, what, cwd=cwd)
+        except InfraError:
+            (self.dir / "lists" / ".complete").unlink()
+            self.update()
+            return self._apt(args, what, cwd=cwd)
+
     def download(self, names, dest):
         """`name=version` packages' .debs into dest."""
-        self.update()
-        self._apt(["download", *names], f"apt-get download {' '.join(names)} (private sources)", cwd=dest)
+        self._fetch(["download", *names], f"apt-get download {' '.join(names)} (private sources)", dest)
 
     def source(self, name, version, dest):
         """The source package's files (.dsc and tarballs) into dest; the
         .dsc's path."""
-        self.update()
-        self._apt(["source", "--download-only", f"{name}={version}"],
-                  f"apt-get source {name}={version} (private sources)", cwd=dest)
+        self._fetch(["source", "--download-only", f"{name}={version}"],
+                    f"apt-get source {name}={version} (private sources)", dest)
         dscs = [f for f in os.listdir(dest) if f.endswith(".dsc")]
         if len(dscs) != 1:
             raise InfraError(f"apt-get source {name}={version} left {len(dscs)} .dsc files in {dest}")
