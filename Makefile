@@ -9,6 +9,9 @@ KERNEL   ?=
 SPEC     ?=
 CMDLINE  ?=
 HOST     ?= lab
+# The lab's Xen: debian (Debian's release build) or debug (built from its
+# source, 32-bit PV); empty: lab.toml's default for the kind of boot.
+LAB      ?=
 OUT      ?=
 MEMORY   ?= 128
 DISK     ?=
@@ -20,20 +23,21 @@ PYTEST_ARGS ?=
 q = '$(subst ','\'',$(1))'
 
 BOOT_ARGS = --host $(call q,$(HOST)) --memory $(call q,$(MEMORY)) \
-	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive)
+	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
+	$(if $(LAB),--lab $(call q,$(LAB)))
 
 .PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench check-log nightly bisect
 
 help:
-	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl]"
-	@echo "make test | make bench | make probe | make lab | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
+	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug]"
+	@echo "make test | make bench | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
 	@echo "make nightly [MATRIX=...] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
 	@ci/deps install
 
 lab: deps
-	@$(XENBOOT) lab build
+	@$(XENBOOT) lab build $(if $(LAB),--lab $(call q,$(LAB)))
 	@$(XENBOOT) lab prune
 
 lab-clean:
@@ -46,7 +50,7 @@ console:
 
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps
-	@$(XENBOOT) lab shell
+	@$(XENBOOT) lab shell $(if $(LAB),--lab $(call q,$(LAB)))
 
 probe:
 	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe
@@ -58,7 +62,7 @@ ifeq ($(KERNEL),)
 	@$(XENBOOT) freebsd $(if $(SPEC),--spec $(call q,$(SPEC))) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
-		$(if $(WORLD),--world $(call q,$(WORLD)))
+		$(if $(WORLD),--world $(call q,$(WORLD))) $(if $(LAB),--lab $(call q,$(LAB)))
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
 		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)

@@ -15,17 +15,21 @@ XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
 
 def test_median_min_and_max_of_each_figure():
-    samples = {"xl_create": [0.9, 0.7, 1.4], "matcher": [100.0, 120.0, 110.0]}
+    samples = {"xl_create@debug": [0.9, 0.7, 1.4], "matcher": [100.0, 120.0, 110.0]}
     figures = bench.summarize(samples)
     assert list(figures) == list(bench.FIGURES)
-    assert figures["xl_create"] | {"label": None} == {"label": None, "unit": "s", "samples": [0.9, 0.7, 1.4],
+    assert figures["xl_create@debug"] | {"label": None} == {"label": None, "unit": "s", "samples": [0.9, 0.7, 1.4],
                                                       "median": 0.9, "min": 0.7, "max": 1.4}
     assert figures["matcher"]["median"] == 110.0 and figures["matcher"]["unit"] == "MB/s"
     # A figure not measured is there, empty, rather than missing.
-    assert figures["host_start_cold"] == {"label": bench.FIGURES["host_start_cold"][0], "unit": "s",
-                                          "samples": [], "median": None, "min": None, "max": None}
+    assert figures["host_start_cold@debian"] == {"label": bench.FIGURES["host_start_cold@debian"][0],
+                                                 "unit": "s", "samples": [], "median": None,
+                                                 "min": None, "max": None}
     text = bench.table(figures)
-    assert all(label in text for label, _ in bench.FIGURES.values())
+    # The flavours side by side: one line per boot figure, a column each.
+    xl_line = next(line for line in text.splitlines() if line.startswith(bench.BOOT_FIGURES["xl_create"][0]))
+    assert xl_line.split()[-4:] == ["-", "0.900", "(0.70-1.40)", "s"]
+    assert "110.000 (100.00-120.00)" in text
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,7 @@ def bench_run(tmp_path_factory):
     # Without a real tree: its kernel builds are timed by the test below.
     env = {k: v for k, v in os.environ.items() if k not in ("XENBOOT_REAL_TREE", "FREEBSD_SRC")}
     proc = subprocess.run([XENBOOT, "bench", "--count", "1", "--matcher-mb", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, env=env)
+                          capture_output=True, text=True, timeout=1200, env=env)
     return proc, out
 
 
@@ -44,6 +48,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     data = json.loads((out / "bench.json").read_text())
     assert data["schema"] == bench.SCHEMA and data["count"] == 1
     assert data["host"]["kind"] == "lab" and data["host"]["xen_version"].startswith("4.")
+    assert data["host"]["qemu_version"].startswith("QEMU emulator version 10.0.2")
     assert set(data["figures"]) == set(bench.FIGURES)
     assert data["kernel_tree"] is None
     for name, figure in data["figures"].items():
@@ -54,12 +59,13 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
         value = figure["samples"][0]
         assert isinstance(value, float) and value > 0, name
         assert figure["median"] == figure["min"] == figure["max"] == value
-    for label, _ in bench.FIGURES.values():
+    for label, _ in bench.BOOT_FIGURES.values():
         assert label in proc.stdout
-    assert "4 guests on one host take" in proc.stdout
+    for flavour in bench.FLAVOURS:
+        assert f"{flavour}: 4 guests on one host take" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: bench: median of 1 on lab")
     # The evidence of the last run stays: the boot folders of its figures.
-    assert (out / "last-run" / "round-0" / "one" / "result.json").is_file()
+    assert (out / "last-run" / "debug" / "round-0" / "one" / "result.json").is_file()
 
 
 def test_bench_history_feeds_the_nightly_report(bench_run):

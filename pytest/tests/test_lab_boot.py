@@ -9,6 +9,7 @@ import pytest
 
 from xenboot import image, paths
 from xenboot.boot import BootRequest, booted
+from xenboot.lab import config as labconfig
 from xenboot.lab.qemu import lab_host
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
@@ -45,8 +46,10 @@ def qemu_processes_for(out):
     return found
 
 
-def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlinuz):
-    proc, result = boot(tmp_path / "run", "--kernel", debian_vmlinuz, "--cmdline", "console=hvc0")
+@pytest.mark.parametrize("flavour", ["debian", "debug"])
+def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlinuz, flavour):
+    proc, result = boot(tmp_path / "run", "--kernel", debian_vmlinuz, "--cmdline", "console=hvc0",
+                        "--lab", flavour)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert result["verdict"] == "PANIC"
     assert "VFS: Unable to mount root fs" in result["message"]
@@ -59,6 +62,11 @@ def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlin
     assert b"Linux version" in (tmp_path / "run" / "console.xenconsoled.log").read_bytes()
     assert result["host"]["kind"] == "lab" and result["host"]["accelerator"] == "tcg"
     assert result["host"]["xen_version"].startswith("4.17")
+    lab = labconfig.load()
+    assert result["host"]["flavour"] == flavour
+    assert result["host"]["qemu_version"].startswith("QEMU emulator version 10.0.2 ")
+    assert result["host"]["cpu_model"] == lab["qemu"]["cpu"]
+    assert f"--lab {flavour}" in (tmp_path / "run" / "reproduce.sh").read_text()
     assert set(result["durations"]) >= {"check", "lab", "create", "console", "teardown"}
     # What `make boot` shows (progress on stderr): the guest's banner and
     # its panic, then the verdict.
@@ -161,14 +169,51 @@ def test_two_boots_at_once_both_pass_in_their_own_folders(tmp_path):
         assert b"\nPROBE result " in (tmp_path / name / "console.log").read_bytes()
 
 
-def test_missing_qemu_is_infra_saying_what_to_install(tmp_path):
-    lab = tmp_path / "lab.toml"
-    lab.write_text((paths.CONFIGS / "lab.toml").read_text().replace(
-        'binary = "qemu-system-x86_64"', 'binary = "qemu-system-x86_64-not-installed"'))
-    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--lab-config", str(lab))
+def test_probe_on_debug_xen_may_use_console_io_and_32bit_pv(tmp_path):
+    req = BootRequest(kernel=PROBE, spec="probe", lab="debug", out_dir=str(tmp_path / "run"))
+    with booted(req, progress=lambda line: None) as target:
+        assert target.verdict.value == "PASS", target.message
+        caps = target.host.xen_caps()
+    assert "xen-3.0-x86_32p" in caps and "xen-3.0-x86_64" in caps
+    log = (tmp_path / "run" / "console.log").read_text()
+    assert "PROBE check console-io ok permitted" in log
+    assert "xen-3.0-x86_32p" in next(line for line in log.splitlines() if "check xen-version" in line)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--lab", "nope"], "LAB=nope: no such lab flavour in "),
+    (["--lab", "debug", "--host", "xl"], "LAB=debug picks the embedded host's Xen: HOST=xl runs this machine's"),
+])
+def test_bad_flavour_is_bad_input_before_any_host(tmp_path, args, words):
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, *args)
+    assert proc.returncode == 2
+    assert result["verdict"] == "BAD_INPUT" and words in result["message"]
+    assert not (tmp_path / "run" / "host.log").exists()
+
+
+def test_release_xen_has_no_32bit_pv(tmp_path):
+    os.makedirs(tmp_path / "share")
+    with lab_host(str(tmp_path), str(tmp_path / "share"), flavour="debian") as host:
+        caps = host.xen_caps()
+    assert "xen-3.0-x86_64" in caps and "xen-3.0-x86_32p" not in caps
+
+
+def test_own_qemu_binary_runs_the_lab(tmp_path, monkeypatch):
+    """XENBOOT_QEMU names a QEMU of one's own: Debian 12's 7.2 here."""
+    monkeypatch.setenv("XENBOOT_QEMU", "/usr/bin/qemu-system-x86_64")
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", "probe")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["host"]["qemu_version"].startswith("QEMU emulator version 7.2")
+    assert " -L " not in (tmp_path / "run" / "qemu.argv").read_text()
+
+
+def test_missing_qemu_is_infra_saying_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("XENBOOT_QEMU", "qemu-system-x86_64-not-installed")
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE)
     assert proc.returncode == 3
     assert result["verdict"] == "INFRA"
-    assert "apt-get install qemu-system-x86" in result["message"]
+    assert "QEMU qemu-system-x86_64-not-installed not found" in result["message"]
+    assert "XENBOOT_QEMU" in result["message"]
 
 
 def test_disk_image_attaches_as_xvda_through_blkback(tmp_path):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from xenboot import paths
+from xenboot import kernelcheck, paths
 from xenboot.errors import BadInput, InfraError
 from xenboot.lab import cache as labcache, config as labconfig, cpio, elfdeps
 
@@ -53,17 +53,21 @@ def test_package_change_rebuilds_everything(built, tmp_path):
 
 def test_broken_cache_is_infra_with_a_remedy(built, tmp_path):
     broken = labcache.LabCache(built.config, root=tmp_path)
-    with pytest.raises(InfraError, match="make lab"):
+    with pytest.raises(InfraError, match="make lab LAB=debian"):
         broken.host_files()
     broken.host_dir.mkdir(parents=True)
-    (broken.host_dir / "xen.elf").write_bytes(b"")
-    with pytest.raises(InfraError, match=r"broken \(vmlinux, initramfs.cpio, manifest.json missing\).*make lab-clean lab"):
+    broken.xen_dir.mkdir(parents=True)
+    (broken.host_dir / "vmlinux").write_bytes(b"")
+    with pytest.raises(InfraError, match=r"broken \(initramfs.cpio, manifest.json, xen.elf missing\)"
+                                         r".*make lab-clean lab LAB=debian"):
         broken.host_files()
 
 
 def test_manifest_records_package_versions(built):
     manifest = json.loads(built.host_files()["manifest.json"].read_text())
-    assert manifest["versions"]["xen-hypervisor-4.17-amd64"].startswith("4.17")
+    # Tools and hypervisor at the one version whose source is served.
+    xen = built.config["xen"]
+    assert all(manifest["versions"][name] == xen["version"] for name in xen["packages"])
     assert any(m.endswith("xen-blkback.ko") for m in manifest["modules"])
 
 
@@ -108,13 +112,15 @@ def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeyp
     raw = dict(built.config.raw, qemu=dict(built.config["qemu"], accelerator="auto"))
     config = labconfig.LabConfig(built.config.path, raw)
     cache = labcache.LabCache(config, root=tmp_path)
+    cache.root.mkdir()
+    os.symlink(built.qemu_dir, cache.qemu_dir)
     files = built.host_files()
     # MOCK of the KVM probe: Xen does not boot under KVM on this project's
     # machines, and "kvm" is the answer a memo must give back without
     # probing again.
     probed = []
 
-    def kvm_boots_xen(config, files, timeout):
+    def kvm_boots_xen(config, qemu, files, timeout):
         if probed:
             raise AssertionError("the KVM probe ran again: the remembered answer was not used")
         probed.append(timeout)
@@ -126,3 +132,85 @@ def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeyp
     assert accel.choose(config, cache, files) == "kvm"
     fixed = labconfig.LabConfig(config.path, dict(raw, qemu=dict(raw["qemu"], accelerator="tcg")))
     assert accel.choose(fixed, cache, files) == "tcg"
+
+
+def test_lab_qemu_is_the_pinned_package_with_its_own_data(built):
+    q = built.config["qemu"]
+    manifest = json.loads((built.qemu_dir / "manifest.json").read_text())
+    assert manifest["versions"] == {name: q["version"] for name in q["packages"]}
+    command = built.qemu_command()
+    assert command[0] == str(built.qemu_dir / "root" / q["binary"])
+    assert command[1:] == ["-L", str(built.qemu_dir / "root" / q["data"])]
+    assert (built.qemu_dir / "root" / q["data"] / "multiboot_dma.bin").is_file()
+    # Runs on this host (its libraries are the installed QEMU's).
+    upstream = q["version"].split(":", 1)[1].split("+", 1)[0]
+    assert labcache.qemu_version(command).startswith(f"QEMU emulator version {upstream} ")
+    assert manifest["qemu_version"] == labcache.qemu_version(command)
+
+
+def test_own_qemu_replaces_the_lab_one(built, monkeypatch):
+    monkeypatch.setenv(labcache.QEMU_ENV, "/usr/bin/qemu-system-x86_64")
+    assert built.qemu_command() == ["/usr/bin/qemu-system-x86_64"]
+
+
+def test_flavours_share_every_layer_but_the_hypervisor(built):
+    debug = labcache.LabCache(built.config, flavour="debug")
+    same = ("packages_key", "host_key", "qemu_key")
+    assert [getattr(debug, k) for k in same] == [getattr(built, k) for k in same]
+    assert built.flavour == "debian" and debug.flavour == "debug"
+    assert labcache.LabCache(built.config, freebsd=True).flavour == "debug"
+
+
+def test_unknown_flavour_is_bad_input_naming_the_choices(built):
+    with pytest.raises(BadInput, match=r"LAB=fast: no such lab flavour .*use one of debian, debug"):
+        labcache.LabCache(built.config, flavour="fast")
+
+
+def test_flavour_table_is_validated(tmp_path):
+    with pytest.raises(BadInput, match=r"\[flavours\] freebsd = 'nope' names no \[flavours.\*\] table"):
+        _config_with(tmp_path, 'freebsd = "debug"', 'freebsd = "nope"')
+    with pytest.raises(BadInput, match=r"\[flavours.debug\] config lines must be strings like CONFIG_X=y"):
+        _config_with(tmp_path, '"CONFIG_PV32=y"]', '"CONFIG_PV32"]')
+
+
+@pytest.fixture(scope="module")
+def debug_built(built):
+    cache = labcache.LabCache(labconfig.load(), flavour="debug")
+    cache.ensure(log=lambda line: None)
+    return cache
+
+
+def test_debug_hypervisor_is_built_once_from_debians_source(debug_built):
+    xen = debug_built.xen_dir
+    src = json.loads((debug_built.src_dir / "manifest.json").read_text())
+    assert src["version"] == debug_built.config["xen"]["version"]
+    assert src["dsc_sha256"] == kernelcheck.sha256(debug_built.src_dir / src["dsc"])
+    config = (xen / "config").read_text().splitlines()
+    assert {"CONFIG_DEBUG=y", "CONFIG_PV32=y"} <= set(config)
+    # A multiboot ELF for QEMU, and the symbols to read Xen's traces with.
+    assert (xen / "xen.elf").read_bytes()[:4] == b"\x7fELF"
+    assert b"do_general_protection" in (xen / "xen-syms").read_bytes()
+    manifest = json.loads((xen / "manifest.json").read_text())
+    assert manifest["build_seconds"] > 0
+    before = {p: os.stat(p).st_mtime_ns for p in xen.iterdir()}
+    said = []
+    labcache.LabCache(labconfig.load(), flavour="debug").ensure(log=said.append)
+    assert said == []
+    assert {p: os.stat(p).st_mtime_ns for p in xen.iterdir()} == before
+
+
+def test_switching_flavours_rebuilds_nothing(built, debug_built):
+    for flavour in ("debian", "debug", "debian"):
+        said = []
+        files = labcache.LabCache(labconfig.load(), flavour=flavour).ensure(log=said.append)
+        assert said == []
+        assert files["xen.elf"].parent.name.startswith(f"xen-{flavour}-")
+    assert built.host_files()["xen.elf"] != debug_built.host_files()["xen.elf"]
+
+
+def test_debug_key_follows_the_config_lines(debug_built, tmp_path):
+    changed = labcache.LabCache(_config_with(tmp_path, '"CONFIG_PV32=y"]', '"CONFIG_PV32=y", "CONFIG_SHADOW_PAGING=y"]'),
+                                flavour="debug")
+    assert changed.src_key == debug_built.src_key
+    assert changed.xen_key != debug_built.xen_key
+    assert changed.host_key == debug_built.host_key

@@ -33,8 +33,8 @@ from = "freebsd"
 def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kwargs):
     """run_nightly with boot() replaced, no Xen: `attempts[row][n]` is what
     the row's n-th boot does, a function (record, folder) -> (verdict,
-    message). `host_starts`, when given, is called at each host start (and
-    may raise). Returns the summary and how often each row booted."""
+    message). `host_starts`, when given, is called at each host start with
+    the host's lab flavour (and may raise). Returns the summary and how often each row booted."""
     tried = collections.Counter()
 
     def fake_boot(req, progress, shared_host):
@@ -47,9 +47,9 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
         return record
 
     @contextlib.contextmanager
-    def fake_host(*args):
+    def fake_host(*args, flavour=None):
         if host_starts:
-            host_starts()
+            host_starts(flavour)
         yield "fake host"
 
     monkeypatch.setattr(nightly, "boot", fake_boot)
@@ -98,6 +98,24 @@ def test_a_row_on_several_hosts_is_one_row_per_host(tmp_path):
     assert [(r.id, r.spec, r.host) for r in rows] == [
         ("probe.probe@lab", "probe", "lab"), ("probe.probe@xl", "probe", "xl"),
         ("probe.generic@lab", "generic", "lab"), ("probe.generic@xl", "generic", "xl")]
+
+
+def test_rows_boot_on_their_lab_flavour(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\n'
+                    '[[boot]]\nname = "probe-debug"\nkernel = "probe"\nlab = "debug"\n'
+                    '[[boot]]\nkernel = "freebsd-XEN"\nhosts = ["lab", "xl"]\n'
+                    '[[boot]]\nname = "freebsd-release"\nkernel = "freebsd-XEN"\nlab = "debian"\n')
+    _, rows = nightly.load_matrix(path)
+    nightly.assign_flavours(rows)
+    # FreeBSD defaults to the debug Xen, the rest to Debian's; xl rows run
+    # this machine's Xen.
+    assert {r.id: r.lab for r in rows} == {"probe": "debian", "probe-debug": "debug",
+                                          "freebsd-XEN@lab": "debug", "freebsd-XEN@xl": None,
+                                          "freebsd-release": "debian"}
+    path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\nlab = "fast"\n')
+    with pytest.raises(BadInput, match="LAB=fast: no such lab flavour"):
+        nightly.assign_flavours(nightly.load_matrix(path)[1])
 
 
 @pytest.mark.parametrize("text, words", [
@@ -152,7 +170,7 @@ def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_
 def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_path):
     starts = []
 
-    def first_start_fails():
+    def first_start_fails(flavour):
         starts.append(1)
         if len(starts) == 1:
             raise InfraError("QEMU did not connect to its channels")
@@ -166,6 +184,18 @@ def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_p
     assert "embedded host: QEMU did not connect" in row["attempts"][0]["message"]
     assert row["verdict"] == "PASS" and row["flag"] == "passed after 1 INFRA retry"
     assert summary["exit_status"] == 0
+
+
+def test_each_flavour_gets_its_own_hosts(monkeypatch, tmp_path):
+    started = []
+    matrix = KERNELS + "".join(f'[[boot]]\nname = "{name}"\nkernel = "probe"\nspec = "probe"\n'
+                               + (f'lab = "{lab}"\n' if lab else "")
+                               for name, lab in (("a", None), ("b", "debug"), ("c", "debian"), ("d", "debug")))
+    summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {n: [ends("PASS")] for n in "abcd"},
+                                  host_starts=started.append)
+    assert sorted(started) == ["debian", "debug"]
+    assert {row["id"]: row["lab"] for row in summary["rows"]} == {"a": "debian", "b": "debug",
+                                                                 "c": "debian", "d": "debug"}
 
 
 def test_rows_without_freebsd_source_are_not_run_and_not_failures(monkeypatch, tmp_path):

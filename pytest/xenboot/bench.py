@@ -1,10 +1,13 @@
 """`xenboot bench` (make bench): what the harness's stages cost, median of --count (3) with min and max.
 
-Each round starts one embedded host (from the lab snapshot), boots the
-probe kernel on it alone, then four probe kernels on it at once; then runs a
-whole `make boot` of the probe. One extra host starts without the snapshot
-(the cold figure; --no-cold skips it). The matcher's throughput comes from
-bench_matcher over a generated FreeBSD-like log.
+For each lab flavour (Debian's release Xen, the debug build), each round
+starts one embedded host (from the lab snapshot), boots the probe kernel on
+it alone, then four probe kernels on it at once; then runs a whole `make
+boot` of the probe. One extra host per flavour starts without the snapshot
+(the cold figure; --no-cold skips it). The debug hypervisor's build time is
+the one its lab cache layer recorded when it was built (once). The
+matcher's throughput comes from bench_matcher over a generated FreeBSD-like
+log.
 
 When $XENBOOT_REAL_TREE (else $FREEBSD_SRC) names a real FreeBSD tree, the
 kernel cross-build of i386 XEN is timed once too: clean, again with no
@@ -31,10 +34,12 @@ from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.qemu import EmbeddedHost, lab_host
 from xenboot.progress import Progress
 
-SCHEMA = 1
+SCHEMA = 2
 GUESTS = 4
-# name: (label, unit), in the order printed.
-FIGURES = {
+# The flavours compared side by side (configs/lab.toml [flavours]).
+FLAVOURS = ("debian", "debug")
+# name: (label, unit), in the order printed; measured on each flavour.
+BOOT_FIGURES = {
     "host_start_warm": ("embedded host start to dom0 ready (snapshot)", "s"),
     "host_start_cold": ("embedded host start to dom0 ready (cold boot)", "s"),
     "xl_create": ("xl create -p + console attach + unpause", "s"),
@@ -43,11 +48,14 @@ FIGURES = {
     "whole_boot": ("whole `make boot KERNEL=probe SPEC=probe`", "s"),
     "guests_1": ("1 probe boot on a running host", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
-    "matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
-    "kernel_clean": ("i386 XEN clean build, real tree (aim <= 90 s)", "s"),
-    "kernel_no_change": ("i386 XEN rebuild, no change (aim <= 3 s)", "s"),
-    "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s"),
 }
+FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
+           | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
+              for flavour in FLAVOURS for name, (label, unit) in BOOT_FIGURES.items()}
+           | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
+              "kernel_clean": ("i386 XEN clean build, real tree (aim <= 90 s)", "s"),
+              "kernel_no_change": ("i386 XEN rebuild, no change (aim <= 3 s)", "s"),
+              "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s")})
 
 
 def _quiet(line):
@@ -56,7 +64,7 @@ def _quiet(line):
 
 def _probe(folder, host):
     """One probe boot on `host`; its record, which must be a PASS."""
-    data = boot(BootRequest(kernel="probe", spec="probe", out_dir=str(folder)),
+    data = boot(BootRequest(kernel="probe", spec="probe", out_dir=str(folder), lab=host.cache.flavour),
                 progress=_quiet, shared_host=host).data
     if data["verdict"] != Verdict.PASS.value:
         raise InfraError(f"bench: the probe boot ended {data['verdict']}: {data['message']} ({folder})")
@@ -95,40 +103,47 @@ def _many(folder, host, count):
         raise errors[0]
 
 
-def host_round(samples, folder, lab_config, progress):
-    """One host: its start, one guest alone, GUESTS guests at once."""
+def host_round(samples, folder, lab_config, progress, flavour):
+    """One host of `flavour`: its start, one guest alone, GUESTS guests at once."""
     folder.mkdir(parents=True)
-    with shared_lab_host(str(folder), lab_config, progress) as host:
+    with shared_lab_host(str(folder), lab_config, progress, flavour) as host:
         kind = "host_start_warm" if host.timings["from_snapshot"] else "host_start_cold"
-        samples[kind].append(host.timings["dom0_ready"])
+        samples[f"{kind}@{flavour}"].append(host.timings["dom0_ready"])
         seconds, data = _timed(_probe, folder / "one", host)
-        samples["guests_1"].append(seconds)
+        samples[f"guests_1@{flavour}"].append(seconds)
         for name, value in _boot_figures(data, folder / "one").items():
-            samples[name].append(value)
+            samples[f"{name}@{flavour}"].append(value)
         seconds, _ = _timed(_many, folder / "many", host, GUESTS)
-        samples[f"guests_{GUESTS}"].append(seconds)
+        samples[f"guests_{GUESTS}@{flavour}"].append(seconds)
 
 
-def cold_start(samples, folder, lab_config, progress):
+def cold_start(samples, folder, lab_config, progress, flavour):
     """A host that boots Xen and dom0 instead of restoring the snapshot."""
     config = labconfig.load(lab_config)
     raw = copy.deepcopy(config.raw)
     raw["qemu"]["snapshot"] = False
     cold = labconfig.LabConfig(config.path, raw)
-    cache = labcache.LabCache(cold)
+    cache = labcache.LabCache(cold, flavour=flavour)
     files = cache.ensure(log=progress)
     folder.mkdir(parents=True)
     with EmbeddedHost(cold, cache, str(folder), str(folder), accel.choose(cold, cache, files)) as host:
-        samples["host_start_cold"].append(host.timings["dom0_ready"])
+        samples[f"host_start_cold@{flavour}"].append(host.timings["dom0_ready"])
 
 
-def whole_boot(samples, folder):
-    argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"OUT={folder}"]
+def whole_boot(samples, folder, flavour):
+    argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"LAB={flavour}", f"OUT={folder}"]
     proc_seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True))
     if proc.returncode != 0:
         last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise InfraError(f"bench: make boot KERNEL=probe exited {proc.returncode}: {last[0]}")
-    samples["whole_boot"].append(proc_seconds)
+        raise InfraError(f"bench: make boot KERNEL=probe LAB={flavour} exited {proc.returncode}: {last[0]}")
+    samples[f"whole_boot@{flavour}"].append(proc_seconds)
+
+
+def debug_build(samples, lab_config):
+    """The debug hypervisor's build time, as its cache layer recorded it."""
+    cache = labcache.LabCache(labconfig.load(lab_config), flavour="debug")
+    with open(cache.xen_dir / "manifest.json") as f:
+        samples["debug_build"].append(json.load(f)["build_seconds"])
 
 
 def matcher(samples, size_mb):
@@ -176,18 +191,29 @@ def summarize(samples):
     return figures
 
 
+def _cell(f):
+    """median (min-max), or - when not measured."""
+    if f["median"] is None:
+        return "-"
+    return f"{f['median']:.3f} ({f['min']:.2f}-{f['max']:.2f})"
+
+
 def table(figures):
-    lines = [f"{'figure':<48} {'median':>9} {'min':>9} {'max':>9}  {'n':>2} unit"]
-    for f in figures.values():
-        if f["median"] is None:
-            lines.append(f"{f['label']:<48} {'-':>9} {'-':>9} {'-':>9}  {0:>2} {f['unit']}")
-        else:
-            lines.append(f"{f['label']:<48} {f['median']:>9.3f} {f['min']:>9.3f} {f['max']:>9.3f}"
-                         f"  {len(f['samples']):>2} {f['unit']}")
-    one, many = figures["guests_1"]["median"], figures[f"guests_{GUESTS}"]["median"]
-    if one and many:
-        lines.append(f"{GUESTS} guests on one host take {many / one:.2f}x the time of one "
-                     f"({many / GUESTS:.2f} s a guest against {one:.2f} s)")
+    """The boot figures with the flavours side by side, then the others;
+    each cell the median (min-max)."""
+    width = 48
+    lines = [f"{'figure':<{width}} " + " ".join(f"{flavour:>22}" for flavour in FLAVOURS) + "  unit"]
+    for name, (label, unit) in BOOT_FIGURES.items():
+        lines.append(f"{label:<{width}} " + " ".join(f"{_cell(figures[f'{name}@{flavour}']):>22}"
+                                                    for flavour in FLAVOURS) + f"  {unit}")
+    for name in ("debug_build", "matcher"):
+        f = figures[name]
+        lines.append(f"{f['label']:<{width}} {_cell(f):>22}  {f['unit']}")
+    for flavour in FLAVOURS:
+        one, many = figures[f"guests_1@{flavour}"]["median"], figures[f"guests_{GUESTS}@{flavour}"]["median"]
+        if one and many:
+            lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one "
+                         f"({many / GUESTS:.2f} s a guest against {one:.2f} s)")
     return "\n".join(lines)
 
 
@@ -203,30 +229,36 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
     work = out / "last-run"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, mode=0o700)
-    # The figures are of a warm lab: the cache built and the booted host
-    # saved, as on every boot but a machine's first.
-    progress.stage("bench: warming the lab (cache and snapshot)")
-    (work / "warm-up").mkdir()
-    with lab_host(str(work / "warm-up"), str(work / "warm-up"), lab_config, progress):
-        pass
+    # The figures are of a warm lab: the cache built (the debug hypervisor
+    # too) and the booted host saved, as on every boot but a machine's first.
+    for flavour in FLAVOURS:
+        progress.stage(f"bench: warming the {flavour} lab (cache and snapshot)")
+        warm = work / flavour / "warm-up"
+        warm.mkdir(parents=True)
+        with lab_host(str(warm), str(warm), lab_config, progress, flavour=flavour):
+            pass
+    debug_build(samples, lab_config)
     for i in range(count):
-        progress.stage(f"bench: round {i + 1} of {count}: host, 1 guest, {GUESTS} guests, make boot")
-        host_round(samples, work / f"round-{i}", lab_config, progress)
-        whole_boot(samples, work / f"make-boot-{i}")
+        for flavour in FLAVOURS:
+            progress.stage(f"bench: round {i + 1} of {count}, {flavour}: host, 1 guest, {GUESTS} guests, make boot")
+            host_round(samples, work / flavour / f"round-{i}", lab_config, progress, flavour)
+            whole_boot(samples, work / flavour / f"make-boot-{i}", flavour)
         matcher(samples, matcher_mb)
     if cold:
-        progress.stage("bench: cold host start")
-        cold_start(samples, work / "cold", lab_config, progress)
+        for flavour in FLAVOURS:
+            progress.stage(f"bench: cold host start, {flavour}")
+            cold_start(samples, work / flavour / "cold", lab_config, progress, flavour)
     tree = real_tree()
     if tree:
         progress.stage(f"bench: i386 XEN kernel builds of {tree}")
         tree = kernel_builds(samples, work / "kernel", tree)
-    with open(work / "round-0" / "one" / "result.json") as f:
+    with open(work / FLAVOURS[0] / "round-0" / "one" / "result.json") as f:
         host = json.load(f)["host"]
     data = {"schema": SCHEMA,
             "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "count": count, "matcher_mb": matcher_mb, "cpus": os.cpu_count(),
-            "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version")},
+            "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version", "qemu_version",
+                                              "cpu_model", "vcpus")},
             "kernel_tree": tree, "figures": summarize(samples)}
     result.write_json(str(out / "bench.json"), data)
     with open(out / "history.jsonl", "a") as f:
@@ -240,7 +272,8 @@ def _command(args):
         data = run_bench(out, args.count, not args.no_cold, args.matcher_mb, args.lab_config, progress)
     print(table(data["figures"]))
     print(f"xenboot: bench: median of {data['count']} on {data['host']['kind']} "
-          f"({data['host']['accelerator']}, Xen {data['host']['xen_version']}); {out / 'bench.json'}",
+          f"({data['host']['accelerator']}, Xen {data['host']['xen_version']}, "
+          f"{data['host']['qemu_version']}); {out / 'bench.json'}",
           flush=True)
     return EXIT_PASS
 

@@ -32,6 +32,7 @@ import sys
 
 from xenboot import build, freebsd, image, paths, result, source, spec as specs
 from xenboot.boot import BootRequest, boot
+from xenboot.freebsd import freebsd_flavour
 from xenboot.errors import BadInput, BuildFailed, EXIT_PASS, HarnessError, InfraError, Verdict
 from xenboot.progress import Progress
 
@@ -105,7 +106,8 @@ def step(config, src, commit, progress=print):
         run = folder / f"boot-{attempt}"
         req = BootRequest(kernel=str(kernel), spec=config["spec"], cmdline=config["cmdline"],
                           host=config["host"], memory_mb=config["memory"], disk=config["disk"],
-                          template=config["template"], out_dir=str(run))
+                          template=config["template"], out_dir=str(run),
+                          lab=freebsd_flavour(config["host"]))
         data = boot(req, progress=lambda line: None).data
         if not Verdict(data["verdict"]).retryable:
             break

@@ -46,6 +46,8 @@ class BootRequest:
     out_dir: str = None
     log_cap: int = DEFAULT_LOG_CAP
     lab_config: str = None
+    # The lab's flavour (lab.toml [flavours]); None: its default.
+    lab: str = None
     template: str = None
     interactive: bool = False
 
@@ -153,6 +155,8 @@ def _bring_up(target, teardown, progress):
     req, out, record = target.req, target.out, target.record
     with record.stage("check"):
         check_host_kind(req.host)
+        if req.lab and req.host != "lab":
+            raise BadInput(f"LAB={req.lab} picks the embedded host's Xen: HOST={req.host} runs this machine's")
         kernel_path = resolve_kernel(req.kernel)
         record["kernel"], elf = kernelcheck.inspect_kernel(kernel_path)
         spec = specs.load_spec(req.spec)
@@ -216,16 +220,16 @@ def _text_bounds(elf_path):
 def _make_host(req, out, share, progress):
     if req.host == "xl":
         return LocalXenHost(out)
-    return lab_host(out, share, req.lab_config, progress)
+    return lab_host(out, share, req.lab_config, progress, flavour=req.lab)
 
 
-def shared_lab_host(folder, lab_config=None, progress=print):
+def shared_lab_host(folder, lab_config=None, progress=print, flavour=None):
     """One embedded host for several boots (`Target(req, shared_host=...)`)
     whose run folders all lie inside `folder`; its own logs go to
     folder/host/."""
     host_dir = os.path.join(folder, "host")
     os.makedirs(host_dir, mode=0o700, exist_ok=True)
-    return lab_host(host_dir, folder, lab_config, progress)
+    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour)
 
 
 def _run_domain(target, share, spec, cmdline, teardown, progress):
@@ -358,6 +362,9 @@ def _write_reproducer(out, req, record):
     inputs = {k: os.path.abspath(v) for k, v in inputs.items() if v and os.path.exists(v)}
     argv = ["ci/xenboot", "boot", "--cmdline", req.cmdline, "--host", req.host,
             "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
+    flavour = (record.get("host") or {}).get("flavour") or req.lab
+    if flavour:
+        argv += ["--lab", flavour]
     for name, path in inputs.items():
         argv += [f"--{name.replace('_', '-')}", path]
     lines = ["#!/bin/sh",
@@ -387,6 +394,7 @@ def add_parser(sub):
     p.add_argument("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)")
     p.add_argument("--log-cap", type=int, default=DEFAULT_LOG_CAP, help="console.log size cap, bytes")
     p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    p.add_argument("--lab", help="the lab's Xen: debian or debug (lab.toml [flavours]; default debian)")
     p.add_argument("--template", help="xl domain config template (default configs/xl/pv.cfg.in)")
     p.add_argument("--interactive", action="store_true",
                    help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")

@@ -12,6 +12,7 @@ import os
 
 from xenboot import build, image, paths
 from xenboot.boot import BootRequest, boot, check_host_kind, summarize
+from xenboot.lab import config as labconfig
 from xenboot.result import recorded
 
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"
@@ -23,6 +24,14 @@ def kernel_cmdline(extra):
     """The branch splits its command line on ',' into kernel environment
     variables; the root device comes first, the user's words after it."""
     return ",".join(filter(None, [ROOT_DEVICE, extra.strip(",")]))
+
+
+def freebsd_flavour(host, lab=None, lab_config=None):
+    """The lab flavour a FreeBSD kernel boots on: `lab`, else lab.toml's
+    FreeBSD default (none on HOST=xl, which runs this machine's Xen)."""
+    if host != "lab":
+        return lab
+    return lab or labconfig.flavour(labconfig.load(lab_config), freebsd=True)[0]
 
 
 def run(args):
@@ -37,7 +46,7 @@ def run(args):
         with record.stage("image"):
             built = image.make_image(os.path.join(out, "image"), world=args.world, target=args.target)
     req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], cmdline=kernel_cmdline(args.cmdline),
-                      host=args.host, memory_mb=args.memory_mb,
+                      host=args.host, memory_mb=args.memory_mb, lab=freebsd_flavour(args.host, args.lab),
                       disk=os.path.join(out, "image", built["image"]), out_dir=out,
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
     booted = boot(req, progress=lambda line: print(line, flush=True))
@@ -64,6 +73,7 @@ def add_parser(sub):
     p.add_argument("--spec", help="default: freebsd-xen-pv, or freebsd-xen-pv-i386 for TARGET=i386")
     p.add_argument("--cmdline", default="", help="more kernel environment, comma separated")
     p.add_argument("--host", default="lab")
+    p.add_argument("--lab", help="the lab's Xen: debug or debian (default: lab.toml [flavours] freebsd)")
     p.add_argument("--memory", dest="memory_mb", type=int, default=256)
     p.add_argument("--out", help="run folder (default out/<UTC time>-<id>)")
     p.set_defaults(func=run)

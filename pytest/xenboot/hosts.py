@@ -13,9 +13,10 @@ import termios
 import threading
 import tty as ttymod
 
-from xenboot import xenconsole, xl
+from xenboot import xenconsole
 from xenboot.errors import BadInput, InfraError
 from xenboot.jobs import Job, run_to_end
+from xenboot.xl import xen_caps
 
 HOST_KINDS = ("lab", "xl")
 
@@ -122,6 +123,10 @@ class LocalXenHost:
         """Xen's console from now on: its ring, polled with `xl dmesg`."""
         return xenconsole.DmesgSource(self)
 
+    def xen_caps(self):
+        """The guest types this machine's Xen runs (xl.xen_caps)."""
+        return xen_caps(self)
+
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)
         # Raw, no echo: bytes pass unchanged, typed input is not reflected.
@@ -130,9 +135,6 @@ class LocalXenHost:
 
     def describe(self):
         return {"kind": self.kind}
-
-    def xen_caps(self):
-        return xl.xen_caps(self)
 
 
 def check_host_kind(kind):

@@ -52,7 +52,7 @@ MAX_NAME = 48
 KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf", "image"},
                   "path": {"path"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
-ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect"}
+ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab"}
 PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
 # The order in which an unexpected verdict decides the run's exit status:
 # a broken harness or build says more than a guest failure does.
@@ -80,10 +80,14 @@ class Row:
     expect: Verdict
     attempts: list = dataclasses.field(default_factory=list)
     not_run: str = None
+    # The lab flavour of a lab row (lab.toml [flavours]); run_boots fills in
+    # the default for the row's kind of kernel.
+    lab: str = None
 
     def describe(self):
         return {"id": self.id, "kernel": self.kernel.name, "spec": self.spec,
-                "cmdline": self.cmdline, "host": self.host, "expect": self.expect.value}
+                "cmdline": self.cmdline, "host": self.host, "expect": self.expect.value,
+                "lab": self.lab}
 
 
 def _name(value, where):
@@ -151,13 +155,15 @@ def load_matrix(path=None, host=None):
         except ValueError:
             raise BadInput(f"{where}: expect must be one of {', '.join(v.value for v in Verdict)}") from None
         cmdline = _typed(table, "cmdline", str, where, kernel.cmdline)
+        lab = _typed(table, "lab", str, where, "") or None
         base = _name(table.get("name", kernel.name), where)
         for spec_name in spec_names:
             specs.load_spec(spec_name)
             for host_kind in hosts:
                 row_id = base + (f".{spec_name}" if len(spec_names) > 1 else "") \
                     + (f"@{host_kind}" if len(hosts) > 1 else "")
-                rows.append(Row(_name(row_id, where), kernel, spec_name, cmdline, host_kind, expect))
+                rows.append(Row(_name(row_id, where), kernel, spec_name, cmdline, host_kind, expect,
+                                lab=lab if host_kind == "lab" else None))
     ids = [r.id for r in rows]
     if dupes := sorted({i for i in ids if ids.count(i) > 1}):
         raise BadInput(f"{path}: row names must be unique; give [[boot]] rows a name: {', '.join(dupes)}")
@@ -314,7 +320,7 @@ def _boot_row(ctx, row, folder, kernel, host, host_dir):
     req = BootRequest(kernel=kernel["path"], spec=row.spec, host=row.host,
                       cmdline=freebsd.kernel_cmdline(row.cmdline) if is_freebsd else row.cmdline,
                       memory_mb=row.kernel.memory, disk=kernel["disk"], out_dir=str(folder),
-                      lab_config=ctx.lab_config,
+                      lab_config=ctx.lab_config, lab=row.lab,
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in") if is_freebsd else None)
     try:
         data = boot(req, progress=lambda line: ctx.progress(f"{row.id}: {line}"),
@@ -339,14 +345,17 @@ def _run_wave(ctx, wave, kernels, ports):
     folders = {row.id: _attempt_dir(ctx, row) for row in wave}
     lab_rows = [row for row in wave if row.host == "lab"]
     placed = [(row, None, None) for row in wave if row.host != "lab"]
+    by_flavour = {}
+    for row in lab_rows:
+        by_flavour.setdefault(row.lab, []).append(row)
     with contextlib.ExitStack() as hosts:
-        for chunk in _chunks(lab_rows, ports):
+        for flavour, chunk in [(f, c) for f, rows in by_flavour.items() for c in _chunks(rows, ports)]:
             host_dir = ctx.new_host_dir()
             try:
                 # Started on this thread: QEMU dies with the thread that
                 # started it (PR_SET_PDEATHSIG), and this one outlives the wave.
                 host = hosts.enter_context(lab_host(str(host_dir), str(ctx.boots_dir),
-                                                    ctx.lab_config, ctx.progress))
+                                                    ctx.lab_config, ctx.progress, flavour=flavour))
             except Exception as e:
                 # A host that cannot start fails its guests' attempts, which
                 # are INFRA (retried) unless the input was bad.
@@ -385,9 +394,22 @@ def _run_wave(ctx, wave, kernels, ports):
             raise
 
 
+def assign_flavours(rows, lab_config=None):
+    """Each lab row's flavour: its `lab`, else lab.toml's default for its
+    kind of kernel (FreeBSD's own); a typo fails here, before any boot.
+    The lab config, or None without lab rows."""
+    lab_rows = [r for r in rows if r.host == "lab"]
+    if not lab_rows:
+        return None
+    config = labconfig.load(lab_config)
+    for row in lab_rows:
+        row.lab = labconfig.flavour(config, row.lab, freebsd=row.kernel.source == "freebsd")[0]
+    return config
+
+
 def run_boots(ctx, rows, kernels):
-    ports = labconfig.load(ctx.lab_config)["qemu"]["console_ports"] if any(
-        r.host == "lab" for r in rows) else ctx.parallel
+    config = assign_flavours(rows, ctx.lab_config)
+    ports = config["qemu"]["console_ports"] if config else ctx.parallel
     pending = deque(rows)
     waves = 0
     while pending:

@@ -2,7 +2,7 @@
 
     pytest -p xenboot.plugin --kernel build/probe/probe --spec probe tests/
 
-    @pytest.mark.xenboot(kernel="probe", spec="probe", cmdline="probe.run=info")
+    @pytest.mark.xenboot(kernel="probe", spec="probe", cmdline="probe.run=info", lab="debug")
     def test_echo(target):
         target.session.send_line("echo hi")
         target.session.expect(r"^hi$")
@@ -39,6 +39,7 @@ def pytest_addoption(parser):
     group.addoption("--spec", default=None, help="milestone spec (default generic)")
     group.addoption("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)")
     group.addoption("--cmdline", default=None, help="guest kernel command line")
+    group.addoption("--lab", default=None, help="the lab's Xen: debian or debug (default: lab.toml's)")
     group.addoption("--xenboot-out", default=None, help="parent folder of the run folders")
     group.addoption("--xenboot-fail-unbooted", action="store_true",
                     help=FAIL_UNBOOTED_HELP)
@@ -48,7 +49,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xenboot(**request): what the `target` fixture boots "
-                                       "(kernel, spec, cmdline, host, memory_mb, disk, log_cap)")
+                                       "(kernel, spec, cmdline, host, lab, memory_mb, disk, log_cap)")
 
 
 @pytest.fixture
@@ -56,7 +57,8 @@ def xenboot_request(request):
     """The BootRequest for this test: a parametrized dict, else the
     `xenboot` marker, over the command-line options."""
     opts = request.config.option
-    fields = {"kernel": opts.kernel, "spec": opts.spec, "host": opts.host, "cmdline": opts.cmdline}
+    fields = {"kernel": opts.kernel, "spec": opts.spec, "host": opts.host, "cmdline": opts.cmdline,
+              "lab": opts.lab}
     marker = request.node.get_closest_marker("xenboot")
     if marker:
         fields.update(marker.kwargs)

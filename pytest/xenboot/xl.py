@@ -147,7 +147,7 @@ def render_config(template_path, values):
 
 
 def xl_info(host):
-    """`xl info` on the host as {key: value}."""
+    """`xl info` on the host, as {field: value}."""
     job = host.run(["xl", "info"], timeout=30)
     info = dict(line.split(":", 1) for line in job.stdout.decode().splitlines() if ":" in line)
     return {k.strip(): v.strip() for k, v in info.items()}
@@ -158,6 +158,17 @@ def xen_version(host):
     return f"{info.get('xen_major', '?')}.{info.get('xen_minor', '?')}{info.get('xen_extra', '')}"
 
 
+# Where a Linux dom0 shows Xen's capabilities (CONFIG_XEN_SYS_HYPERVISOR).
+CAPS_FILE = "/sys/hypervisor/properties/capabilities"
+
+
 def xen_caps(host):
-    """The guest types the host's Xen runs (`xen-3.0-x86_64`, ...)."""
-    return xl_info(host).get("xen_caps", "").split()
+    """The guest types the host's Xen runs, as Xen names them
+    ("xen-3.0-x86_64", "xen-3.0-x86_32p", "hvm-3.0-x86_32", ...): from
+    dom0's sysfs, else `xl info`'s xen_caps."""
+    data = host.read_file(CAPS_FILE)
+    text = data.decode() if data is not None else xl_info(host).get("xen_caps", "")
+    caps = text.split()
+    if not caps:
+        raise InfraError(f"the Xen host reports no capabilities ({CAPS_FILE} and `xl info` xen_caps empty)")
+    return caps

@@ -35,12 +35,13 @@ def cpu_fingerprint():
     return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
-def kvm_boots_xen(config, files, timeout):
-    """True if Xen under KVM gets as far as building dom0 within timeout."""
+def kvm_boots_xen(config, qemu, files, timeout):
+    """True if Xen under KVM gets as far as building dom0 within timeout
+    (`qemu`: the QEMU command, LabCache.qemu_command())."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     q = config["qemu"]
-    argv = [q["binary"], "-nodefaults", "-no-user-config", "-display", "none",
+    argv = [*qemu, "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-accel", "kvm", "-cpu", q["cpu"], "-m", str(q["memory_mb"]),
             "-kernel", str(files["xen.elf"]), "-append", " ".join(config["xen"]["cmdline"]),
             "-initrd", f"{files['vmlinux']},{files['initramfs.cpio']}", "-serial", "stdio"]
@@ -69,11 +70,12 @@ def choose(config, cache, files):
     wanted = config["qemu"]["accelerator"]
     if wanted != "auto":
         return wanted
-    memo = cache.root / f"accel-{cache.host_key}-{cpu_fingerprint()}.json"
+    memo = cache.root / f"accel-{cache.host_key}-{cache.xen_key}-{cpu_fingerprint()}.json"
     if memo.is_file():
         with open(memo) as f:
             return json.load(f)["accelerator"]
-    accel = "kvm" if kvm_boots_xen(config, files, config["qemu"]["kvm_probe_seconds"]) else "tcg"
+    accel = "kvm" if kvm_boots_xen(config, cache.qemu_command(), files,
+                                   config["qemu"]["kvm_probe_seconds"]) else "tcg"
     memo.parent.mkdir(parents=True, exist_ok=True)
     with open(memo, "w") as f:
         json.dump({"accelerator": accel}, f)

@@ -10,8 +10,11 @@ from xenboot.lab import cache as labcache, config as labconfig
 from xenboot.lab.qemu import lab_host
 
 
-def _cache(args):
-    return labcache.LabCache(labconfig.load(args.lab_config))
+LAYERS = ("packages", "host", "qemu", "apt", "src", "xen")
+
+
+def _cache(args, flavour=None):
+    return labcache.LabCache(labconfig.load(args.lab_config), flavour=flavour or args.lab)
 
 
 def build(args):
@@ -21,12 +24,18 @@ def build(args):
     files = cache.ensure()
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
         os.mkdir(os.path.join(run_dir, "share"))
-        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config) as host:
-            print(f"lab: host up in {host.timings['dom0_ready']:.1f} s "
-                  f"({'from the snapshot' if host.timings['from_snapshot'] else 'cold boot'})")
+        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config,
+                      flavour=cache.flavour) as host:
+            print(f"lab: {cache.flavour} host up in {host.timings['dom0_ready']:.1f} s "
+                  f"({'from the snapshot' if host.timings['from_snapshot'] else 'cold boot'}); "
+                  f"{host.qemu_version}")
     with open(files["manifest.json"]) as f:
         manifest = json.load(f)
+    with open(cache.xen_dir / "manifest.json") as f:
+        xen = json.load(f)
     print(f"lab: host layer {cache.host_dir}")
+    print(f"lab: {cache.flavour} hypervisor {cache.xen_dir}"
+          + (f" (built in {xen['build_seconds']} s)" if "build_seconds" in xen else ""))
     for name, version in sorted(manifest["versions"].items()):
         print(f"  {name} {version}")
     return 0
@@ -34,17 +43,19 @@ def build(args):
 
 def status(args):
     cache = _cache(args)
-    state = "built" if cache.is_built() else "not built (run `make lab`)"
-    print(f"lab: {state}: packages-{cache.packages_key}, host-{cache.host_key} in {cache.root}")
+    state = "built" if cache.is_built() else f"not built (run `make lab LAB={cache.flavour}`)"
+    print(f"lab: {cache.flavour} {state}: {', '.join(d.name for d in cache.layer_dirs())} in {cache.root}")
     return 0 if cache.is_built() else 1
 
 
 def prune(args):
-    """Remove cache layers that configs/lab.toml no longer leads to."""
-    cache = _cache(args)
-    keep = {cache.packages_dir.name, cache.host_dir.name}
-    for layer in sorted(cache.root.glob("*-*")):
-        if layer.is_dir() and layer.name.split("-")[0] in ("packages", "host") and layer.name not in keep:
+    """Remove cache layers that configs/lab.toml no longer leads to, in
+    any of its flavours."""
+    config = labconfig.load(args.lab_config)
+    caches = [_cache(args, name) for name in labconfig.flavours(config)]
+    keep = {d.name for cache in caches for d in cache.layer_dirs()}
+    for layer in sorted(caches[0].root.glob("*-*")):
+        if layer.is_dir() and layer.name.split("-")[0] in LAYERS and layer.name not in keep:
             shutil.rmtree(layer)
             print(f"lab: removed stale layer {layer}")
     return 0
@@ -62,7 +73,7 @@ def exec_(args):
     /share), print its output, stop the host."""
     share = os.path.abspath(args.share or tempfile.mkdtemp(prefix="xenboot-share-"))
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
-        with lab_host(run_dir, share, args.lab_config) as host:
+        with lab_host(run_dir, share, args.lab_config, flavour=args.lab) as host:
             job = host.run(args.argv, timeout=args.timeout, check=False)
             sys.stdout.buffer.write(job.stdout)
             sys.stderr.buffer.write(job.stderr)
@@ -75,7 +86,8 @@ def shell(args):
     terminal.require_tty("make shell")
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
         os.mkdir(os.path.join(run_dir, "share"))
-        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config) as host:
+        with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config,
+                      flavour=args.lab) as host:
             attachment = host.open_shell()
             print(f"lab: dom0 shell; {terminal.ESCAPE_NAME} or `exit` leaves and stops the host\r",
                   flush=True)
@@ -87,6 +99,11 @@ def shell(args):
     return 0
 
 
+def _common(p):
+    p.add_argument("--lab-config")
+    p.add_argument("--lab", help="flavour: debian or debug (lab.toml [flavours]; default its default)")
+
+
 def add_parser(sub):
     lab = sub.add_parser("lab", help="the embedded Xen host").add_subparsers(dest="lab_command", required=True)
     for name, func, helptext in (("build", build, "build the lab cache (no-op when built)"),
@@ -95,10 +112,10 @@ def add_parser(sub):
                                  ("prune", prune, "remove cache layers the lab config no longer uses"),
                                  ("shell", shell, "a shell in a fresh host's dom0")):
         p = lab.add_parser(name, help=helptext)
-        p.add_argument("--lab-config")
+        _common(p)
         p.set_defaults(func=func)
     p = lab.add_parser("exec", help="run one command in a fresh host's dom0")
-    p.add_argument("--lab-config")
+    _common(p)
     p.add_argument("--share", help="host folder mounted read-only at /share in dom0")
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("argv", nargs="+")

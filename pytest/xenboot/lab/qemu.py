@@ -95,14 +95,20 @@ class EmbeddedHost:
         self._own_private = False
         self._channels = []  # QMP and control sockets, closed with the consoles
         self._stderr = None
+        self._xen_caps = None
+        self.qemu = None
+        self.qemu_version = None
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self):
         files = self.cache.host_files()
         q = self.config["qemu"]
-        if shutil.which(q["binary"]) is None:
-            raise InfraError(f"{q['binary']} not found: run `apt-get install qemu-system-x86`")
+        self.qemu = self.cache.qemu_command()
+        if shutil.which(self.qemu[0]) is None:
+            raise InfraError(f"QEMU {self.qemu[0]} not found: run `make lab` "
+                             f"(or unset {labcache.QEMU_ENV})")
+        self.qemu_version = labcache.qemu_version(self.qemu)
         self._private = self._private_dir()
         listeners = {name: self._listen(name) for name in
                      ["qmp", "control"] + [f"console{i}" for i in range(q["console_ports"])]}
@@ -163,11 +169,10 @@ class EmbeddedHost:
 
     def _snapshot_inputs(self):
         q = dict(self.config["qemu"])
-        version = subprocess.run([q["binary"], "--version"], capture_output=True, text=True).stdout
         # Under KVM the saved CPU state is the real CPU's; TCG's is emulated.
         cpu = accel.cpu_fingerprint() if self.accelerator == "kvm" else "tcg"
-        return {"format": SNAPSHOT_FORMAT, "qemu": version.splitlines()[:1], "cpu": cpu,
-                "host_root": self.host_root,
+        return {"format": SNAPSHOT_FORMAT, "qemu": [self.qemu_version], "cpu": cpu,
+                "host_root": self.host_root, "xen_layer": self.cache.xen_key,
                 "xen": self.config["xen"]["cmdline"], "dom0": self.config["dom0"]["cmdline"],
                 "machine": {k: q[k] for k in ("memory_mb", "cpus", "cpu", "console_ports")}}
 
@@ -248,6 +253,13 @@ class EmbeddedHost:
         """Xen's console from now on: the serial QEMU appends to host.log."""
         return xenconsole.FileSource(self.host_log)
 
+    def xen_caps(self):
+        """The guest types this host's Xen runs (xl.xen_caps), asked once:
+        they are the flavour's, fixed while the host lives."""
+        if self._xen_caps is None:
+            self._xen_caps = xl.xen_caps(self)
+        return self._xen_caps
+
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
         return the harness's end of it."""
@@ -281,11 +293,11 @@ class EmbeddedHost:
             self.free_ports.append(index)
 
     def describe(self):
-        return {"kind": self.kind, "accelerator": self.accelerator,
-                "packages": self.cache.packages_key, "host_layer": self.cache.host_key}
-
-    def xen_caps(self):
-        return xl.xen_caps(self)
+        return {"kind": self.kind, "accelerator": self.accelerator, "flavour": self.cache.flavour,
+                "qemu_version": self.qemu_version, "cpu_model": self.config["qemu"]["cpu"],
+                "vcpus": self.config["qemu"]["cpus"],
+                "packages": self.cache.packages_key, "host_layer": self.cache.host_key,
+                "xen_layer": self.cache.xen_key}
 
     # -- internals ----------------------------------------------------------
 
@@ -323,8 +335,9 @@ class EmbeddedHost:
     def _argv(self, listeners):
         q, p = self.config["qemu"], self._private
         dom0_cmdline = " ".join(self.config["dom0"]["cmdline"])
-        argv = [q["binary"], "-nodefaults", "-no-user-config", "-display", "none",
-                "-no-reboot", "-accel", self.accelerator,
+        argv = [*self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
+                # One host thread per vCPU (MTTCG): guests on both cores.
+                "-no-reboot", "-accel", "tcg,thread=multi" if self.accelerator == "tcg" else self.accelerator,
                 "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
@@ -349,10 +362,12 @@ class EmbeddedHost:
         return argv
 
 
-def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False):
+def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False,
+             flavour=None, freebsd=False):
     """An embedded host (not started yet) for configs/lab.toml or
-    `lab_config`, its cache built if need be, whose dom0 sees `share`."""
+    `lab_config`, of `flavour` (None: the default for a FreeBSD boot or
+    not), its cache built if need be, whose dom0 sees `share`."""
     config = labconfig.load(lab_config)
-    cache = labcache.LabCache(config)
+    cache = labcache.LabCache(config, flavour=flavour, freebsd=freebsd)
     files = cache.ensure(log=progress)
     return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files), host_root)
