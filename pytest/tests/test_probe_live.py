@@ -2,7 +2,6 @@
 pytest plugin's `target` fixture (issue 3), each fault command gives the
 verdict a harness user relies on; its trap-path checks, its pv32pae build,
 and what reaches Xen's own console (issues 12 and 14)."""
-import dataclasses
 import os
 import re
 import subprocess
@@ -13,7 +12,6 @@ from xenboot import paths
 from xenboot.boot import BootRequest, boot, booted
 from xenboot.console import ExpectFailed
 from xenboot.errors import Verdict
-from xenboot.lab import config as labconfig
 
 pytestmark = pytest.mark.xenboot(kernel="probe", spec="probe")
 
@@ -74,24 +72,6 @@ def lab_qemu(run_dir):
     return int(re.search(r"version (\d+)\.", version).group(1)), argv[argv.index("-accel") + 1]
 
 
-def lab_flavours():
-    """The lab's flavours (lab.toml [flavours], issue 12); none before them."""
-    if "lab" not in {f.name for f in dataclasses.fields(BootRequest)}:
-        return []
-    flavours = labconfig.load().get("flavours", {})
-    return [name for name, table in flavours.items() if isinstance(table, dict)]
-
-
-def on_lab(flavour):
-    """BootRequest fields that pick a lab flavour, where the lab has them."""
-    return {"lab": flavour} if lab_flavours() else {}
-
-
-needs_debug_lab = pytest.mark.skipif(
-    "debug" not in lab_flavours(),
-    reason="needs the lab's `debug` flavour (Xen with CONFIG_PV32 and CONFIG_DEBUG, issue 12)")
-
-
 def boot_probe(tmp_path, kernel="probe", **fields):
     record = boot(BootRequest(kernel=kernel, spec="probe", out_dir=str(tmp_path / "run"), **fields),
                   progress=lambda line: None)
@@ -115,7 +95,7 @@ def test_pv64_trap_paths(target):
 
 
 def test_pv32pae_refused_before_the_domain_on_a_xen_without_pv32(tmp_path):
-    data, out = boot_probe(tmp_path, PV32, **on_lab("debian"))
+    data, out = boot_probe(tmp_path, PV32, lab="debian")
     assert data["verdict"] == "BAD_INPUT" and data["exit_status"] == 2
     assert "xen-3.0-x86_32p" in data["message"] and "cannot run 32-bit PV guests" in data["message"]
     assert data["kernel"]["guest_type"] == "xen-3.0-x86_32p"
@@ -125,7 +105,7 @@ def test_pv32pae_refused_before_the_domain_on_a_xen_without_pv32(tmp_path):
 
 def test_xenprint_on_a_release_xen_is_denied(tmp_path):
     with booted(BootRequest(kernel="probe", spec="probe", out_dir=str(tmp_path / "run"),
-                            **on_lab("debian")), progress=lambda line: None) as target:
+                            lab="debian"), progress=lambda line: None) as target:
         assert target.verdict is Verdict.PASS, target.message
         target.session.send_line("xenprint hello-xen-console")
         reply = target.session.expect(r"^xenprint: (.*)$", timeout=10).group(1)
@@ -135,7 +115,6 @@ def test_xenprint_on_a_release_xen_is_denied(tmp_path):
         assert "hello-xen-console" not in f.read()
 
 
-@needs_debug_lab
 def test_pv32pae_probe_passes_on_the_debug_lab(tmp_path):
     data, out = boot_probe(tmp_path, PV32, lab="debug")
     assert data["verdict"] == "PASS", data["message"]
@@ -149,7 +128,6 @@ def test_pv32pae_probe_passes_on_the_debug_lab(tmp_path):
         assert found[name][0] == "ok", (name, found[name])
 
 
-@needs_debug_lab
 @pytest.mark.parametrize("kernel", ["probe", PV32], ids=["pv64", "pv32pae"])
 def test_xenprint_and_refused_update_reach_xen_console_on_the_debug_lab(tmp_path, kernel):
     with booted(BootRequest(kernel=kernel, spec="probe", out_dir=str(tmp_path / "run"), lab="debug"),
