@@ -335,9 +335,12 @@ def _frames(xenctx, symbols):
     """The return addresses in xenctx's stack trace, innermost first, as
     function+offset: only words that land in a function (an nm text
     symbol), not the stack's own addresses or data."""
-    functions = Symbols(symbols).functions
+    symbols = Symbols(symbols)
     trace = xenctx.split("Stack Trace:", 1)[-1]
-    return [name for _, name in FRAME.findall(trace) if name.split("+")[0] in functions]
+    # Named again from the address: xenctx names a 32-bit guest's zero words
+    # as the symbol 4 GiB below them (hypercall_page+0x3ffa5000).
+    names = (symbols.name(int(address, 16)) for address, _ in FRAME.findall(trace))
+    return [name for name in names if name and name.split("+")[0] in symbols.functions]
 
 
 def _fetch(host, path, dest):
