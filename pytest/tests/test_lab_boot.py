@@ -146,9 +146,12 @@ def test_flood_is_capped_and_still_judged(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_leaves_no_qemu_and_keeps_the_logs(tmp_path, signum):
     out = tmp_path / "run"
+    # A Ctrl-C reaches it even when this test runs in a background job,
+    # whose children inherit SIGINT ignored.
     proc = subprocess.Popen([XENBOOT, "boot", "--out", str(out), "--kernel", PROBE,
                              "--cmdline", "probe.run=hang"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in proc.stdout:  # the guest has printed its first line
         if "milestone first-output" in line:
             break

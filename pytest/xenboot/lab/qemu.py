@@ -193,7 +193,21 @@ class EmbeddedHost:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        self.qmp.execute("cont")
+        self._cont_after_migration()
+
+    def _cont_after_migration(self, timeout=30):
+        """`cont` once QEMU lets the saved VM run again: QEMU 10 sends the
+        "completed" event a moment before its migration is finalized and
+        refuses `cont` until then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.qmp.execute("cont")
+                return
+            except InfraError as e:
+                if "not finalized" not in e.message or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def _resume(self, timeout):
         """A restored dom0 said `ready` long ago, in the snapshot's past;
