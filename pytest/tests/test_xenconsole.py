@@ -455,3 +455,64 @@ def test_host_xl_follows_xl_dmesg_for_the_domains_xen_report(tmp_path):
     assert result["message"].startswith("Xen: unhandled #PF[0000], fault in create_bounce_frame,"
                                         " RIP _start, cr2 0xdeadb000")
     assert f"Domain {domid} (vcpu#0) crashed" in xen_log
+
+
+# -- end to end on the debug lab: the probe's console_io and Xen's refusal -----
+
+RESULT = """\
+hang = 30
+[[milestone]]
+name = "result"
+pattern = '^PROBE result '
+source = "console"
+budget = 60
+"""
+# Lines of the two sources are judged in the order they reach the harness,
+# which is not always the order they were printed in: a spec does not make
+# a milestone of one source wait for one of the other printed just before.
+XEN_HELLO = """\
+hang = 30
+[[milestone]]
+name = "xen-hello"
+pattern = '^hello-from-(?P<who>[a-z]+)$'
+source = "xen"
+budget = 60
+"""
+REFUSED = """\
+[[milestone]]
+name = "refused"
+pattern = '^badpte: .*: refused '
+source = "console"
+budget = 60
+"""
+
+
+def test_probes_console_io_is_a_milestone_and_xens_refusal_stays_with_its_run(tmp_path):
+    """Two probes on one debug host: each prints through console_io (matched
+    from Xen's console only), one makes Xen refuse a page-table update; the
+    refusal is in that run's result.json `xen`, not the other's."""
+    specs = {"bad": write_spec(tmp_path, RESULT + REFUSED, "bad.toml"),
+             "good": write_spec(tmp_path, XEN_HELLO, "good.toml")}
+    runs = {"bad": "probe.run=xenprint hello-from-bad,badpte", "good": "probe.run=xenprint hello-from-good"}
+    records = {}
+    with shared_lab_host(str(tmp_path), progress=lambda line: None, flavour="debug") as host:
+        def run(name):
+            records[name] = boot(BootRequest(kernel="probe", spec=specs[name], cmdline=runs[name], lab="debug",
+                                             out_dir=str(tmp_path / name)),
+                                 progress=lambda line: None, shared_host=host).data
+        threads = [threading.Thread(target=run, args=(name,)) for name in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for name, data in records.items():
+        assert data["verdict"] == "PASS", data["message"]
+        assert f"hello-from-{name}" in (tmp_path / name / "xen.log").read_text()
+    jsonl = [json.loads(line) for line in (tmp_path / "good" / "console.jsonl").read_text().splitlines()]
+    assert any(r["dir"] == "recv" and r["source"] == XEN and r["text"] == "hello-from-good" for r in jsonl)
+    hello = records["good"]["milestones"][-1]
+    assert (hello["name"], hello["line"], hello["source"]) == ("xen-hello", "hello-from-good", XEN)
+    bad, good = records["bad"], records["good"]
+    assert any("Bad L1 flags" in line for line in bad["xen"]["messages"]), bad["xen"]
+    assert "Bad L1 flags" not in (tmp_path / "good" / "xen.log").read_text()
+    assert f"d{bad['domain']['domid']}v0 Bad L1 flags" in (tmp_path / "bad" / "xen.log").read_text()
