@@ -38,13 +38,15 @@ def write_matrix(tmp_path, text):
     return path
 
 
-def test_a_folder_row_is_one_row_per_kernel_file(tmp_path, builds):
-    _, rows = nightly.load_matrix(write_matrix(tmp_path, f'''
-[kernel.suite]
-from = "folder"
-folder = "{builds}"
-cmdline = "probe.run=poweroff"
+def folder_rows(tmp_path, folder, kernel_keys="", boots='[[boot]]\nkernel = "suite"\n'):
+    """The rows of a matrix whose kernel `suite` is `folder`."""
+    _, rows = nightly.load_matrix(write_matrix(
+        tmp_path, f'[kernel.suite]\nfrom = "folder"\nfolder = "{folder}"\n{kernel_keys}\n{boots}'))
+    return rows
 
+
+def test_a_folder_row_is_one_row_per_kernel_file(tmp_path, builds):
+    rows = folder_rows(tmp_path, builds, 'cmdline = "probe.run=poweroff"', boots='''
 [[boot]]
 kernel = "suite"
 spec = "probe"
@@ -54,7 +56,7 @@ name = "again"
 kernel = "suite"
 spec = "generic"
 expect = "PANIC"
-'''))
+''')
     assert [(r.id, r.spec, r.expect.value, r.cmdline) for r in rows] == [
         ("suite.probe", "probe", "PASS", "probe.run=poweroff"),
         ("suite.probe-pv32pae", "probe", "PASS", "probe.run=poweroff"),
@@ -67,15 +69,8 @@ expect = "PANIC"
 
 
 def test_a_folder_rows_glob_picks_the_files(tmp_path, builds):
-    _, rows = nightly.load_matrix(write_matrix(tmp_path, f'''
-[kernel.pv32]
-from = "folder"
-folder = "{builds}"
-glob = "*pv32*"
-[[boot]]
-kernel = "pv32"
-'''))
-    assert [r.id for r in rows] == ["pv32.probe-pv32pae"]
+    rows = folder_rows(tmp_path, builds, 'glob = "*pv32*"')
+    assert [r.id for r in rows] == ["suite.probe-pv32pae"]
 
 
 @pytest.mark.parametrize("folder, glob, words", [
@@ -84,11 +79,9 @@ kernel = "pv32"
     ("builds", "*.cfg", "no ELF executable in"),
 ])
 def test_a_folder_without_kernels_is_refused_before_anything_runs(tmp_path, builds, folder, glob, words):
-    path = write_matrix(tmp_path, f'[kernel.k]\nfrom = "folder"\nfolder = "{tmp_path / folder}"\n'
-                                  f'glob = "{glob}"\n[[boot]]\nkernel = "k"\n')
     with pytest.raises(BadInput) as e:
-        nightly.load_matrix(path)
-    assert words in e.value.message and "[kernel.k]" in e.value.message
+        folder_rows(tmp_path, tmp_path / folder, f'glob = "{glob}"')
+    assert words in e.value.message and "[kernel.suite]" in e.value.message
 
 
 def test_the_kernels_option_matrix_names_the_folder_and_spec(tmp_path, builds):
