@@ -87,12 +87,13 @@ def test_a_folder_without_kernels_is_refused_before_anything_runs(tmp_path, buil
 def test_the_kernels_option_matrix_names_the_folder_and_spec(tmp_path, builds):
     odd = tmp_path / 'my "odd" folder'
     builds.rename(odd)
-    text = nightly.folder_matrix(odd, "probe", "probe*")
+    text = nightly.folder_matrix(odd, "probe", "probe*", lab="debug")
     raw = tomllib.loads(text)
     # A folder name that is not a row name gives its rows a plain one.
     assert raw["kernel"]["kernels"] == {"from": "folder", "folder": str(odd), "glob": "probe*"}
     _, rows = nightly.load_matrix(write_matrix(tmp_path, text))
-    assert [(r.id, r.spec) for r in rows] == [("kernels.probe", "probe"), ("kernels.probe-pv32pae", "probe")]
+    assert [(r.id, r.spec, r.lab) for r in rows] == [("kernels.probe", "probe", "debug"),
+                                                     ("kernels.probe-pv32pae", "probe", "debug")]
 
 
 def test_make_nightly_kernels_refuses_a_missing_folder(tmp_path):

@@ -157,15 +157,17 @@ def folder_kernels(kernel, where):
                                 options={"path": str(p)}) for p in files]
 
 
-def folder_matrix(folder, spec, glob="*"):
+def folder_matrix(folder, spec, glob="*", lab=None):
     """The matrix `xenboot nightly --kernels` runs: one row per kernel file
-    in `folder`, booted with `spec`, named <folder name>.<file>."""
+    in `folder`, booted with `spec` (on lab flavour `lab`), named
+    <folder name>.<file>."""
     name = pathlib.Path(folder).resolve().name
     if not name or set(name) - set(NAME_CHARS) or len(name) > MAX_NAME // 2:
         name = "kernels"
     # JSON strings are TOML basic strings (same escapes).
     return (f'[kernel.{name}]\nfrom = "folder"\nfolder = {json.dumps(str(pathlib.Path(folder).resolve()))}\n'
-            f'glob = {json.dumps(glob)}\n\n[[boot]]\nkernel = "{name}"\nspec = {json.dumps(spec)}\n')
+            f'glob = {json.dumps(glob)}\n\n[[boot]]\nkernel = "{name}"\nspec = {json.dumps(spec)}\n'
+            + (f'lab = {json.dumps(lab)}\n' if lab else ""))
 
 
 def load_matrix(path=None, host=None):
@@ -642,7 +644,7 @@ def _command(args):
     matrix = args.matrix
     if args.kernels:
         matrix = os.path.join(out, "matrix.toml")
-        pathlib.Path(matrix).write_text(folder_matrix(args.kernels, args.spec, args.glob))
+        pathlib.Path(matrix).write_text(folder_matrix(args.kernels, args.spec, args.glob, args.lab))
     try:
         with sigterm_raises(), Progress() as progress:
             summary = run_nightly(matrix, out, args.parallel, args.host, args.src,
@@ -672,6 +674,7 @@ def add_parser(sub):
                    "executable) in DIR, booted with --spec")
     p.add_argument("--glob", default="*", help="with --kernels: which files of DIR (default *)")
     p.add_argument("--spec", default="generic", help="with --kernels: the rows' spec (default generic)")
+    p.add_argument("--lab", help="with --kernels: the rows' lab flavour (default: lab.toml's)")
     p.add_argument("--out", help="run folder (default out/nightly/<UTC time>-<id>)")
     p.add_argument("--parallel", type=int, default=4, help="guests booting at once (default 4)")
     p.add_argument("--host", choices=("lab", "xl"), help="boot every row on this host kind")
