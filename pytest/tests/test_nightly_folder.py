@@ -105,6 +105,15 @@ def test_make_nightly_kernels_refuses_a_missing_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_folder_options_without_a_folder_are_refused(tmp_path):
+    proc = subprocess.run([str(paths.REPO / "ci" / "xenboot"), "nightly", "--spec", "xtf", "--lab", "debug",
+                           "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("xenboot: BAD_INPUT: --spec --lab: only with --kernels DIR "
+                                   "(a matrix names each row's own)")
+    assert not (tmp_path / "run").exists()
+
+
 def test_real_folder_rows_boot_pv64_and_pv32pae_probes(tmp_path, builds):
     """`make nightly KERNELS=DIR SPEC=probe LAB=debug`: the debug lab runs
     both guest types; each file is a row of the nightly's report."""

@@ -638,13 +638,17 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
 
 
 def _command(args):
+    folder_options = [f"--{key}" for key in ("spec", "glob", "lab") if getattr(args, key) is not None]
+    if folder_options and not args.kernels:
+        raise BadInput(f"{' '.join(folder_options)}: only with --kernels DIR (a matrix names each row's own)")
     if args.kernels and not os.path.isdir(args.kernels):
         raise BadInput(f"--kernels {args.kernels}: not a folder; name the folder that holds the kernel files")
     out = result.run_dir(args.out, "nightly")
     matrix = args.matrix
     if args.kernels:
         matrix = os.path.join(out, "matrix.toml")
-        pathlib.Path(matrix).write_text(folder_matrix(args.kernels, args.spec, args.glob, args.lab))
+        pathlib.Path(matrix).write_text(folder_matrix(args.kernels, args.spec or "generic", args.glob or "*",
+                                                      args.lab))
     try:
         with sigterm_raises(), Progress() as progress:
             summary = run_nightly(matrix, out, args.parallel, args.host, args.src,
@@ -672,8 +676,8 @@ def add_parser(sub):
     p.add_argument("--matrix", default=str(DEFAULT_MATRIX), help="matrix TOML (default configs/nightly.toml)")
     p.add_argument("--kernels", metavar="DIR", help="instead of the matrix, one row per kernel file (ELF "
                    "executable) in DIR, booted with --spec")
-    p.add_argument("--glob", default="*", help="with --kernels: which files of DIR (default *)")
-    p.add_argument("--spec", default="generic", help="with --kernels: the rows' spec (default generic)")
+    p.add_argument("--glob", help="with --kernels: which files of DIR (default *)")
+    p.add_argument("--spec", help="with --kernels: the rows' spec (default generic)")
     p.add_argument("--lab", help="with --kernels: the rows' lab flavour (default: lab.toml's)")
     p.add_argument("--out", help="run folder (default out/nightly/<UTC time>-<id>)")
     p.add_argument("--parallel", type=int, default=4, help="guests booting at once (default 4)")
