@@ -214,8 +214,8 @@ def load_matrix(path=None, host=None):
                 for host_kind in hosts:
                     row_id = member + (f".{spec_name}" if len(spec_names) > 1 else "") \
                         + (f"@{host_kind}" if len(hosts) > 1 else "")
-                    rows.append(Row(_name(row_id, where), member_kernel, spec_name, cmdline, host_kind, expect,
-                                    lab=lab if host_kind == "lab" else None))
+                    rows.append(Row(_name(row_id, where), member_kernel, spec_name, cmdline, host_kind,
+                                    expect, lab=lab if host_kind == "lab" else None))
     ids = [r.id for r in rows]
     if dupes := sorted({i for i in ids if ids.count(i) > 1}):
         raise BadInput(f"{path}: row names must be unique; give [[boot]] rows a name: {', '.join(dupes)}")
