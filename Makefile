@@ -31,7 +31,7 @@ BOOT_ARGS = --host $(call q,$(HOST)) --memory $(call q,$(MEMORY)) \
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug]"
 	@echo "make test | make bench | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
-	@echo "make nightly [MATRIX=...] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
+	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
 	@ci/deps install
@@ -100,7 +100,9 @@ bench: deps probe
 
 nightly: deps probe
 	@$(XENBOOT) nightly $(if $(MATRIX),--matrix $(call q,$(MATRIX))) $(if $(OUT),--out $(call q,$(OUT))) \
-		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(filter xl,$(HOST)),--host xl)
+		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(filter xl,$(HOST)),--host xl) \
+		$(if $(KERNELS),--kernels $(call q,$(KERNELS)) --spec $(call q,$(or $(SPEC),generic)) $(if $(GLOB),--glob $(call q,$(GLOB))) \
+			$(if $(LAB),--lab $(call q,$(LAB))))
 
 bisect: deps
 	@test -n $(call q,$(GOOD)) && test -n $(call q,$(BAD)) && test -n $(call q,$(MILESTONE)) || \

@@ -50,7 +50,7 @@ NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-
 # Domain names are cut at 60 characters; row names stay well inside that.
 MAX_NAME = 48
 KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf", "image"},
-                  "path": {"path"}}
+                  "path": {"path"}, "folder": {"folder", "glob"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
 ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab"}
 PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
@@ -120,6 +120,9 @@ def _load_kernel(name, table, where):
         raise BadInput(f"{where}: file must be one of {', '.join(PROBE_FILES)}")
     if source_kind == "path":
         _typed(table, "path", str, where)
+    if source_kind == "folder":
+        _typed(table, "folder", str, where)
+        options["glob"] = _typed(table, "glob", str, where, "*")
     if source_kind == "freebsd":
         options["kernconf"] = _typed(table, "kernconf", str, where, "XEN")
         options["image"] = _typed(table, "image", bool, where, False)
@@ -127,9 +130,50 @@ def _load_kernel(name, table, where):
     return Kernel(name, source_kind, options, _typed(table, "cmdline", str, where, ""), memory)
 
 
+def _is_executable_elf(path):
+    try:
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except (IsADirectoryError, PermissionError):
+        return False
+    # e_type ET_EXEC (2), in the byte order e_ident[EI_DATA] names.
+    return len(head) == 18 and head[:4] == b"\x7fELF" and \
+        int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == 2
+
+
+def folder_kernels(kernel, where):
+    """A `from = "folder"` kernel as the kernels it stands for: every ELF
+    executable its glob matches in the folder, in name order, each a `path`
+    kernel named <kernel>.<file>. What else a build leaves there (objects,
+    xl configs, notes) is not a kernel."""
+    folder = paths.REPO / kernel.options["folder"]
+    if not folder.is_dir():
+        raise BadInput(f"{where}: folder {folder} is not a folder; build the kernels into it or fix `folder`")
+    files = sorted((p for p in folder.glob(kernel.options["glob"]) if _is_executable_elf(p)),
+                   key=lambda p: p.name)
+    if not files:
+        raise BadInput(f"{where}: no ELF executable in {folder} matches {kernel.options['glob']!r}")
+    return [dataclasses.replace(kernel, name=_name(f"{kernel.name}.{p.name}", where), source="path",
+                                options={"path": str(p)}) for p in files]
+
+
+def folder_matrix(folder, spec, glob="*", lab=None):
+    """The matrix `xenboot nightly --kernels` runs: one row per kernel file
+    in `folder`, booted with `spec` (on lab flavour `lab`), named
+    <folder name>.<file>."""
+    name = pathlib.Path(folder).resolve().name
+    if not name or set(name) - set(NAME_CHARS) or len(name) > MAX_NAME // 2:
+        name = "kernels"
+    # JSON strings are TOML basic strings (same escapes).
+    return (f'[kernel.{name}]\nfrom = "folder"\nfolder = {json.dumps(str(pathlib.Path(folder).resolve()))}\n'
+            f'glob = {json.dumps(glob)}\n\n[[boot]]\nkernel = "{name}"\nspec = {json.dumps(spec)}\n'
+            + (f'lab = {json.dumps(lab)}\n' if lab else ""))
+
+
 def load_matrix(path=None, host=None):
     """The validated matrix: ({name: Kernel}, [Row]); `host` replaces every
-    row's hosts. Every spec is loaded here, so a typo fails before any boot."""
+    row's hosts. Every spec is loaded here, so a typo fails before any boot;
+    a row of a folder kernel becomes one row per kernel file in it."""
     path = pathlib.Path(path or DEFAULT_MATRIX)
     try:
         raw = tomllib.loads(path.read_text())
@@ -140,6 +184,8 @@ def load_matrix(path=None, host=None):
     kernels = {name: _load_kernel(name, table, f"{path} [kernel.{name}]")
                for name, table in _typed(raw, "kernel", dict, str(path), {}).items()}
     rows = []
+    # A folder is listed once however many rows name it.
+    folders = {}
     for i, table in enumerate(_typed(raw, "boot", list, str(path), [])):
         where = f"{path} [[boot]] #{i + 1}"
         _unknown(table, ROW_KEYS, where)
@@ -157,13 +203,19 @@ def load_matrix(path=None, host=None):
         cmdline = _typed(table, "cmdline", str, where, kernel.cmdline)
         lab = _typed(table, "lab", str, where, "") or None
         base = _name(table.get("name", kernel.name), where)
+        if kernel.source == "folder":
+            files = folders.setdefault(kernel.name, folder_kernels(kernel, f"{path} [kernel.{kernel.name}]"))
+            members = [(f"{base}.{pathlib.Path(k.options['path']).name}", k) for k in files]
+        else:
+            members = [(base, kernel)]
         for spec_name in spec_names:
             specs.load_spec(spec_name)
-            for host_kind in hosts:
-                row_id = base + (f".{spec_name}" if len(spec_names) > 1 else "") \
-                    + (f"@{host_kind}" if len(hosts) > 1 else "")
-                rows.append(Row(_name(row_id, where), kernel, spec_name, cmdline, host_kind, expect,
-                                lab=lab if host_kind == "lab" else None))
+            for member, member_kernel in members:
+                for host_kind in hosts:
+                    row_id = member + (f".{spec_name}" if len(spec_names) > 1 else "") \
+                        + (f"@{host_kind}" if len(hosts) > 1 else "")
+                    rows.append(Row(_name(row_id, where), member_kernel, spec_name, cmdline, host_kind,
+                                    expect, lab=lab if host_kind == "lab" else None))
     ids = [r.id for r in rows]
     if dupes := sorted({i for i in ids if ids.count(i) > 1}):
         raise BadInput(f"{path}: row names must be unique; give [[boot]] rows a name: {', '.join(dupes)}")
@@ -528,8 +580,9 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     summary = {"schema": SCHEMA, "kind": "nightly", "run_dir": str(run_dir), "started": _now(),
                "matrix": {"path": str(matrix_path.resolve()), "sha256": kernelcheck.sha256(matrix_path)},
                "parallel": parallel, "stages": {}, "interrupted": False}
-    # The matrix as run, next to what it produced.
-    shutil.copyfile(matrix_path, run_dir / "matrix.toml")
+    # The matrix as run, next to what it produced (--kernels wrote it there).
+    with contextlib.suppress(shutil.SameFileError):
+        shutil.copyfile(matrix_path, run_dir / "matrix.toml")
     started = time.monotonic()
 
     @contextlib.contextmanager
@@ -585,10 +638,20 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
 
 
 def _command(args):
+    folder_options = [f"--{key}" for key in ("spec", "glob", "lab") if getattr(args, key) is not None]
+    if folder_options and not args.kernels:
+        raise BadInput(f"{' '.join(folder_options)}: only with --kernels DIR (a matrix names each row's own)")
+    if args.kernels and not os.path.isdir(args.kernels):
+        raise BadInput(f"--kernels {args.kernels}: not a folder; name the folder that holds the kernel files")
     out = result.run_dir(args.out, "nightly")
+    matrix = args.matrix
+    if args.kernels:
+        matrix = os.path.join(out, "matrix.toml")
+        pathlib.Path(matrix).write_text(folder_matrix(args.kernels, args.spec or "generic", args.glob or "*",
+                                                      args.lab))
     try:
         with sigterm_raises(), Progress() as progress:
-            summary = run_nightly(args.matrix, out, args.parallel, args.host, args.src,
+            summary = run_nightly(matrix, out, args.parallel, args.host, args.src,
                                   args.lab_config, args.bench_dir, progress)
     except (KeyboardInterrupt, Terminated) as e:
         what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
@@ -611,6 +674,11 @@ def add_parser(sub):
     p = sub.add_parser("nightly", help="the nightly pipeline: build, boot a matrix, report",
                        description=__doc__.splitlines()[0])
     p.add_argument("--matrix", default=str(DEFAULT_MATRIX), help="matrix TOML (default configs/nightly.toml)")
+    p.add_argument("--kernels", metavar="DIR", help="instead of the matrix, one row per kernel file (ELF "
+                   "executable) in DIR, booted with --spec")
+    p.add_argument("--glob", help="with --kernels: which files of DIR (default *)")
+    p.add_argument("--spec", help="with --kernels: the rows' spec (default generic)")
+    p.add_argument("--lab", help="with --kernels: the rows' lab flavour (default: lab.toml's)")
     p.add_argument("--out", help="run folder (default out/nightly/<UTC time>-<id>)")
     p.add_argument("--parallel", type=int, default=4, help="guests booting at once (default 4)")
     p.add_argument("--host", choices=("lab", "xl"), help="boot every row on this host kind")
