@@ -9,6 +9,7 @@ import pathlib
 import re
 import signal
 import subprocess
+import types
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -19,6 +20,7 @@ from xenboot.errors import BadInput, InfraError
 from xenboot.progress import Progress
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
+FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
 PROBE = paths.REPO / "build" / "probe" / "probe"
 KERNELS = """
 [kernel.probe]
@@ -86,6 +88,10 @@ def test_the_default_matrix_crosses_kernels_specs_and_hosts():
     # A row with a list of specs becomes one row per spec.
     assert {"freebsd-XEN-boot_ddb.freebsd-xen-pv-boot-d",
             "freebsd-XEN-boot_ddb.freebsd-xen-pv-kdb-stop"} <= set(ids)
+    # The branch tree's i386 PV kernel beside the amd64 one, on its own spec.
+    assert kernels["freebsd-i386-XEN"].options["target"] == "i386"
+    assert kernels["freebsd-XEN"].options["target"] == "amd64"
+    assert ids["freebsd-i386-XEN"].spec == "freebsd-xen-pv-i386"
     assert {row.host for row in rows} == {"lab"}
     _, on_xl = nightly.load_matrix(host="xl")
     assert {row.host for row in on_xl} == {"xl"}
@@ -126,6 +132,7 @@ def test_rows_boot_on_their_lab_flavour(tmp_path):
     ('[[boot]]\nkernel = "probe"\n[[boot]]\nkernel = "probe"\n', "row names must be unique"),
     ('[[boot]]\nkernel = "probe"\nname = "../escape"\n', "is not a name"),
     ('[kernel.x]\nfrom = "somewhere"\n', "from must be one of"),
+    ('[kernel.x]\nfrom = "freebsd"\ntarget = "sparc64"\n', "target must be one of amd64, i386"),
     ('[[boot]\n', "not a readable TOML matrix"),
 ])
 def test_a_bad_matrix_is_refused_before_anything_runs(tmp_path, text, words):
@@ -392,3 +399,17 @@ def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
     # Every make target they run is one the Makefile has.
     used = {word.split()[0] for cmd in commands.values() for word in cmd.split("make ")[1:]}
     assert used <= make_targets(), f"Makefile lacks {used - make_targets()}"
+
+
+def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path, monkeypatch):
+    """The default matrix's i386 XEN kernel, from the labelled source
+    fixture: built for i386, imaged with the i386 init."""
+    kernels, _ = nightly.load_matrix()
+    monkeypatch.setattr(nightly.build, "DEFAULT_OBJDIR", str(tmp_path / "obj"))
+    ctx = types.SimpleNamespace(src=str(FIXTURE), source_problem=None)
+    kernel, disk = nightly._freebsd_kernel(kernels["freebsd-i386-XEN"], tmp_path, ctx)
+    built = json.loads((tmp_path / "build.json").read_text())
+    assert built["target"] == "i386" and f"/i386.i386{FIXTURE}/sys/XEN/kernel" in built["built"]["path"]
+    assert kernel == tmp_path / "kernel"
+    manifest = json.loads((tmp_path / "image" / "rootfs.manifest.json").read_text())
+    assert manifest["target"] == "i386" and disk == tmp_path / "image" / manifest["image"]

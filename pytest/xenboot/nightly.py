@@ -49,7 +49,7 @@ SCHEMA = 1
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-"
 # Domain names are cut at 60 characters; row names stay well inside that.
 MAX_NAME = 48
-KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf", "image"},
+KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf", "image", "target"},
                   "path": {"path"}, "folder": {"folder", "glob"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
 ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab"}
@@ -126,6 +126,9 @@ def _load_kernel(name, table, where):
     if source_kind == "freebsd":
         options["kernconf"] = _typed(table, "kernconf", str, where, "XEN")
         options["image"] = _typed(table, "image", bool, where, False)
+        options["target"] = _typed(table, "target", str, where, "amd64")
+        if options["target"] not in build.TARGETS:
+            raise BadInput(f"{where}: target must be one of {', '.join(build.TARGETS)}")
     memory = _typed(table, "memory", int, where, 128)
     return Kernel(name, source_kind, options, _typed(table, "cmdline", str, where, ""), memory)
 
@@ -296,12 +299,13 @@ def _freebsd_kernel(kernel, folder, ctx):
         raise NotRun(ctx.source_problem)
     info = {}
     try:
-        built = build.build_kernel(folder, info, src=ctx.src, kernconf=kernel.options["kernconf"])
+        built = build.build_kernel(folder, info, src=ctx.src, kernconf=kernel.options["kernconf"],
+                                   target=kernel.options["target"])
     finally:
         result.write_json(str(folder / "build.json"), info)
     disk = None
     if kernel.options["image"]:
-        made = image.make_image(folder / "image")
+        made = image.make_image(folder / "image", target=kernel.options["target"])
         disk = folder / "image" / made["image"]
     return built, disk
 
