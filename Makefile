@@ -62,7 +62,8 @@ ifeq ($(KERNEL),)
 	@$(XENBOOT) freebsd $(if $(SPEC),--spec $(call q,$(SPEC))) --cmdline $(call q,$(CMDLINE)) --host $(call q,$(HOST)) \
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
-		$(if $(WORLD),--world $(call q,$(WORLD))) $(if $(LAB),--lab $(call q,$(LAB)))
+		$(if $(WORLD),--world $(call q,$(WORLD))) $(if $(LAB),--lab $(call q,$(LAB))) \
+		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR)))
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
 		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)
