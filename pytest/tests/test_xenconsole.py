@@ -379,29 +379,35 @@ def test_check_log_rejudges_the_recorded_xen_lines(tmp_path):
 
 # -- on real Xen (the lab) -------------------------------------------------------
 
+def boot_together(host, requests):
+    """{name: BootRequest} booted at once on one shared host: {name: result data}."""
+    records = {}
+
+    def run(name):
+        records[name] = boot(requests[name], progress=lambda line: None, shared_host=host).data
+    threads = [threading.Thread(target=run, args=(name,)) for name in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return records
+
+
 NEVER = "hang = 30\n[[milestone]]\nname = \"never\"\npattern = '^never$'\nbudget = 60\n"
 
 
 def test_two_crashing_probes_on_one_host_each_get_only_their_own_xen_report(tmp_path):
     spec = write_spec(tmp_path, NEVER, "never.toml")
     runs = {"a": ("probe.run=fault", spec), "b": ("probe.run=fault", spec), "c": ("", "probe")}
-    records = {}
     # The first host of a fresh clone boots cold and saves the snapshot; the
     # host under test must be restored from it, so that its host.log holds
     # only what Xen said about these guests.
     with shared_lab_host(str(tmp_path / "warm-up"), progress=lambda line: None):
         pass
     with shared_lab_host(str(tmp_path), progress=lambda line: None) as host:
-        def run(name):
-            cmdline, spec_name = runs[name]
-            records[name] = boot(BootRequest(kernel="probe", spec=spec_name, cmdline=cmdline,
-                                             out_dir=str(tmp_path / name)),
-                                 progress=lambda line: None, shared_host=host).data
-        threads = [threading.Thread(target=run, args=(name,)) for name in runs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        records = boot_together(host, {name: BootRequest(kernel="probe", spec=spec_name, cmdline=cmdline,
+                                                         out_dir=str(tmp_path / name))
+                                       for name, (cmdline, spec_name) in runs.items()})
     domids = {name: records[name]["domain"]["domid"] for name in runs}
     assert len(set(domids.values())) == 3
     for name in ("a", "b"):
@@ -494,17 +500,10 @@ def test_probes_console_io_is_a_milestone_and_xens_refusal_stays_with_its_run(tm
     specs = {"bad": write_spec(tmp_path, RESULT + REFUSED, "bad.toml"),
              "good": write_spec(tmp_path, XEN_HELLO, "good.toml")}
     runs = {"bad": "probe.run=xenprint hello-from-bad,badpte", "good": "probe.run=xenprint hello-from-good"}
-    records = {}
     with shared_lab_host(str(tmp_path), progress=lambda line: None, flavour="debug") as host:
-        def run(name):
-            records[name] = boot(BootRequest(kernel="probe", spec=specs[name], cmdline=runs[name], lab="debug",
-                                             out_dir=str(tmp_path / name)),
-                                 progress=lambda line: None, shared_host=host).data
-        threads = [threading.Thread(target=run, args=(name,)) for name in runs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        records = boot_together(host, {name: BootRequest(kernel="probe", spec=specs[name], cmdline=runs[name],
+                                                         lab="debug", out_dir=str(tmp_path / name))
+                                       for name in runs})
     for name, data in records.items():
         assert data["verdict"] == "PASS", data["message"]
         assert f"hello-from-{name}" in (tmp_path / name / "xen.log").read_text()
@@ -512,7 +511,7 @@ def test_probes_console_io_is_a_milestone_and_xens_refusal_stays_with_its_run(tm
     assert any(r["dir"] == "recv" and r["source"] == XEN and r["text"] == "hello-from-good" for r in jsonl)
     hello = records["good"]["milestones"][-1]
     assert (hello["name"], hello["line"], hello["source"]) == ("xen-hello", "hello-from-good", XEN)
-    bad, good = records["bad"], records["good"]
+    bad = records["bad"]
     assert any("Bad L1 flags" in line for line in bad["xen"]["messages"]), bad["xen"]
     assert "Bad L1 flags" not in (tmp_path / "good" / "xen.log").read_text()
     assert f"d{bad['domain']['domid']}v0 Bad L1 flags" in (tmp_path / "bad" / "xen.log").read_text()
