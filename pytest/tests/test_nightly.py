@@ -275,21 +275,31 @@ def test_real_nightly_boots_the_matrix_in_one_host(real_run):
     proc, run = real_run
     # The one unexpected row makes it a guest failure; the rest is as expected.
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith(
-        "xenboot: nightly: 5 rows: 3 as expected, 1 unexpected, 1 not run, 0 retried;")
+    last = proc.stdout.strip().splitlines()[-1]
+    counted = re.match(r"xenboot: nightly: 5 rows: 3 as expected, 1 unexpected, 1 not run, (\d+) retried;", last)
+    assert counted, last
     summary = json.loads((run / "summary.json").read_text())
     rows = rows_by_id(summary)
+    # Only INFRA is retried, on a fresh host: a lab fault (one seen in a
+    # few clean-room runs, cause not yet found) costs a retry, not a verdict.
+    retried = {row_id: row for row_id, row in rows.items() if len(row["attempts"]) > 1}
+    assert len(retried) == int(counted.group(1))
+    for row in retried.values():
+        assert all(a["verdict"] == "INFRA" for a in row["attempts"][:-1]), row["attempts"]
     assert rows["probe"]["verdict"] == "PASS"
     assert rows["probe-poweroff"]["verdict"] == "PASS"
     assert rows["crash-at-entry"]["verdict"] == "CRASH" and rows["crash-at-entry"]["outcome"] == "as-expected"
     assert rows["probe-expected-to-panic"]["outcome"] == "unexpected"
     # Four guests at once: one embedded host, started once, and every guest
     # configured (xl's guest.cfg written) before any boot finished.
-    assert sorted(os.listdir(run / "hosts")) == ["1"]
+    # One host a wave: the first for all four, one more for each wave of retries.
+    assert sorted(os.listdir(run / "hosts")) == [str(n + 1) for n in range(max(len(r["attempts"]) for r in rows.values()))]
+    first_wave = [run / rows[row]["attempts"][0]["folder"]
+                  for row in ("probe", "probe-poweroff", "crash-at-entry", "probe-expected-to-panic")]
+    assert max((f / "share" / "guest.cfg").stat().st_mtime_ns for f in first_wave) < \
+        min((f / "result.json").stat().st_mtime_ns for f in first_wave)
     folders = [run / rows[row]["folder"] for row in ("probe", "probe-poweroff", "crash-at-entry",
                                                      "probe-expected-to-panic")]
-    assert max((f / "share" / "guest.cfg").stat().st_mtime_ns for f in folders) < \
-        min((f / "result.json").stat().st_mtime_ns for f in folders)
     for folder in folders:
         for name in ("console.log", "console.jsonl", "result.json", "junit.xml", "reproduce.sh"):
             assert (folder / name).is_file(), folder / name
