@@ -52,6 +52,10 @@ _CONTINUES = re.compile(
 _BEFORE_CRASH = re.compile(r"^domain_crash_sync called from")
 
 _CRASHED = re.compile(r"Domain (\d+) \(vcpu#(\d+)\) crashed")
+# What a debug Xen says about every domain that runs normally (a guest's
+# grant table grows as its first devices connect): not a reason for
+# anything, so never quoted in a verdict.
+_ROUTINE = re.compile(r"Expanding d\d+ grant table")
 _UNHANDLED = re.compile(r"\bd\d+v\d+ Unhandled: (?P<what>.*)")
 _SYNC = re.compile(r"domain_crash_sync called from (?P<where>[^\s:]+)(?:: fault at (?P<addr>[0-9a-f]+)"
                    r"(?: (?P<sym>\S+))?)?")
@@ -304,8 +308,9 @@ def crash_facts(messages, symbolize=None):
         parts.append(f"RIP {facts.get('rip_symbol', facts['rip'])}")
     if facts.get("cr2", "0x0") != "0x0":
         parts.append(f"cr2 {facts['cr2']}")
-    if not parts and messages:
-        parts.append(messages[0])
+    said = next((m for m in messages if not _ROUTINE.search(m)), None)
+    if not parts and said:
+        parts.append(said)
     if parts:
         facts["summary"] = "Xen: " + ", ".join(parts)
     return facts
