@@ -55,10 +55,17 @@ def test_rejudging_with_the_jsonl_gives_the_live_verdict(recorded, name):
 
 def test_without_timestamps_there_are_no_deadlines(recorded):
     out, _ = recorded["boot-d-continue-init"]
-    outcome = check_log(out / "console.log", load_spec("freebsd-xen-pv-boot-d"))
+    outcome = check_log(out / "console.log", load_spec("freebsd-xen-pv-boot-d"), end_reason="poweroff")
     assert outcome.verdict is Verdict.PASS
     assert all(m["seconds"] is None for m in outcome.milestones)
     assert outcome.debugger[1]["command"] == "bt" and "initxen()" in outcome.debugger[1]["reply"]
+
+
+def test_a_bare_log_does_not_show_the_domain_end_the_spec_asks_for(recorded):
+    out, _ = recorded["boot-d-continue-init"]
+    outcome = check_log(out / "console.log", load_spec("freebsd-xen-pv-boot-d"))
+    assert (outcome.verdict, outcome.failed_at) == (Verdict.MILESTONE_MISSING, "poweroff")
+    assert outcome.milestones[-1]["name"] == "init"
 
 
 def test_a_changed_spec_judges_the_old_log_differently(recorded):

@@ -39,6 +39,8 @@ class Drive:
         while not self.judge.done and self.judge.next_deadline() is not None \
                 and self.judge.next_deadline() <= t:
             self.judge.tick(self.judge.next_deadline())
+        self.sent += self.judge.sends
+        self.judge.sends.clear()
         return self
 
     @property
@@ -293,7 +295,42 @@ def test_a_reply_without_its_prompt_is_kept_unfinished():
     drive.data(0.1, b"set $lines = 0\r\ndb> ").data(0.2, b"bt\r\nTracing pid 0\r\nkdb_enter() at")
     drive.tick(100)
     assert drive.outcome.verdict is Verdict.TIMEOUT and drive.outcome.failed_at == "kdb:debugger"
-    assert drive.outcome.debugger[-1] == {"command": "bt", "reply": "Tracing pid 0", "unfinished": True}
+    assert drive.outcome.debugger[-1] == {"command": "bt", "reply": "Tracing pid 0", "unfinished": True,
+                                          "nudged": True}
+
+
+def test_a_held_reply_gets_the_nudge_once_and_goes_on():
+    """FreeBSD 10's Xen console keeps the end of a long reply and the prompt
+    until a key arrives: after [debugger] quiet the judge types the nudge."""
+    drive = Drive(load_spec("freebsd-xen-pv-boot-d")).data(0, BOOT_D_ENTRY)
+    drive.data(0.1, b"set $lines = 0\r\ndb> ").data(0.2, b"bt\r\nTracing pid 0\r\n")
+    drive.tick(5.1)
+    assert drive.sent == ["set $lines = 0\r", "bt\r"] and drive.outcome.verdict is None
+    drive.tick(5.3)
+    assert drive.sent[-1] == "\x07" and drive.outcome.verdict is None
+    drive.data(5.4, b"kdb_enter() at kdb_enter+0x3e\r\ndb> ")
+    assert drive.outcome.debugger[-1] == {"command": "bt", "reply": "Tracing pid 0\nkdb_enter() at kdb_enter+0x3e",
+                                          "nudged": True}
+    assert drive.sent[-1] == "show registers\r"
+    # A new command, a new wait: the nudge may be typed again.
+    drive.tick(10.5)
+    assert drive.sent[-1] == "\x07" and drive.sent.count("\x07") == 2
+
+
+def test_a_panic_whose_prompt_is_held_gets_the_nudge_then_its_session():
+    drive = Drive(load_spec("freebsd-xen-pv-i386")).data(0, b"panic: no init\r\n")
+    drive.tick(6)
+    assert drive.sent == ["\x07"] and drive.judge.state == "fatal-wait"
+    drive.data(6.5, b"KDB: enter: panic\r\ndb> ")
+    assert drive.sent[-1] == "set $lines = 0\r"
+
+
+def test_without_a_nudge_in_the_spec_a_quiet_panic_ends_the_wait(tmp_path):
+    path = tmp_path / "no-nudge.toml"
+    path.write_text('include = "freebsd-xen-pv-i386"\n[debugger]\nnudge = ""\n')
+    drive = Drive(load_spec(str(path))).data(0, b"panic: no init\r\n")
+    drive.tick(6)
+    assert drive.sent == [] and drive.outcome.verdict is Verdict.PANIC
 
 
 def test_a_domain_end_inside_the_session_keeps_the_reply():

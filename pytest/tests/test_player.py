@@ -50,11 +50,19 @@ def test_real_transcripts_replay_to_their_live_verdict(tmp_path, path):
     assert outcome.failed_at == found.get("failed-at")
 
 
+def test_the_real_poweroff_notes_witness_lock_order_reversal(tmp_path):
+    outcome, _ = play("real-i386-boot-to-init", "freebsd-xen-pv-i386", tmp_path)
+    assert (outcome.verdict, outcome.end_reason) == (Verdict.PASS, "poweroff")
+    reversal = [n["fields"] for n in outcome.notes if n["name"] == "lock-order-reversal"]
+    assert [(r["which"], r["lock"]) for r in reversal] == [("1st", "ufs"), ("2nd", "devfs")]
+    assert reversal[0]["where"] == "/usr/src/sys/kern/vfs_mount.c:1229"
+
+
 def test_boot_d_session_continue_mountroot_init(tmp_path):
     outcome, p = play("boot-d-continue-init", "freebsd-xen-pv-boot-d", tmp_path)
     assert outcome.verdict is Verdict.PASS
     assert reached(outcome) == ["bootenv", "kdb-backends", "kdb-current", "kdb", "sysinit", "banner",
-                                "version", "real-memory", "avail-memory", "mountroot", "init"]
+                                "version", "real-memory", "avail-memory", "mountroot", "init", "poweroff"]
     assert p.typed == ["set $lines = 0", "bt", "show registers", "ps", "c"]
     assert [d["command"] for d in outcome.debugger] == ["set $lines = 0", "bt", "show registers", "ps"]
     assert "initxen() at initxen+0x6d2" in outcome.debugger[1]["reply"]
@@ -83,18 +91,19 @@ def test_entry_the_spec_does_not_expect_is_debugger(tmp_path):
 def test_continue_beyond_kdb_to_init(tmp_path, spec):
     outcome, p = play("kdb-mid-boot", spec, tmp_path)
     assert outcome.verdict is Verdict.PASS
-    assert reached(outcome)[-4:] == ["avail-memory", "kdb", "mountroot", "init"]
+    assert reached(outcome)[-5:] == ["avail-memory", "kdb", "mountroot", "init", "poweroff"]
     assert p.typed[-1] == "c"
 
 
 def test_i386_boot_to_init_and_poweroff(tmp_path):
     outcome, _ = play("i386-boot-to-init", "freebsd-xen-pv-i386", tmp_path)
-    assert outcome.verdict is Verdict.PASS and outcome.end_reason is None
+    assert outcome.verdict is Verdict.PASS and outcome.end_reason == "poweroff"
     assert reached(outcome) == ["loader-metadata", "kdb-backends", "kdb-current", "banner", "version",
-                                "real-memory", "avail-memory", "console", "disk", "mountroot", "init"]
+                                "real-memory", "avail-memory", "console", "disk", "mountroot", "init",
+                                "poweroff"]
     version = outcome.milestones[reached(outcome).index("version")]["line"]
     assert version == "FreeBSD 10.4-RELEASE #1: Thu Nov 26 01:40:12 UTC 2026"
-    assert outcome.notes == [{"name": "mountroot", "seconds": outcome.milestones[-2]["seconds"],
+    assert outcome.notes == [{"name": "mountroot", "seconds": outcome.milestones[-3]["seconds"],
                               "line": "Trying to mount root from ufs:/dev/xbd0 []...",
                               "fields": {"root": "ufs:/dev/xbd0", "options": ""}}]
 

@@ -45,12 +45,28 @@ def fixed_run(fixed_tree, tmp_path_factory):
     return tmp, freebsd_boot(fixed_tree, tmp / "run", tmp / "obj")
 
 
-def test_the_fixed_i386_kernel_boots_to_init(fixed_run):
+def test_the_fixed_i386_kernel_boots_to_init_and_powers_off(fixed_run):
     _, result = fixed_run
     assert result["verdict"] == "PASS", result["message"]
     names = [m["name"] for m in result["milestones"]]
-    assert names[-3:] == ["disk", "mountroot", "init"]
-    assert result["milestones"][-1]["line"].startswith("freebsd-xen-ci init: name=/sbin/init ostype=FreeBSD")
+    assert names[-4:] == ["disk", "mountroot", "init", "poweroff"]
+    assert result["milestones"][-2]["line"].startswith("freebsd-xen-ci init: name=/sbin/init ostype=FreeBSD")
+    assert result["end_reason"] == "poweroff"
+
+
+def test_a_panic_planted_from_the_command_line_gives_panic_and_the_ddb_replies(fixed_run):
+    """init_path (a kernel environment tunable, kern/init_main.c) names no
+    file: `panic: no init`, and the debugger answers the spec's script."""
+    tmp, _ = fixed_run
+    result = freebsd_boot(os.environ[FIXED], tmp / "planted", tmp / "obj", "--cmdline", "init_path=/sbin/absent")
+    assert result["verdict"] == "PANIC" and result["message"].startswith("panic: no init"), result["message"]
+    assert "init: not found in path /sbin/absent" in result["message"]
+    assert "Xen:" not in result["message"]      # nothing Xen said explains this panic
+    replies = {r["command"]: r for r in result["debugger"]}
+    assert list(replies) == ["set $lines = 0", "bt", "show registers", "ps"]
+    assert not any(r.get("unfinished") for r in replies.values())
+    assert replies["bt"]["reply"].startswith("Tracing pid 1 ") and "panic" in replies["bt"]["reply"]
+    assert "[init]" not in replies["ps"]["reply"] and "[kernel]" in replies["ps"]["reply"]
 
 
 def test_an_amd64_init_panics_no_init_and_ddb_answers(fixed_run):

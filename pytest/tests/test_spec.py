@@ -52,11 +52,12 @@ def test_freebsd_spec_order_and_optional_stages():
     spec = load_spec("freebsd-xen-pv")
     names = [m.name for m in spec.milestones]
     assert names == ["bootenv", "kdb-backends", "kdb-current", "sysinit", "banner", "version",
-                     "real-memory", "avail-memory", "kdb", "mountroot", "init"]
+                     "real-memory", "avail-memory", "kdb", "mountroot", "init", "poweroff"]
     optional = {m.name for m in spec.milestones if m.optional}
     assert optional == {"bootenv", "sysinit", "kdb"}
     assert spec.scripts["kdb"].commands[0] == "set $lines = 0"
     assert spec.scripts["kdb"].then == "continue"
+    assert spec.milestones[-1].end == ("poweroff",) and spec.debugger.nudge == "\x07"
     assert {f.kind for f in spec.fatal} >= {"panic", "fatal-trap", "debugger", "failsafe"}
 
 
@@ -64,7 +65,7 @@ def test_i386_spec_shares_the_common_lines_and_adds_its_own():
     i386, amd64 = load_spec("freebsd-xen-pv-i386"), load_spec("freebsd-xen-pv")
     names = [m.name for m in i386.milestones]
     assert names == ["loader-metadata", "kdb-backends", "kdb-current", "banner", "version",
-                     "real-memory", "avail-memory", "console", "disk", "kdb", "mountroot", "init"]
+                     "real-memory", "avail-memory", "console", "disk", "kdb", "mountroot", "init", "poweroff"]
     assert {m.name for m in i386.milestones if m.optional} == {"loader-metadata", "kdb"}
     common = [m for m in amd64.milestones if m.name not in ("bootenv", "sysinit")]
     # Patterns compare by identity: the repr shows each field and the regex source.
@@ -72,7 +73,7 @@ def test_i386_spec_shares_the_common_lines_and_adds_its_own():
     assert i386.scripts == amd64.scripts
     assert {f.name for f in amd64.fatal} - {f.name for f in i386.fatal} == {"xen-setup-panic",
                                                                            "xen-setup-failed"}
-    assert [n.name for n in i386.notes] == ["root-failed", "init-failed", "init-missing"]
+    assert [n.name for n in i386.notes] == ["root-failed", "init-failed", "init-missing", "lock-order-reversal"]
     assert next(m for m in i386.milestones if m.name == "mountroot").note
     assert any("parts/freebsd-common.toml" in s for s in i386.sources)
 

@@ -24,7 +24,7 @@ GIVEN = {"tree": "made-up/tree @ 0000000000000000000000000000000000000000 (a tes
 CASES = {
     "i386-no-init-ddb": "freebsd-xen-pv-i386",          # fatal session, pager, stays in ddb
     "boot-d-continue-init": "freebsd-xen-pv-boot-d",    # session, continue, boot goes on, poweroff
-    "kdb-mid-boot": "freebsd-xen-pv-kdb",               # continue mid-boot, then silence
+    "kdb-mid-boot": "freebsd-xen-pv-kdb",               # continue mid-boot, init, poweroff
     "crash-early": "freebsd-xen-pv",                    # the domain crashes
     "i386-early-ddb": "freebsd-xen-pv-i386-boot-d",     # silence; the stack says ddb
 }

@@ -235,6 +235,7 @@ class _Session:
         self.command = None             # the command whose reply is coming
         self.reply = []
         self.reply_len = 0
+        self.nudged = False             # the reply coming needed the [debugger] nudge
 
     def wait(self, t, budget):
         self.asked_at, self.deadline = t, _after(t, budget)
@@ -249,7 +250,9 @@ class _Session:
 
     def take_reply(self):
         entry = {"command": self.command, "reply": "".join(self.reply).rstrip("\n")}
-        self.command, self.reply, self.reply_len = None, [], 0
+        if self.nudged:
+            entry["nudged"] = True
+        self.command, self.reply, self.reply_len, self.nudged = None, [], 0, False
         return entry
 
 
@@ -276,6 +279,7 @@ class Judge:
         self._session = None
         self._fatal_at = 0.0
         self._fatal_script = None
+        self._nudged_at = None          # when the nudge was typed in this wait for a prompt
         self._prompt_handled = False
         self._prompt_text = spec.debugger.prompt.rstrip()
         self._prompt_entry = (Pattern("^" + re.escape(spec.debugger.prompt)), (_PROMPT, None))
@@ -332,7 +336,12 @@ class Judge:
         if self.state is MATCHING:
             self._matching_deadline(t)
         elif self.state is FATAL_WAIT:
-            self._finish(None, None, t)
+            if self._may_nudge() and t < self._fatal_at + self.spec.debugger.prompt_budget:
+                self._nudge(t)
+            else:
+                self._finish(None, None, t)
+        elif self._may_nudge() and t < self._session.deadline:
+            self._nudge(t)
         else:
             self._session_deadline(t)
 
@@ -378,11 +387,33 @@ class Judge:
                 return self._budget_end()
             return min(self._budget_end(), self.last_output + waiting.hang_budget(self.spec))
         if self.state is FATAL_WAIT:
-            debugger = self.spec.debugger
-            return min(self._fatal_at + debugger.prompt_budget, self.last_output + debugger.quiet)
+            return min(self._fatal_at + self.spec.debugger.prompt_budget, self._quiet_end(self._fatal_at))
         if self.state is SESSION:
-            return self._session.deadline
+            deadline = self._session.deadline
+            if deadline is None or not self._may_nudge():
+                return deadline
+            return min(deadline, self._quiet_end(self._session.asked_at))
         return None
+
+    def _quiet_end(self, waiting_since):
+        """When the wait for a prompt has been quiet for [debugger] quiet."""
+        return max(self.last_output, waiting_since, self._nudged_at or 0.0) + self.spec.debugger.quiet
+
+    def _may_nudge(self):
+        return bool(self.spec.debugger.nudge) and self._nudged_at is None
+
+    def _await_prompt(self, t, budget):
+        self._session.wait(t, budget)
+        self._nudged_at = None
+
+    def _nudge(self, t):
+        """Types the [debugger] nudge once per wait: a console that holds the
+        rest of a reply (and the prompt) until input arrives lets it out."""
+        self._nudged_at = t
+        if self._session is not None:
+            self._session.nudged = True
+        self.sends.append(self.spec.debugger.nudge)
+        self._event(t, f"nudge: no prompt after {self.spec.debugger.quiet:g} s of quiet", nudge=True)
 
     # -- milestones --------------------------------------------------------
 
@@ -439,7 +470,7 @@ class Judge:
         if milestone.script:
             self.state = SESSION
             self._session = _Session(self.spec.scripts[milestone.script], milestone.name)
-            self._session.wait(t, self.spec.debugger.prompt_budget)
+            self._await_prompt(t, self.spec.debugger.prompt_budget)
         elif self.index == len(self.spec.milestones):
             self._finish(Verdict.PASS, self._pass_message(), t)
 
@@ -520,6 +551,7 @@ class Judge:
         if awaits_debugger:
             self.state = FATAL_WAIT
             self._fatal_at = t if t is not None else 0.0
+            self._nudged_at = None
         else:
             self._finish(None, None, t)
 
@@ -552,7 +584,7 @@ class Judge:
         if session.typed < len(commands):
             session.command = commands[session.typed]
             session.typed += 1
-            session.wait(t, self.spec.debugger.reply_budget)
+            self._await_prompt(t, self.spec.debugger.reply_budget)
             self.sends.append(session.command + self.spec.newline)
             return
         then = session.script.then

@@ -24,6 +24,9 @@ clock as a stopped kernel does), OP one of:
                         what is typed, until one of them leaves
        leave            (in a reply) leave the session, the boot goes on
        more             (in a reply) ddb's pager: "--More--", wait for a key
+       hold             wait for a key, not echoed, before going on: a console
+                        that holds output until input arrives (FreeBSD 10's Xen
+                        console in ddb; the spec's [debugger] nudge is that key)
        end REASON       the domain ends: poweroff, reboot or crash
        silence          print nothing more; the domain stays alive
        chatter SECONDS TEXT   print TEXT every SECONDS, forever
@@ -135,10 +138,10 @@ def _step(when, op, text, where):
     if not words:
         raise BadInput(f"{where}: empty directive")
     name, args = words[0], words[1:]
-    shapes = {"session": 1, "leave": 0, "more": 0, "end": 1, "silence": 0, "chatter": 2}
+    shapes = {"session": 1, "leave": 0, "more": 0, "hold": 0, "end": 1, "silence": 0, "chatter": 2}
     if shapes.get(name) != len(args):
         raise BadInput(f"{where}: directive {text!r}: expected one of session PROMPT, leave,"
-                       " more, end REASON, silence, chatter SECONDS TEXT")
+                       " more, hold, end REASON, silence, chatter SECONDS TEXT")
     if name == "end" and args[0] not in END_REASONS:
         raise BadInput(f"{where}: end {args[0]!r}: one of {', '.join(END_REASONS)}")
     if name == "chatter":
@@ -211,9 +214,13 @@ class Player:
             base = time.monotonic()
             for step in self.steps:
                 self._sleep_until(base + step.time / self.speed)
-                if step.op == "session":
+                if step.op in ("session", "hold"):
+                    # The recording's clock stood still here (a stopped
+                    # kernel, a held console): so does the player's.
                     started = time.monotonic()
-                    if not self._session(step):
+                    if step.op == "hold":
+                        self._hold()
+                    elif not self._session(step):
                         break
                     base += time.monotonic() - started
                 elif not self._act(step):
@@ -251,16 +258,25 @@ class Player:
                     self._write("--More--\r")
                     self.typed.append(self._read(1).decode("latin-1"))
                     self._write("        \r")
+                elif reply.op == "hold":
+                    self._hold()
                 elif not self._act(reply):
                     return False
 
+    def _hold(self):
+        self.typed.append(self._read(1).decode("latin-1"))
+
     def _read_line(self):
+        """A typed line, echoed; other control characters are ignored, as
+        ddb's line editor ignores the keys it has no use for."""
         line = b""
         while True:
             c = self._read(1)
             if c in (b"\r", b"\n"):
                 self._write("\r\n")
                 return line.decode("utf-8", "replace")
+            if c < b" ":
+                continue
             line += c
             self._write(c.decode("latin-1"))
 

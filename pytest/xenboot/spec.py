@@ -11,7 +11,10 @@ Schema (every key optional unless marked):
   newline = "\\r"             what ends a typed line (Enter on a terminal)
   [debugger]                 prompt = "db> ", pager = "--More--", pager_answer = " ",
                              continue = "c", reset = "reset", on_fatal = SCRIPT,
-                             prompt_budget = 30, reply_budget = 30, quiet = 5
+                             prompt_budget = 30, reply_budget = 30, quiet = 5,
+                             nudge = "\u0007" (typed once when the debugger has been
+                             quiet that long without its prompt: a console that holds
+                             output until input arrives; default none)
   [scripts.NAME]             commands = ["set $lines = 0", "bt"], then = "continue"|"reset"|"stop" (required)
   [[milestone]]              name (required), budget (required: seconds after the previous
                              milestone), and either pattern (+ optional, partial, script,
@@ -58,7 +61,7 @@ SCHEMAS = {
              "debugger": dict, "scripts": dict, "milestone": list, "fatal": list, "note": list},
     "debugger": {"prompt": str, "pager": str, "pager_answer": str, "continue": str,
                  "reset": str, "on_fatal": str, "prompt_budget": NUMBER,
-                 "reply_budget": NUMBER, "quiet": NUMBER},
+                 "reply_budget": NUMBER, "quiet": NUMBER, "nudge": str},
     "script": {"commands": STRINGS, "then": str},
     "milestone": {"name": str, "pattern": str, "budget": NUMBER, "optional": bool,
                   "partial": bool, "script": str, "end": STRINGS, "alive": bool,
@@ -69,7 +72,7 @@ SCHEMAS = {
 }
 DEBUGGER_DEFAULTS = {"prompt": "db> ", "pager": "--More--", "pager_answer": " ",
                      "continue": "c", "reset": "reset", "on_fatal": None,
-                     "prompt_budget": 30, "reply_budget": 30, "quiet": 5}
+                     "prompt_budget": 30, "reply_budget": 30, "quiet": 5, "nudge": ""}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +128,7 @@ class Debugger:
     prompt_budget: float
     reply_budget: float
     quiet: float
+    nudge: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,8 @@ typed and how the domain ended; result.json the kernel's sha256, the spec,
 the verdict and the xenctx stack. The console becomes timed `~` lines; a
 debugger session becomes `@ session PROMPT` with each command's reply (the
 echo and the next prompt taken off, which the player writes itself), ddb's
-pager `@ more`, and the spec's continue or reset command `@ leave`.
+pager `@ more`, the spec's continue or reset command `@ leave`, and its
+[debugger] nudge `@ hold` (what came after it had been held back).
 Time spent in a session is taken off what follows, as the player stops its
 clock there. A byte that is not UTF-8 plays back as its Latin-1 character.
 """
@@ -89,9 +90,10 @@ def _echoes(command):
     return [echo + e for e in (b"\r\n", b"\n\r", b"\n", b"\r")] + [echo]
 
 
-def convert(run_dir, provenance, leaving):
+def convert(run_dir, provenance, leaving, nudge=""):
     """The transcript text for the recording in run_dir; `leaving` are the
-    commands after which the boot goes on (the spec's continue and reset)."""
+    commands after which the boot goes on (the spec's continue and reset),
+    `nudge` the key the judge typed to let held output out."""
     out = _Writer()
     chunks = []             # (time, bytes) received and not yet written
     session = None          # (prompt, time it came) inside a debugger session
@@ -104,6 +106,19 @@ def convert(run_dir, provenance, leaving):
             continue
         if kind == "recv":
             chunks.append((t, value))
+            continue
+        if nudge and value == nudge:
+            if session is None:
+                # The clock stood still while the console held its output.
+                kept = _strip_front(chunks, front)
+                out.timed(kept)
+                last = kept[-1][0] if kept else t
+                out.lines.append(f"{max(0.0, last - out.paused):.3f} @ hold")
+                out.paused += max(0.0, t - last)
+            else:
+                out.reply(b"".join(d for _, d in _strip_front(chunks, front)))
+                out.lines.append("      @ hold")
+            chunks, front = [], []
             continue
         data = b"".join(d for _, d in _strip_front(chunks, front))
         if not value.endswith(("\r", "\n")):
@@ -203,7 +218,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     found = provenance_of(args.run_dir, args.tree, args.version, args.local_change, args.xen)
     debugger = load_spec(found["spec"]).debugger
-    text = convert(args.run_dir, found, leaving=(debugger.continue_, debugger.reset))
+    text = convert(args.run_dir, found, leaving=(debugger.continue_, debugger.reset), nudge=debugger.nudge)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text)
