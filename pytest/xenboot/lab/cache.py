@@ -108,7 +108,7 @@ class LabCache:
             return None
         with open(self.src_dir / "manifest.json") as f:
             dsc_sha256 = json.load(f)["dsc_sha256"]
-        return _key(LAYOUT, dsc_sha256, self.flavour_table["config"])
+        return _key(LAYOUT, xenbuild.RECIPE, dsc_sha256, self.flavour_table["config"])
 
     @property
     def xen_dir(self):
