@@ -2,16 +2,22 @@
 
 For each lab flavour (Debian's release Xen, the debug build), each round
 starts one embedded host (from the lab snapshot), boots the probe kernel on
-it alone, then four probe kernels on it at once; then runs a whole `make
+it alone, twice (the host's first guest is slower), then four probe kernels
+on it at once; then runs a whole `make
 boot` of the probe. One extra host per flavour starts without the snapshot
 (the cold figure; --no-cold skips it). The debug hypervisor's build time is
 the one its lab cache layer recorded when it was built (once). The
 matcher's throughput comes from bench_matcher over a generated FreeBSD-like
 log.
 
-When $XENBOOT_REAL_TREE (else $FREEBSD_SRC) names a real FreeBSD tree, the
-kernel cross-build of i386 XEN is timed once too: clean, again with no
-change, and with one object to remake.
+When $XENBOOT_REAL_TREE_FIXED, $XENBOOT_REAL_TREE or $FREEBSD_SRC (the
+first set) names a real FreeBSD tree, the kernel cross-build of i386 XEN is
+timed once too: clean, again with no change, and with one object to remake;
+then --count boots of that kernel (`make boot TARGET=i386`, nothing to
+build) give the times from unpause to its milestones, and the developer's
+loop is timed: one object to remake, `make boot`, verdict. A tree whose
+kernel does not boot (stock 10.4 i386 XEN crashes early) gives no milestone
+times; bench.json says its verdict.
 
 Prints a table and writes <out>/bench.json, and appends the same to
 <out>/history.jsonl, which the nightly report plots (default out/bench).
@@ -29,13 +35,15 @@ import time
 
 from xenboot import bench_matcher, build, paths, report, result, spec as specs
 from xenboot.boot import BootRequest, boot, shared_lab_host
-from xenboot.errors import EXIT_PASS, BadInput, InfraError, Verdict
+from xenboot.errors import EXIT_GUEST_FAILED, EXIT_PASS, BadInput, InfraError, Verdict
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.qemu import EmbeddedHost, lab_host
 from xenboot.progress import Progress
 
 SCHEMA = 2
 GUESTS = 4
+# The real kernel's milestones timed from unpause (freebsd-xen-pv-i386).
+REAL_MILESTONES = ("banner", "mountroot", "init", "poweroff")
 # The flavours compared side by side (configs/lab.toml [flavours]).
 FLAVOURS = ("debian", "debug")
 # name: (label, unit), in the order printed; measured on each flavour.
@@ -46,7 +54,8 @@ BOOT_FIGURES = {
     "first_byte": ("unpause to first guest byte", "s"),
     "probe_result": ("unpause to `PROBE result` line", "s"),
     "whole_boot": ("whole `make boot KERNEL=probe SPEC=probe`", "s"),
-    "guests_1": ("1 probe boot on a running host", "s"),
+    "guests_1": ("1 probe boot on a running host (its first)", "s"),
+    "guests_1_warm": ("1 probe boot on a running host (its second)", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
 }
 FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
@@ -55,7 +64,12 @@ FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
               "kernel_clean": ("i386 XEN clean build, real tree (aim <= 90 s)", "s"),
               "kernel_no_change": ("i386 XEN rebuild, no change (aim <= 3 s)", "s"),
-              "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s")})
+              "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s")}
+           | {f"real_{name}": (f"real i386 XEN: unpause to {name}", "s") for name in REAL_MILESTONES}
+           | {"real_boot": ("real i386 XEN: whole `make boot`, nothing to build", "s"),
+              "dev_loop": ("one object remade, `make boot`, verdict (aim <= 30 s)", "s")})
+# Measured only with a real FreeBSD tree.
+TREE_FIGURES = tuple(name for name in FIGURES if name.startswith(("kernel_", "real_")) or name == "dev_loop")
 
 
 def _quiet(line):
@@ -113,6 +127,9 @@ def host_round(samples, folder, lab_config, progress, flavour):
         samples[f"guests_1@{flavour}"].append(seconds)
         for name, value in _boot_figures(data, folder / "one").items():
             samples[f"{name}@{flavour}"].append(value)
+        # A host's first guest pays for dom0's first xl run after the snapshot.
+        seconds, _ = _timed(_probe, folder / "again", host)
+        samples[f"guests_1_warm@{flavour}"].append(seconds)
         seconds, _ = _timed(_many, folder / "many", host, GUESTS)
         samples[f"guests_{GUESTS}@{flavour}"].append(seconds)
 
@@ -153,8 +170,10 @@ def matcher(samples, size_mb):
 
 
 def real_tree():
-    """The real FreeBSD tree to time builds of, or None (a fixture is not one)."""
-    tree = os.environ.get("XENBOOT_REAL_TREE") or os.environ.get("FREEBSD_SRC")
+    """The real FreeBSD tree to time builds and boots of, or None (a fixture
+    is not one)."""
+    tree = next((os.environ[k] for k in ("XENBOOT_REAL_TREE_FIXED", "XENBOOT_REAL_TREE", "FREEBSD_SRC")
+                 if os.environ.get(k)), None)
     if not tree or (pathlib.Path(tree) / build.FIXTURE_MARKER).exists():
         return None
     return tree
@@ -175,9 +194,45 @@ def kernel_builds(samples, folder, tree):
 
     info = timed("kernel_clean", "clean")
     timed("kernel_no_change", "no-change")
-    (pathlib.Path(info["built"]["path"]).parent / "machdep.o").unlink()
+    _remove_one_object(info)
     timed("kernel_one_object", "one-object")
-    return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"]}
+    return info
+
+
+def _remove_one_object(info):
+    (pathlib.Path(info["built"]["path"]).parent / "machdep.o").unlink()
+
+
+def _freebsd_boot(folder, tree, objdir):
+    """`make boot TARGET=i386 FREEBSD_SRC=tree`: seconds and result.json. A
+    guest that fails is a figure too; anything else stops the bench."""
+    argv = [str(paths.REPO / "ci" / "xenboot"), "freebsd", "--src", tree, "--target", "i386",
+            "--objdir", str(objdir), "--out", str(folder)]
+    seconds, proc = _timed(lambda: subprocess.run(argv, capture_output=True, text=True))
+    if proc.returncode not in (EXIT_PASS, EXIT_GUEST_FAILED):
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise InfraError(f"bench: make boot TARGET=i386 FREEBSD_SRC={tree} exited {proc.returncode}: {last[0]}")
+    with open(folder / "result.json") as f:
+        return seconds, json.load(f)
+
+
+def kernel_boots(samples, folder, tree, info, count):
+    """The built kernel booted `count` times, then the developer's loop."""
+    objdir = folder / "obj"
+    verdicts = []
+    for i in range(count):
+        seconds, data = _freebsd_boot(folder / f"boot-{i}", tree, objdir)
+        samples["real_boot"].append(seconds)
+        verdicts.append(data["verdict"])
+        reached = {m["name"]: m["seconds"] for m in data["milestones"]}
+        for name in REAL_MILESTONES:
+            if reached.get(name) is not None:
+                samples[f"real_{name}"].append(reached[name])
+    _remove_one_object(info)
+    seconds, data = _freebsd_boot(folder / "dev-loop", tree, objdir)
+    samples["dev_loop"].append(seconds)
+    return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"],
+            "kernel_sha256": data["kernel"]["sha256"], "verdicts": verdicts + [data["verdict"]]}
 
 
 def summarize(samples):
@@ -201,19 +256,22 @@ def _cell(f):
 def table(figures):
     """The boot figures with the flavours side by side, then the others;
     each cell the median (min-max)."""
-    width = 48
+    width = max(len(label) for label, _ in FIGURES.values())
     lines = [f"{'figure':<{width}} " + " ".join(f"{flavour:>22}" for flavour in FLAVOURS) + "  unit"]
     for name, (label, unit) in BOOT_FIGURES.items():
         lines.append(f"{label:<{width}} " + " ".join(f"{_cell(figures[f'{name}@{flavour}']):>22}"
                                                     for flavour in FLAVOURS) + f"  {unit}")
-    for name in ("debug_build", "matcher"):
-        f = figures[name]
-        lines.append(f"{f['label']:<{width}} {_cell(f):>22}  {f['unit']}")
+    for name, f in figures.items():
+        # One column: the figures not per flavour; a real tree's only with one.
+        if "@" not in name and (f["median"] is not None or name in ("debug_build", "matcher")):
+            lines.append(f"{f['label']:<{width}} {_cell(f):>22}  {f['unit']}")
     for flavour in FLAVOURS:
-        one, many = figures[f"guests_1@{flavour}"]["median"], figures[f"guests_{GUESTS}@{flavour}"]["median"]
-        if one and many:
-            lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one "
-                         f"({many / GUESTS:.2f} s a guest against {one:.2f} s)")
+        many = figures[f"guests_{GUESTS}@{flavour}"]["median"]
+        for one_name, which in (("guests_1", "its first"), ("guests_1_warm", "its second")):
+            one = figures[f"{one_name}@{flavour}"]["median"]
+            if one and many:
+                lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one, "
+                             f"the host's {which} ({many / GUESTS:.2f} s a guest against {one:.2f} s)")
     return "\n".join(lines)
 
 
@@ -251,7 +309,9 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
     tree = real_tree()
     if tree:
         progress.stage(f"bench: i386 XEN kernel builds of {tree}")
-        tree = kernel_builds(samples, work / "kernel", tree)
+        info = kernel_builds(samples, work / "kernel", tree)
+        progress.stage(f"bench: {count} boots of that kernel, then the developer's loop")
+        tree = kernel_boots(samples, work / "kernel", tree, info, count)
     with open(work / FLAVOURS[0] / "round-0" / "one" / "result.json") as f:
         host = json.load(f)["host"]
     data = {"schema": SCHEMA,

@@ -172,7 +172,7 @@ def _bring_up(target, teardown, progress):
         _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
         target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
-    record["host"] = target.host.describe() | {"xen_version": xl.xen_version(target.host)}
+    record["host"] = target.host.describe() | {"xen_version": target.host.xen_version()}
     _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
     _run_domain(target, share, spec, cmdline, teardown, progress)
 

@@ -16,7 +16,7 @@ import tty as ttymod
 from xenboot import xenconsole
 from xenboot.errors import BadInput, InfraError
 from xenboot.jobs import Job, run_to_end
-from xenboot.xl import xen_caps
+from xenboot.xl import xen_caps, xen_version
 
 HOST_KINDS = ("lab", "xl")
 
@@ -126,6 +126,9 @@ class LocalXenHost:
     def xen_caps(self):
         """The guest types this machine's Xen runs (xl.xen_caps)."""
         return xen_caps(self)
+
+    def xen_version(self):
+        return xen_version(self)
 
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)

@@ -96,6 +96,7 @@ class EmbeddedHost:
         self._channels = []  # QMP and control sockets, closed with the consoles
         self._stderr = None
         self._xen_caps = None
+        self._xen_version = None
         self.qemu = None
         self.qemu_version = None
 
@@ -273,6 +274,12 @@ class EmbeddedHost:
         if self._xen_caps is None:
             self._xen_caps = xl.xen_caps(self)
         return self._xen_caps
+
+    def xen_version(self):
+        """Asked once too: every `xl` in dom0 costs every guest on the host."""
+        if self._xen_version is None:
+            self._xen_version = xl.xen_version(self)
+        return self._xen_version
 
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
