@@ -267,11 +267,11 @@ def table(figures):
             lines.append(f"{f['label']:<{width}} {_cell(f):>22}  {f['unit']}")
     for flavour in FLAVOURS:
         many = figures[f"guests_{GUESTS}@{flavour}"]["median"]
-        for one_name, which in (("guests_1", "its first"), ("guests_1_warm", "its second")):
+        for one_name, which in (("guests_1", "first"), ("guests_1_warm", "second")):
             one = figures[f"{one_name}@{flavour}"]["median"]
             if one and many:
-                lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one, "
-                             f"the host's {which} ({many / GUESTS:.2f} s a guest against {one:.2f} s)")
+                lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one "
+                             f"(the host's {which} guest; {many / GUESTS:.2f} s a guest against {one:.2f} s)")
     return "\n".join(lines)
 
 
