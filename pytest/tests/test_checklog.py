@@ -10,9 +10,8 @@ import pytest
 
 from xenboot import cli
 from xenboot.checklog import check_log, recorded_diagnosis
-from xenboot.console import judge
 from xenboot.errors import Verdict
-from xenboot.player import Player
+from xenboot.player import replay
 from xenboot.spec import load_spec
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
@@ -34,8 +33,7 @@ def recorded(tmp_path_factory):
     runs = {}
     for name, spec in RUNS.items():
         out = tmp_path_factory.mktemp(name)
-        with Player(TRANSCRIPTS / f"{name}.txt", speed=SPEED) as p:
-            runs[name] = out, judge(p.master, load_spec(spec).scaled(1 / SPEED), out, domain=p)
+        runs[name] = out, replay(TRANSCRIPTS / f"{name}.txt", spec, out, speed=SPEED)[0]
     return runs
 
 

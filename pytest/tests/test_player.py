@@ -10,7 +10,7 @@ import re
 import pytest
 
 from xenboot import player
-from xenboot.console import ConsoleSession, ExpectFailed, judge
+from xenboot.console import ConsoleSession, ExpectFailed
 from xenboot.errors import BadInput, Verdict
 from xenboot.player import Player
 from xenboot.spec import load_spec
@@ -20,9 +20,7 @@ SPEED = 40
 
 
 def play(name, spec, out, speed=SPEED):
-    with Player(TRANSCRIPTS / f"{name}.txt", speed=speed) as p:
-        outcome = judge(p.master, load_spec(spec).scaled(1 / speed), out, domain=p)
-    return outcome, p
+    return player.replay(TRANSCRIPTS / f"{name}.txt", spec, out, speed=speed)
 
 
 def reached(outcome):
@@ -56,6 +54,18 @@ def test_the_real_poweroff_notes_witness_lock_order_reversal(tmp_path):
     reversal = [n["fields"] for n in outcome.notes if n["name"] == "lock-order-reversal"]
     assert [(r["which"], r["lock"]) for r in reversal] == [("1st", "ufs"), ("2nd", "devfs")]
     assert reversal[0]["where"] == "/usr/src/sys/kern/vfs_mount.c:1229"
+
+
+def test_the_real_stock_crash_is_quoted_from_xen_s_lines_in_the_transcript(tmp_path):
+    outcome, _ = play("real-i386-stock-crash", "freebsd-xen-pv-i386", tmp_path)
+    assert (outcome.verdict, outcome.failed_at) == (Verdict.CRASH, "kdb-backends")
+    assert outcome.message.startswith("Xen: fault in compat_crash_page_fault_4, RIP 0xc03965cd, cr2 0xc06baffc")
+    # The kernel's console_io lines came as the second source, Xen's own
+    # messages went to xen.log only.
+    xen_lines = [line for line in (tmp_path / "console.jsonl").read_text().splitlines() if '"source": "xen"' in line
+                 and '"dir": "recv"' in line]
+    assert any("xen_setbootenv(): cmd_line=" in line for line in xen_lines)
+    assert "Domain 1 (vcpu#0) crashed" in (tmp_path / "xen.log").read_text()
 
 
 def test_boot_d_session_continue_mountroot_init(tmp_path):

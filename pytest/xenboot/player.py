@@ -19,6 +19,9 @@ seconds since unpause (left blank inside a debugger session, which stops the
 clock as a stopped kernel does), OP one of:
   |  print TEXT and \\r\\n          >  print TEXT without a newline
   ~  print TEXT after expanding \\xNN, \\r, \\n, \\t, \\e, \\\\ escapes, no newline
+  x  TEXT is a line of Xen's console about the domain, as xen.log keeps it
+     (`(d1) [ 16.01] text`, `(XEN) [ 16.02] Domain 1 ... crashed`): played
+     into the player's Xen log, which replay() follows as boot follows Xen's
   @  a directive:
        session PROMPT   print PROMPT and answer the commands below, echoing
                         what is typed, until one of them leaves
@@ -33,6 +36,8 @@ clock as a stopped kernel does), OP one of:
   =  (in a session) a command; the untimed lines after it are its reply.
      A command the transcript does not know gets "No such command".
 The player is also the `domain` the driver polls: end_reason() and diagnose().
+replay() judges a transcript as boot judges a live console: both sources, and
+Xen's reason quoted in the verdict.
 """
 import argparse
 import dataclasses
@@ -40,12 +45,15 @@ import os
 import re
 import select
 import shlex
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import tty
 
-from xenboot.console import judge
+from xenboot import xenconsole
+from xenboot.console import ConsoleSession
 from xenboot.errors import BadInput
 from xenboot.spec import load_spec
 
@@ -54,7 +62,9 @@ REAL_KEYS = ("tree", "version", "local-change", "kernel-sha256", "xen", "spec", 
 PROVENANCE_KEYS = REAL_KEYS + ("target", "failed-at", "cmdline", "xenctx-frames")
 _PROVENANCE = re.compile(r"# (?P<key>[a-z0-9-]+): (?P<value>.*\S)")
 END_REASONS = ("poweroff", "reboot", "crash")
-_LINE = re.compile(r"(?P<time>\d+(?:\.\d+)?)?\s+(?P<op>[|>~@=])(?: (?P<text>.*))?")
+_LINE = re.compile(r"(?P<time>\d+(?:\.\d+)?)?\s+(?P<op>[|>~@=x])(?: (?P<text>.*))?")
+# Which domain a Xen line is about: `(d1)`, `d1v0`, `Domain 1`.
+_DOMID = re.compile(r"^\(d(\d+)\)|\bd(\d+)v\d+\b|\bDomain (\d+)\b")
 _ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "e": "\x1b", "\\": "\\"}
 
 
@@ -104,7 +114,7 @@ def parse(path):
         where = f"{path}:{number}"
         m = _LINE.fullmatch(raw)
         if m is None:
-            raise BadInput(f"{where}: expected 'TIME OP TEXT' (OP one of | > ~ @ =)")
+            raise BadInput(f"{where}: expected 'TIME OP TEXT' (OP one of | > ~ @ = x)")
         op, text = m["op"], m["text"] or ""
         timed = m["time"] is not None
         if timed:
@@ -134,6 +144,10 @@ def _step(when, op, text, where):
         return Step(when, "print", text)
     if op == "~":
         return Step(when, "print", re.sub(r"\\(x[0-9a-fA-F]{2}|.)", _unescape, text))
+    if op == "x":
+        if when is None:
+            raise BadInput(f"{where}: a Xen line (x) has a time")
+        return Step(when, "xen", text + "\n")
     words = shlex.split(text)
     if not words:
         raise BadInput(f"{where}: empty directive")
@@ -154,6 +168,15 @@ def _unescape(m):
     return chr(int(code[1:], 16)) if code.startswith("x") else _ESCAPES.get(code, "\\" + code)
 
 
+def _domid(steps):
+    """The domain the transcript's Xen lines are about (1 when none says)."""
+    for step in steps:
+        m = step.op == "xen" and _DOMID.search(re.sub(r"^\(XEN\) (\[[^]]*\] )?", "", step.text))
+        if m:
+            return int(next(g for g in m.groups() if g))
+    return 1
+
+
 class _Stopped(Exception):
     """The test is done with the player."""
 
@@ -171,6 +194,11 @@ class Player:
         self.speed = speed
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        # Xen's console for this domain, as the lab's serial log keeps it.
+        self._xen_dir = tempfile.mkdtemp(prefix="xenboot-player-")
+        self.xen_log = os.path.join(self._xen_dir, "host.log")
+        self._xen = open(self.xen_log, "w", encoding="utf-8")
+        self.domid = _domid(self.steps)
         self.typed = []             # commands and pager keys received, in order
         self._end_reason = None
         self._stop = threading.Event()
@@ -195,6 +223,8 @@ class Player:
             if fd is not None:
                 os.close(fd)
         self._slave = self.master = None
+        self._xen.close()
+        shutil.rmtree(self._xen_dir, ignore_errors=True)
 
     # -- the domain interface ----------------------------------------------------
 
@@ -233,6 +263,10 @@ class Player:
         """Plays one step; False once the transcript is over (the rest is idle)."""
         if step.op == "print":
             self._write(step.text)
+            return True
+        if step.op == "xen":
+            self._xen.write(step.text)
+            self._xen.flush()
             return True
         if step.op == "end":
             self._end_reason = step.text
@@ -302,6 +336,28 @@ class Player:
             raise _Stopped
 
 
+def replay(path, spec, out, speed=1.0):
+    """Plays the transcript at `path` through the live console driver,
+    judged by `spec` (NAME, path or Spec; scaled by 1/speed here) with its
+    Xen lines as the second source; Xen's reason goes into the verdict as
+    boot puts it there (without the kernel's symbols: RIP stays an
+    address). Returns (Outcome, Player)."""
+    spec = (load_spec(spec) if isinstance(spec, str) else spec).scaled(1 / speed)
+    player = Player(path, speed=speed)
+    try:
+        xen = xenconsole.XenConsole(xenconsole.FileSource(player.xen_log), player.domid, out).start()
+        try:
+            with ConsoleSession(player.master, spec, out, domain=player, xen=xen) as session:
+                player.start()
+                outcome = session.judge()
+            xen.conclude(outcome)
+        finally:
+            xen.close()
+    finally:
+        player.stop()
+    return outcome, player
+
+
 def describe(found):
     """One line saying where a transcript's output comes from."""
     if found["kind"] == "SYNTHETIC":
@@ -320,9 +376,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for console.log and console.jsonl")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    spec = load_spec(args.spec).scaled(1 / args.speed)
-    with Player(args.transcript, speed=args.speed) as player:
-        outcome = judge(player.master, spec, args.out, domain=player)
+    outcome, player = replay(args.transcript, args.spec, args.out, speed=args.speed)
     print(f"{describe(player.provenance)}\n{outcome.verdict.value}: {outcome.message}")
     return outcome.verdict.exit_status
 

@@ -10,10 +10,14 @@ debugger session becomes `@ session PROMPT` with each command's reply (the
 echo and the next prompt taken off, which the player writes itself), ddb's
 pager `@ more`, the spec's continue or reset command `@ leave`, and its
 [debugger] nudge `@ hold` (what came after it had been held back).
+xen.log's lines become `x` lines at their times: a console_io line at the
+time console.jsonl gives it, Xen's own messages by their Xen timestamps
+from there (without a console_io line to place them by, at the end).
 Time spent in a session is taken off what follows, as the player stops its
 clock there. A byte that is not UTF-8 plays back as its Latin-1 character.
 """
 import argparse
+import heapq
 import json
 import os
 import re
@@ -24,6 +28,7 @@ from xenboot.errors import BadInput
 from xenboot.player import END_REASONS, REAL
 from xenboot.spec import load_spec
 
+_XEN_LINE = re.compile(r"^\((?P<who>XEN|d\d+)\) (?:\[\s*(?P<ts>\d+(?:\.\d+)?)\] )?")
 _PLAIN = re.compile(r"[\x20-\x5b\x5d-\x7e]")
 _ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t", "\x1b": "\\e", "\\": "\\\\"}
 PAGER, PAGER_ERASE = b"--More--\r", b"        \r"
@@ -45,10 +50,16 @@ def _lines(data):
 
 
 def _events(run_dir):
-    """(time, "recv", bytes) | (time, "send", text) | (time, "end", reason) in order."""
+    """(time, "recv", bytes) | (time, "send", text) | (time, "end", reason)
+    | (time, "xen", line) in order."""
+    jsonl = list(_records(os.path.join(run_dir, "console.jsonl")))
+    return heapq.merge(_console_events(run_dir, jsonl), _xen_events(run_dir, jsonl), key=lambda e: e[0])
+
+
+def _console_events(run_dir, jsonl):
     with open(os.path.join(run_dir, "console.log"), "rb") as log:
         t = 0.0
-        for record in _records(os.path.join(run_dir, "console.jsonl")):
+        for record in jsonl:
             t = record.get("t", t) if isinstance(record.get("t"), (int, float)) else t
             if record.get("dir") == "recv" and record.get("n"):
                 yield t, "recv", log.read(record["n"])
@@ -56,6 +67,35 @@ def _events(run_dir):
                 yield t, "send", record["text"]
             elif record.get("end_reason"):
                 yield t, "end", record["end_reason"]
+
+
+def _xen_events(run_dir, jsonl):
+    """xen.log's lines, each at a time since unpause: a console_io line's
+    from console.jsonl (which has them in the same order), Xen's messages
+    from their Xen timestamps, offset as the console_io line before them
+    (or the first one) was; without any console_io line, inf (the end)."""
+    try:
+        with open(os.path.join(run_dir, "xen.log"), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    times = iter([r["t"] for r in jsonl if r.get("dir") == "recv" and r.get("source") == "xen"])
+    placed, offset = [], None
+    for line in lines:
+        m = _XEN_LINE.match(line)
+        ts = float(m["ts"]) if m and m["ts"] else None
+        t = next(times, None) if m and m["who"] != "XEN" else None
+        if t is not None and ts is not None:
+            offset = t - ts
+        placed.append((t, ts, line))
+    if offset is None:
+        return [(float("inf"), "xen", line) for _, _, line in placed]
+    events = []
+    for t, ts, line in placed:
+        if t is None:
+            t = ts + offset if ts is not None else (events[-1][0] if events else 0.0)
+        events.append((max(0.0, t), "xen", line))
+    return sorted(events, key=lambda e: e[0])
 
 
 class _Writer:
@@ -100,7 +140,11 @@ def convert(run_dir, provenance, leaving, nudge=""):
     command = None          # the last line typed
     front = []              # what the next output may start with: an echo, the pager's eraser
     end = None
+    xen = []                # (transcript time, line) of Xen's console
     for t, kind, value in _events(run_dir):
+        if kind == "xen":
+            xen.append((max(0.0, t - out.paused), value))
+            continue
         if kind == "end":
             end = end or (t, value)
             continue
@@ -163,7 +207,24 @@ def convert(run_dir, provenance, leaving, nudge=""):
         out.timed(kept)
         last = kept[-1][0] if kept else 0.0
         out.lines.append(f"{max(0.0, (end[0] if end else last) - out.paused):.3f} @ {ending}")
-    return "\n".join(header(provenance) + out.lines) + "\n"
+    return "\n".join(header(provenance) + _with_xen(out.lines, xen)) + "\n"
+
+
+def _with_xen(lines, xen):
+    """lines with Xen's `x` lines put before the first timed line that
+    comes after them; those after the last timed line (the end, or a
+    session the recording stopped in) go before it, at its time, so that
+    the player plays them."""
+    timed = [i for i, line in enumerate(lines) if line[:1].isdigit()]
+    merged, pending = [], list(xen)
+    for i, line in enumerate(lines):
+        if line[:1].isdigit():
+            t = float(line.split()[0])
+            while pending and (pending[0][0] < t or i == timed[-1]):
+                at, text = pending.pop(0)
+                merged.append(f"{min(at, t):.3f} x {text}")
+        merged.append(line)
+    return merged
 
 
 def _without_tail(chunks, n):
