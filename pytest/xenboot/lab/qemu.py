@@ -303,8 +303,10 @@ class EmbeddedHost:
         # the other side prints is lost.
         started.wait(timeout)
         if relay.done.is_set() or not started.is_set():
+            how = (f"exit status {relay.status}" if relay.status is not None else relay.failure
+                   or f"no word in {timeout:g} s")
             self._detach(index, relay)
-            raise InfraError(f"console relay for {what} did not start: {relay.text.strip()}")
+            raise InfraError(f"console relay for {what} did not start ({how}): {relay.text.strip()}")
         return ConsoleAttachment(self.consoles[index], relay, lambda: self._detach(index, relay))
 
     def _detach(self, index, relay):
