@@ -148,6 +148,14 @@ def test_mountroot_prompt_names_the_root_it_tried(tmp_path):
                                " Mounting from ufs:/dev/xbd0 failed with error 19.)")
 
 
+def test_a_real_mountroot_prompt_names_the_root_and_the_error(tmp_path):
+    # Real 10.4 i386 XEN, vfs.root.mountfrom naming a disk that is not there.
+    outcome, _ = play("real-i386-mountroot-prompt", "freebsd-xen-pv-i386", tmp_path)
+    assert (outcome.verdict, outcome.failed_at) == (Verdict.MILESTONE_MISSING, "init")
+    assert outcome.message == ("mountroot>  (noted: Trying to mount root from ufs:/dev/xbd9 []...;"
+                               " Mounting from ufs:/dev/xbd9 failed with error 19.)")
+
+
 @pytest.mark.parametrize("spec", ["freebsd-xen-pv-i386-boot-d", "freebsd-xen-pv-i386"])
 def test_ddb_before_the_console_is_debugger_console_not_attached(tmp_path, spec):
     outcome, _ = play("i386-early-ddb", spec, tmp_path)
