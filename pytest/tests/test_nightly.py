@@ -158,7 +158,7 @@ def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_
     assert tried == {"flaky": 2, "broken": 3, "panics": 1, "fine": 1, "buggy": 2}
     rows = rows_by_id(summary)
     assert rows["flaky"]["verdict"] == "PASS" and rows["flaky"]["outcome"] == "as-expected"
-    assert rows["flaky"]["retried"] == 1 and rows["flaky"]["flag"] == "passed after 1 INFRA retry"
+    assert rows["flaky"]["retried"] == 1 and rows["flaky"]["flag"] == "passed after 1 INFRA retry (first: host hiccup)"
     assert [a["verdict"] for a in rows["flaky"]["attempts"]] == ["INFRA", "PASS"]
     assert rows["broken"]["verdict"] == "INFRA" and rows["broken"]["retried"] == 2
     assert rows["panics"]["verdict"] == "PANIC" and rows["panics"]["outcome"] == "unexpected"
@@ -189,7 +189,8 @@ def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_p
     assert tried["probe"] == 1 and len(starts) == 2
     assert row["attempts"][0]["verdict"] == "INFRA"
     assert "embedded host: QEMU did not connect" in row["attempts"][0]["message"]
-    assert row["verdict"] == "PASS" and row["flag"] == "passed after 1 INFRA retry"
+    assert row["verdict"] == "PASS" and row["flag"] == ("passed after 1 INFRA retry (first: embedded host: "
+                                                        "QEMU did not connect to its channels)")
     assert summary["exit_status"] == 0
 
 

@@ -5,6 +5,7 @@ same way outside the project, never in CI."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tomllib
@@ -122,10 +123,14 @@ def test_real_folder_rows_boot_pv64_and_pv32pae_probes(tmp_path, builds):
                            f"OUT={run}"], cwd=paths.REPO, capture_output=True, text=True, timeout=900,
                           env={k: v for k, v in os.environ.items() if k != "FREEBSD_SRC"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith(
-        "xenboot: nightly: 2 rows: 2 as expected, 0 unexpected, 0 not run, 0 retried;")
+    assert re.match(r"xenboot: nightly: 2 rows: 2 as expected, 0 unexpected, 0 not run, \d retried;",
+                    proc.stdout.strip().splitlines()[-1]), proc.stdout
     summary = json.loads((run / "summary.json").read_text())
     rows = {row["id"]: row for row in summary["rows"]}
+    # A lab fault costs a retry on a fresh host (seen in clean-room runs,
+    # cause not found; the flag quotes it), never a verdict.
+    for row in rows.values():
+        assert all(a["verdict"] == "INFRA" for a in row["attempts"][:-1]), row["attempts"]
     assert set(rows) == {"builds.probe", "builds.probe-pv32pae"}
     for row in rows.values():
         assert (row["spec"], row["lab"], row["verdict"]) == ("probe", "debug", "PASS")

@@ -489,8 +489,9 @@ def row_summary(row):
     verdict = Verdict(final["verdict"])
     flag = None
     if retried:
+        # The first fault's words: what to look into when a lab flakes.
         flag = (f"{'passed' if verdict is Verdict.PASS else 'ended ' + verdict.value} after "
-                f"{retried} INFRA retr{'y' if retried == 1 else 'ies'}")
+                f"{retried} INFRA retr{'y' if retried == 1 else 'ies'} (first: {row.attempts[0]['message']})")
     return data | {"outcome": "as-expected" if verdict is row.expect else "unexpected",
                    "verdict": verdict.value, "message": final["message"],
                    "attempts": row.attempts, "retried": retried, "flag": flag,
