@@ -316,9 +316,14 @@ def test_reproduce_sh_reruns_the_same_boot_and_refuses_changed_inputs(tmp_path):
 def test_make_passes_a_hostile_command_line_verbatim(tmp_path):
     planted = tmp_path / "planted"
     cmdline = f"probe.run=echo it's `touch {planted}` \"quoted\""
-    proc = subprocess.run(["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe",
+    # The probe runs probe.run's commands after its prompt, where the probe
+    # spec ends: this one waits for the echo too.
+    spec = tmp_path / "echoed.toml"
+    spec.write_text('include = "probe"\n[[milestone]]\nname = "echoed"\npattern = "^it\'s `touch "\nbudget = 30\n')
+    proc = subprocess.run(["make", "--no-print-directory", "boot", "KERNEL=probe", f"SPEC={spec}",
                            f"CMDLINE={cmdline}", f"OUT={tmp_path / 'run'}"],
                           cwd=paths.REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not planted.exists()
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["milestones"][-1]["name"] == "echoed"
     assert f"\n{cmdline.split('echo ', 1)[1]}\r\n".encode() in (tmp_path / "run" / "console.log").read_bytes()
