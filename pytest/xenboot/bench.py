@@ -3,8 +3,8 @@
 For each lab flavour (Debian's release Xen, the debug build), each round
 starts one embedded host (from the lab snapshot), boots the probe kernel on
 it alone, twice (the host's first guest is slower), then four probe kernels
-on it at once; then runs a whole `make
-boot` of the probe. One extra host per flavour starts without the snapshot
+on it at once; then runs a whole `make boot` of the probe. One extra host
+per flavour starts without the snapshot
 (the cold figure; --no-cold skips it). The debug hypervisor's build time is
 the one its lab cache layer recorded when it was built (once). The
 matcher's throughput comes from bench_matcher over a generated FreeBSD-like
@@ -147,13 +147,19 @@ def cold_start(samples, folder, lab_config, progress, flavour):
         samples[f"host_start_cold@{flavour}"].append(host.timings["dom0_ready"])
 
 
+def _timed_command(argv, what, accepted=(EXIT_PASS,)):
+    """Seconds `argv` took; an exit status not `accepted` stops the bench,
+    naming `what` and the command's last line."""
+    seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True))
+    if proc.returncode not in accepted:
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise InfraError(f"bench: {what} exited {proc.returncode}: {last[0]}")
+    return seconds
+
+
 def whole_boot(samples, folder, flavour):
     argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"LAB={flavour}", f"OUT={folder}"]
-    proc_seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True))
-    if proc.returncode != 0:
-        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise InfraError(f"bench: make boot KERNEL=probe LAB={flavour} exited {proc.returncode}: {last[0]}")
-    samples[f"whole_boot@{flavour}"].append(proc_seconds)
+    samples[f"whole_boot@{flavour}"].append(_timed_command(argv, f"make boot KERNEL=probe LAB={flavour}"))
 
 
 def debug_build(samples, lab_config):
@@ -208,10 +214,7 @@ def _freebsd_boot(folder, tree, objdir):
     guest that fails is a figure too; anything else stops the bench."""
     argv = [str(paths.REPO / "ci" / "xenboot"), "freebsd", "--src", tree, "--target", "i386",
             "--objdir", str(objdir), "--out", str(folder)]
-    seconds, proc = _timed(lambda: subprocess.run(argv, capture_output=True, text=True))
-    if proc.returncode not in (EXIT_PASS, EXIT_GUEST_FAILED):
-        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise InfraError(f"bench: make boot TARGET=i386 FREEBSD_SRC={tree} exited {proc.returncode}: {last[0]}")
+    seconds = _timed_command(argv, f"make boot TARGET=i386 FREEBSD_SRC={tree}", (EXIT_PASS, EXIT_GUEST_FAILED))
     with open(folder / "result.json") as f:
         return seconds, json.load(f)
 

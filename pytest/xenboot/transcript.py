@@ -215,12 +215,12 @@ def _with_xen(lines, xen):
     comes after them; those after the last timed line (the end, or a
     session the recording stopped in) go before it, at its time, so that
     the player plays them."""
-    timed = [i for i, line in enumerate(lines) if line[:1].isdigit()]
+    last = max((i for i, line in enumerate(lines) if line[:1].isdigit()), default=None)
     merged, pending = [], list(xen)
     for i, line in enumerate(lines):
         if line[:1].isdigit():
             t = float(line.split()[0])
-            while pending and (pending[0][0] < t or i == timed[-1]):
+            while pending and (pending[0][0] < t or i == last):
                 at, text = pending.pop(0)
                 merged.append(f"{min(at, t):.3f} x {text}")
         merged.append(line)

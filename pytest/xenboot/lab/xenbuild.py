@@ -9,10 +9,9 @@ traces), config (the resolved .config) and build.log.
 The build is reproducible: what Xen's Makefile would take from the clock
 (when it was built, in `xl info` and the boot banner) comes from the
 source package instead, with the version and maintainer Debian's build
-gives it, and the folder it is built
-in is mapped away in the debug info (which the build-id note hashes), so
-that two machines that build the same source and config get the same
-xen.gz.
+gives it, and the folder it is built in is mapped away in the debug info
+(which the build-id note hashes), so that two machines that build the same
+source and config get the same xen.gz.
 """
 import gzip
 import os
@@ -29,6 +28,7 @@ from xenboot.errors import InfraError
 RECIPE = 2
 # What the build folder is called in the debug info.
 SOURCE_NAME = "/usr/src/xen"
+
 
 def build_environment(tree):
     """Make's environment with when and by whom from the source package,
