@@ -11,12 +11,6 @@ import pytest  # noqa: E402
 pytest_plugins = ["xenboot.plugin"]
 
 
-def pytest_configure(config):
-    # A user's suite may skip what a broken boot cannot test; here a boot
-    # that does not PASS is the harness failing, and a skip would hide it.
-    config.option.xenboot_fail_unbooted = True
-
-
 @pytest.fixture(scope="session")
 def debian_vmlinuz():
     """Debian's Linux kernel from the lab cache: a real PV guest kernel."""
@@ -31,6 +25,9 @@ REAL_TREE = "XENBOOT_REAL_TREE"
 
 
 def pytest_configure(config):
+    # A user's suite may skip what a broken boot cannot test; here a boot
+    # that does not PASS is the harness failing, and a skip would hide it.
+    config.option.xenboot_fail_unbooted = True
     config.addinivalue_line("markers", f"real_tree: builds the real FreeBSD source tree ${REAL_TREE} names "
                                        "(skipped without it; CI has none)")
 

@@ -4,7 +4,6 @@ the project's own probe builds; third-party suites (XTF) are measured the
 same way outside the project, never in CI."""
 import json
 import os
-import pathlib
 import re
 import shutil
 import subprocess
