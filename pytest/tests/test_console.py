@@ -177,7 +177,7 @@ def test_session_stays_usable_after_the_verdict(tmp_path, console):
         assert guest.recv(100) == b"echo hi\r"
         guest.sendall(b"echo hi\r\nhi\r\nprobe> ")
         assert session.expect(r"^hi$").line == "hi"
-        assert session.expect(r"^probe> $").line == "probe> "
+        assert session.expect(r"^probe> $", prompt=True).line == "probe> "
         session.send_line("panic boom")
         guest.sendall(b"panic boom\r\npanic: boom\r\n")
         with pytest.raises(ExpectFailed) as e:
@@ -186,6 +186,19 @@ def test_session_stays_usable_after_the_verdict(tmp_path, console):
     sent = [e["text"] for e in records(tmp_path) if e["dir"] == "send"]
     assert sent == ["echo hi\r", "panic boom\r"]
     assert any(e.get("expect") == r"^hi$" for e in records(tmp_path))
+
+
+def test_expect_waits_for_the_end_of_a_line_unless_it_is_a_prompt(tmp_path, spec, console):
+    """The unfinished `badpte: ...: ` once matched `^badpte: .*: (.*)$` with an
+    empty group (a clean-room run under load): only a prompt matches unfinished."""
+    harness, guest = console
+    with ConsoleSession(harness.fileno(), spec, tmp_path) as session:
+        guest.sendall(b"badpte: update 0x1000: ")
+        with pytest.raises(ExpectFailed):
+            session.expect(r"^badpte: .*: (.*)$", timeout=0.3)
+        guest.sendall(b"refused (-22 EINVAL)\r\nprobe> ")
+        assert session.expect(r"^badpte: .*: (.*)$").group(1) == "refused (-22 EINVAL)"
+        assert session.expect(r"^probe> $", prompt=True).line == "probe> "
 
 
 def test_expect_leftover_from_the_judges_last_block(tmp_path, spec, console):

@@ -247,7 +247,7 @@ def probe(tmp_path):
 def test_probe_answers_at_its_prompt(probe):
     probe.send_line("echo hi")
     assert probe.expect(r"^hi$").line == "hi"
-    probe.expect(r"^probe> $")
+    probe.expect(r"^probe> $", prompt=True)
     probe.send_line("poweroff")
     with pytest.raises(ExpectFailed) as e:
         probe.expect("never", timeout=10)

@@ -20,7 +20,7 @@ def test_echo_round_trip(target):
     target.session.send_line("echo hello from the harness")
     match = target.session.expect(r"^hello from the harness$", timeout=10)
     assert match.seconds > 0
-    target.session.expect(r"^probe> ", timeout=10)
+    target.session.expect(r"^probe> ", timeout=10, prompt=True)
 
 
 def test_info_names_the_domain(target):

@@ -67,13 +67,17 @@ class ConsoleSession:
     time of unpause. `send(bytes)` replaces writing to fd for input.
     `on_match(event)` sees each match event (a milestone reached, a fatal
     line) as it happens, e.g. to show progress while the guest runs.
+    `clock` is what the session's times are read from: time.monotonic, or
+    a transcript player's, which stands still while it trickles a burst
+    out in pieces (a guest's burst takes no time on its own timeline).
     """
 
     def __init__(self, fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP,
-                 send=None, on_match=None, xen=None):
+                 send=None, on_match=None, xen=None, clock=time.monotonic):
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.domain = domain
-        self.t0 = time.monotonic() if t0 is None else t0
+        self._clock = clock
+        self.t0 = clock() if t0 is None else t0
         self.log_cap = log_cap
         self.logged = 0
         self.log_truncated = False
@@ -94,7 +98,7 @@ class ConsoleSession:
         self._scanner = Scanner()
         self._judge = None          # the Judge while judge() runs
         self._pending = ""          # cleaned complete lines nobody has judged yet
-        self._tail = None           # the unfinished last line, if new since last looked at
+        self._tail = None           # the unfinished last line (None once it ends or a prompt matched it)
         self._next_poll = 0.0
         self._log = open(os.path.join(out_dir, "console.log"), "ab", buffering=0)
         self._jsonl = open(os.path.join(out_dir, "console.jsonl"), "a", encoding="utf-8",
@@ -112,7 +116,7 @@ class ConsoleSession:
         self._jsonl.close()
 
     def now(self):
-        return time.monotonic() - self.t0
+        return self._clock() - self.t0
 
     # -- judging -------------------------------------------------------------
 
@@ -198,20 +202,25 @@ class ConsoleSession:
     def send_line(self, text):
         self.send(text + self.spec.newline)
 
-    def expect(self, pattern, timeout=30, fatal=True):
-        """Waits for a line, or the unfinished last line (a prompt), matching
-        `pattern` (a regex, one line at a time) and returns a Match. Raises
-        ExpectFailed: at `timeout`, HANG if the guest has been silent for the
-        spec's hang budget, else TIMEOUT; the verdict of a fatal line of the
-        spec seen first (unless fatal=False); CRASH/MILESTONE_MISSING if the
-        domain ends."""
+    def expect(self, pattern, timeout=30, fatal=True, prompt=False):
+        """Waits for a complete line matching `pattern` (a regex, one line at
+        a time) and returns a Match; with prompt=True the unfinished last
+        line may match too (a prompt waits for input and never ends its
+        line), as may a fatal pattern the spec marks partial. Any other
+        line is matched only once it ends: its unfinished tail depends on
+        how the guest's bytes happen to be chunked. Raises ExpectFailed: at
+        `timeout`, HANG if the guest has been silent for the spec's hang
+        budget, else TIMEOUT; the verdict of a fatal line of the spec seen
+        first (unless fatal=False); CRASH/MILESTONE_MISSING if the domain
+        ends."""
         target = Pattern(pattern)
         entries = [(target, None)]
         if fatal:
             entries += [(f.pattern, f) for f in self.spec.fatal]
+        tail_entries = [(p, f) for p, f in entries if (f.partial if f is not None else prompt)]
         deadline = self.now() + timeout
         while True:
-            found = self._expect_in_pending(entries) or self._expect_in_tail(entries)
+            found = self._expect_in_pending(entries) or self._expect_in_tail(tail_entries)
             if found:
                 fatal_entry, line, match = found
                 if fatal_entry is not None:
@@ -250,12 +259,13 @@ class ConsoleSession:
         return payload, line, match
 
     def _expect_in_tail(self, entries):
-        tail, self._tail = self._tail, None
-        if tail is None:
-            return None
-        for pattern, payload in entries:
+        # A tail that matched is used up; one that did not stays, as the
+        # line may still complete or a later expect may want it.
+        tail = self._tail
+        for pattern, payload in entries if tail is not None else ():
             match = pattern.regex.search(tail)
             if match:
+                self._tail = None
                 return payload, tail, match
         return None
 

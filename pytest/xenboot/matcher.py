@@ -280,7 +280,14 @@ class Judge:
         self._fatal_at = 0.0
         self._fatal_script = None
         self._nudged_at = None          # when the nudge was typed in this wait for a prompt
+        # What the unfinished last line has already been acted on as: it
+        # grows chunk by chunk, and each sight of it must not act again.
         self._prompt_handled = False
+        self._pager_answered = False
+        # The milestone or fatal record a partial pattern made of the
+        # unfinished line: it keeps that line as it grows, so what it
+        # records does not depend on how the line was chunked.
+        self._growing = None
         self._prompt_text = spec.debugger.prompt.rstrip()
         self._prompt_entry = (Pattern("^" + re.escape(spec.debugger.prompt)), (_PROMPT, None))
         # The debugger prompt is the guest console's; nothing else on Xen's.
@@ -315,10 +322,14 @@ class Judge:
             self._source = CONSOLE
             return len(block) if self.state is SESSION else pos
         skip_prompt = 0
+        if block:
+            self._pager_answered = False
         if self._prompt_handled and block:
             # The first line began with a prompt already handled as the tail.
             skip_prompt = _line_end(block, 0) + 1
             self._prompt_handled = False
+            self._grow(block[:skip_prompt - 1])
+            self._growing = None
         pos, search = 0, BlockSearch(block)
         while pos < len(block) and not self.done:
             pos = self._step(search, pos, skip_prompt, t)
@@ -508,21 +519,32 @@ class Judge:
 
     def _tail(self, tail, t):
         debugger = self.spec.debugger
-        if tail.rstrip() == self._prompt_text:
+        if self._prompt_handled:
+            return self._grow(tail)
+        if tail == debugger.prompt:
             self._prompt_handled = True
             self._prompt(t)
-        elif self.state is SESSION and tail.startswith(debugger.pager):
-            self._event(t, tail, pager=True)
+        elif self.state is SESSION and tail.startswith(debugger.pager) and not self._pager_answered:
+            self._pager_answered = True
+            self._event(t, debugger.pager, pager=True)
             self.sends.append(debugger.pager_answer)
         elif self.state is MATCHING:
             for m in self._candidates():
                 if m.partial and _watches(m, CONSOLE) and m.pattern.regex.search(tail):
                     self._prompt_handled = True
-                    return self._reach(m, t, tail)
+                    self._reach(m, t, tail)
+                    self._growing = self.outcome.milestones[-1]
+                    return
             for f in self.spec.fatal:
                 if f.partial and _watches(f, CONSOLE) and f.pattern.regex.search(tail):
                     self._prompt_handled = True
-                    return self._fatal(f.kind, tail, t, f.script)
+                    self._fatal(f.kind, tail, t, f.script)
+                    self._growing = self.outcome.fatal[-1]
+                    return
+
+    def _grow(self, line):
+        if self._growing is not None:
+            self._growing["line"] = line
 
     def _note(self, note, line, t, match):
         """A line worth reporting (a [[note]], or a milestone marked note),

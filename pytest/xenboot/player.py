@@ -41,6 +41,7 @@ Xen's reason quoted in the verdict.
 """
 import argparse
 import dataclasses
+import fcntl
 import os
 import re
 import select
@@ -48,6 +49,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import termios
 import threading
 import time
 import tty
@@ -185,13 +187,24 @@ class Player:
     """Plays one transcript on a pty; `master` is the console end for the driver.
 
     speed > 1 plays faster (a test not about timing); use spec.scaled(1/speed)
-    so the budgets shrink with it."""
+    so the budgets shrink with it.
 
-    def __init__(self, path, speed=1.0):
+    `pieces(data)`, when given, cuts what the guest prints into the pieces
+    the driver is to read one at a time: prints of one instant are joined
+    into one burst, each piece is written only once the driver has read the
+    last, and the player's `clock` stands still meanwhile, so a console cut
+    byte by byte keeps the transcript's timing. Without it each print is
+    one write, read in whatever chunks the pty gives."""
+
+    def __init__(self, path, speed=1.0, pieces=None):
         self.path = path
         self.provenance = provenance(path)
-        self.steps = parse(path)
+        self.steps = parse(path) if pieces is None else _bursts(parse(path))
         self.speed = speed
+        self.pieces = pieces
+        self._stood = 0.0           # how long the clock has stood still
+        self._stood_since = None
+        self._clock_lock = threading.Lock()
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)
         # Xen's console for this domain, as the lab's serial log keeps it.
@@ -237,22 +250,28 @@ class Player:
             found["frames"] = self.provenance["xenctx-frames"].split(" < ")
         return found
 
+    def clock(self):
+        """The player's monotonic time, which stands still while pieces are
+        being handed over one by one."""
+        with self._clock_lock:
+            return (self._stood_since or time.monotonic()) - self._stood
+
     # -- playing -------------------------------------------------------------------
 
     def _run(self):
         try:
-            base = time.monotonic()
+            base = self.clock()
             for step in self.steps:
                 self._sleep_until(base + step.time / self.speed)
                 if step.op in ("session", "hold"):
                     # The recording's clock stood still here (a stopped
                     # kernel, a held console): so does the player's.
-                    started = time.monotonic()
+                    started = self.clock()
                     if step.op == "hold":
                         self._hold()
                     elif not self._session(step):
                         break
-                    base += time.monotonic() - started
+                    base += self.clock() - started
                 elif not self._act(step):
                     break
             self._stop.wait()
@@ -273,7 +292,7 @@ class Player:
         elif step.op == "chatter":
             while True:
                 self._write(step.text)
-                self._sleep_until(time.monotonic() + step.seconds / self.speed)
+                self._sleep_until(self.clock() + step.seconds / self.speed)
         return False
 
     def _session(self, step):
@@ -322,6 +341,22 @@ class Player:
 
     def _write(self, text):
         data = text.encode("utf-8")
+        if self.pieces is None:
+            return self._write_bytes(data)
+        with self._clock_lock:
+            self._stood_since = time.monotonic()
+        try:
+            for piece in self.pieces(data):
+                self._write_bytes(piece)
+                while _unread(self.master):
+                    if self._stop.wait(0.0002):
+                        raise _Stopped
+        finally:
+            with self._clock_lock:
+                self._stood += time.monotonic() - self._stood_since
+                self._stood_since = None
+
+    def _write_bytes(self, data):
         while data:
             if not select.select([], [self._slave], [], 0.05)[1]:
                 if self._stop.is_set():
@@ -332,22 +367,40 @@ class Player:
     def _sleep_until(self, when):
         # The transcript's own timing, not a wait for an event: the stop
         # event cuts it short.
-        if self._stop.wait(max(0.0, when - time.monotonic())):
+        if self._stop.wait(max(0.0, when - self.clock())):
             raise _Stopped
 
 
-def replay(path, spec, out, speed=1.0):
+def _unread(fd):
+    """How many bytes wait to be read on `fd`."""
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), "little")
+
+
+def _bursts(steps):
+    """The steps with consecutive prints of one instant joined into one."""
+    joined = []
+    for step in steps:
+        last = joined[-1] if joined else None
+        if step.op == "print" and last is not None and last.op == "print" and last.time == step.time:
+            joined[-1] = dataclasses.replace(last, text=last.text + step.text)
+        else:
+            joined.append(step)
+    return joined
+
+
+def replay(path, spec, out, speed=1.0, pieces=None):
     """Plays the transcript at `path` through the live console driver,
     judged by `spec` (NAME, path or Spec; scaled by 1/speed here) with its
     Xen lines as the second source; Xen's reason goes into the verdict as
     boot puts it there (without the kernel's symbols: RIP stays an
-    address). Returns (Outcome, Player)."""
+    address). `pieces` as for Player. Returns (Outcome, Player)."""
     spec = (load_spec(spec) if isinstance(spec, str) else spec).scaled(1 / speed)
-    player = Player(path, speed=speed)
+    player = Player(path, speed=speed, pieces=pieces)
     try:
         xen = xenconsole.XenConsole(xenconsole.FileSource(player.xen_log), player.domid, out).start()
         try:
-            with ConsoleSession(player.master, spec, out, domain=player, xen=xen) as session:
+            with ConsoleSession(player.master, spec, out, domain=player, xen=xen,
+                                clock=player.clock) as session:
                 player.start()
                 outcome = session.judge()
             xen.conclude(outcome)

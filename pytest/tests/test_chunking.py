@@ -1,0 +1,87 @@
+"""Every transcript judged the same however the guest's bytes are chunked:
+one byte at a time, random splits, or each instant's output in one burst,
+through the live console driver. A match must never take an unfinished line
+(it once caught `badpte: ...: ` before the rest arrived)."""
+import pathlib
+import random
+
+import pytest
+
+from xenboot import player
+
+TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
+SPEED = 40
+# The spec each SYNTHETIC transcript was written for; a REAL one names its own.
+SYNTHETIC_SPECS = {
+    "boot-d-continue-init": "freebsd-xen-pv-boot-d",
+    "crash-early": "freebsd-xen-pv",
+    "fatal-trap-12": "freebsd-xen-pv",
+    "hang-after-kdb": "freebsd-xen-pv",
+    "i386-boot-to-init": "freebsd-xen-pv-i386",
+    "i386-early-ddb": "freebsd-xen-pv-i386-boot-d",
+    "i386-mountroot-prompt": "freebsd-xen-pv-i386",
+    "i386-no-init-ddb": "freebsd-xen-pv-i386",
+    "kdb-mid-boot": "freebsd-xen-pv-kdb",
+    "linux-diskless": "generic",
+    "pager-more": "freebsd-xen-pv-kdb-stop",
+    "panic-backtrace": "freebsd-xen-pv",
+    "probe-failure": "probe",
+    "probe": "probe",
+    "timeout-chatter": "freebsd-xen-pv",
+}
+
+
+def spec_of(path):
+    found = player.provenance(path)
+    return found["spec"] if found["kind"] == "REAL" else SYNTHETIC_SPECS[path.stem]
+
+
+def one_byte(data):
+    return [data[i:i + 1] for i in range(len(data))]
+
+
+def random_splits(seed):
+    rng = random.Random(seed)
+
+    def pieces(data):
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, len(data) // 8))) if len(data) > 1 else []
+        return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+    return pieces
+
+
+def whole(data):
+    return [data]
+
+
+def judged(outcome):
+    """What a chunking must not change: everything but the times."""
+    return {
+        "verdict": outcome.verdict, "message": outcome.message, "failed_at": outcome.failed_at,
+        "end_reason": outcome.end_reason,
+        "milestones": [(m["name"], m["line"], m.get("source")) for m in outcome.milestones],
+        "fatal": [(f["kind"], f["line"]) for f in outcome.fatal],
+        "notes": [(n["name"], n["line"], n.get("fields")) for n in outcome.notes],
+        "debugger": [{k: v for k, v in d.items()} for d in outcome.debugger],
+    }
+
+
+PATHS = sorted(TRANSCRIPTS.glob("*.txt"))
+
+
+def test_every_transcript_has_a_spec_to_be_judged_by():
+    assert {p.stem for p in PATHS if player.provenance(p)["kind"] == "SYNTHETIC"} == set(SYNTHETIC_SPECS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
+def test_chunking_does_not_change_the_judgement(tmp_path, path):
+    spec = spec_of(path)
+    outcomes = {}
+    for name, pieces in (("burst", whole), ("one byte", one_byte), ("random", random_splits(path.stem))):
+        out = tmp_path / name.replace(" ", "-")
+        out.mkdir()
+        outcomes[name] = judged(player.replay(path, spec, out, speed=SPEED, pieces=pieces)[0])
+    assert outcomes["one byte"] == outcomes["burst"]
+    assert outcomes["random"] == outcomes["burst"]
+    found = player.provenance(path)
+    if found["kind"] == "REAL":
+        assert outcomes["burst"]["verdict"].value == found["verdict"]
