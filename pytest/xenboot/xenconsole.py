@@ -7,7 +7,8 @@ folder's xen.log, only the lines of that run's domain:
 
 - its console_io writes, which Xen prints as `(dN) text` (a debug Xen or a
   console domain only: Debian's release Xen refuses a domU's console_io);
-  these are also handed to the judge as the "xen" source;
+  these are also handed to the judge as the "xen" source, each line once
+  (Resends);
 - Xen's messages naming it: `dNvM` (%pv), `dN` (%pd), `Domain N`, `domN`;
 - the unnamed lines that continue such a message: the register dump and
   guest stack after "Domain N (vcpu#M) crashed", a page-table walk, and the
@@ -113,6 +114,44 @@ class Splitter:
         return []
 
 
+class Resends:
+    """A guest's console_io lines, each once: which lines are new, not a
+    re-send of what Xen already printed.
+
+    FreeBSD's Xen console (sys/dev/xen/console/console.c, __xencons_tx_flush
+    with `remove_after_debug`, in the amd64_xen_pv branch and 10.x) writes
+    its whole unsent backlog to console_io on every flush, and only then
+    offers it to the console ring, whose acceptance decides what counts as
+    sent. While the ring is full (before xenconsoled drains it) every
+    character printed re-sends everything from the oldest byte the ring has
+    not taken: Xen's copy repeats runs of lines it printed, each run a
+    later part of what came before (the branch's amd64 kernel at 128 MB:
+    585 lines for a 311-line console). A line that starts such a run, or
+    goes on with one, is a re-send; the judge sees the rest, xen.log all."""
+
+    # The backlog is console.c's 4 KiB write buffer: a re-send reaches this
+    # many lines back at the most.
+    WINDOW = 256
+    # Shorter lines ("done.", blank) recur of themselves: they never start a run.
+    MIN_START = 8
+
+    def __init__(self):
+        self._kept = collections.deque(maxlen=self.WINDOW)
+        self._next = None           # where in _kept the run being re-sent is
+
+    def fresh(self, line):
+        kept = self._kept
+        if self._next is not None and self._next < len(kept) and kept[self._next] == line:
+            self._next += 1
+            return False
+        self._next = None
+        if len(line.strip()) >= self.MIN_START and line in kept:
+            self._next = len(kept) - list(reversed(kept)).index(line)
+            return False
+        kept.append(line)
+        return True
+
+
 class FileSource:
     """New text of a file another process appends to (QEMU's host.log), from
     its size when this was made."""
@@ -186,6 +225,7 @@ class XenConsole:
         self.error = None
         self._lock = threading.Lock()
         self._queue = []
+        self._resends = Resends()
         self._log = open(self.path, "a", encoding="utf-8", buffering=1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"xen-console-d{domid}", daemon=True)
@@ -220,7 +260,8 @@ class XenConsole:
             for kind, raw, line in self.splitter.feed(text):
                 self._log.write(raw + "\n")
                 if kind == CONSOLE:
-                    self._queue.append(line)
+                    if self._resends.fresh(line):
+                        self._queue.append(line)
                 else:
                     self.messages.append(line)
 
