@@ -71,8 +71,8 @@ def test_the_real_stock_crash_is_quoted_from_xen_s_lines_in_the_transcript(tmp_p
 def test_boot_d_session_continue_mountroot_init(tmp_path):
     outcome, p = play("boot-d-continue-init", "freebsd-xen-pv-boot-d", tmp_path)
     assert outcome.verdict is Verdict.PASS
-    assert reached(outcome) == ["bootenv", "kdb-backends", "kdb-current", "kdb", "sysinit", "banner",
-                                "version", "real-memory", "avail-memory", "mountroot", "init", "poweroff"]
+    assert reached(outcome) == ["bootenv", "kdb-backends", "kdb-current", "kdb", "banner", "version",
+                                "sysinit", "xen-clock", "xenstore", "disk", "mountroot", "init", "poweroff"]
     assert p.typed == ["set $lines = 0", "bt", "show registers", "ps", "c"]
     assert [d["command"] for d in outcome.debugger] == ["set $lines = 0", "bt", "show registers", "ps"]
     assert "initxen() at initxen+0x6d2" in outcome.debugger[1]["reply"]
@@ -101,7 +101,7 @@ def test_entry_the_spec_does_not_expect_is_debugger(tmp_path):
 def test_continue_beyond_kdb_to_init(tmp_path, spec):
     outcome, p = play("kdb-mid-boot", spec, tmp_path)
     assert outcome.verdict is Verdict.PASS
-    assert reached(outcome)[-5:] == ["avail-memory", "kdb", "mountroot", "init", "poweroff"]
+    assert reached(outcome)[-5:] == ["disk", "kdb", "mountroot", "init", "poweroff"]
     assert p.typed[-1] == "c"
 
 
@@ -109,8 +109,8 @@ def test_i386_boot_to_init_and_poweroff(tmp_path):
     outcome, _ = play("i386-boot-to-init", "freebsd-xen-pv-i386", tmp_path)
     assert outcome.verdict is Verdict.PASS and outcome.end_reason == "poweroff"
     assert reached(outcome) == ["loader-metadata", "kdb-backends", "kdb-current", "banner", "version",
-                                "real-memory", "avail-memory", "console", "disk", "mountroot", "init",
-                                "poweroff"]
+                                "real-memory", "avail-memory", "xen-clock", "console", "xenstore", "disk",
+                                "mountroot", "init", "poweroff"]
     version = outcome.milestones[reached(outcome).index("version")]["line"]
     assert version == "FreeBSD 10.4-RELEASE #1: Thu Nov 26 01:40:12 UTC 2026"
     assert outcome.notes == [{"name": "mountroot", "seconds": outcome.milestones[-3]["seconds"],
@@ -195,8 +195,8 @@ def test_silence_after_the_kdb_lines_is_a_hang(tmp_path):
 def test_output_without_the_milestone_is_a_timeout(tmp_path):
     outcome, _ = play("timeout-chatter", "freebsd-xen-pv", tmp_path)
     assert outcome.verdict is Verdict.TIMEOUT
-    assert outcome.failed_at == "banner"
-    assert reached(outcome) == ["kdb-backends", "kdb-current", "sysinit"]
+    assert outcome.failed_at == "xen-clock"
+    assert reached(outcome) == ["kdb-backends", "kdb-current", "banner", "version", "sysinit"]
 
 
 def test_pager_when_set_lines_fails(tmp_path):

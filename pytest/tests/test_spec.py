@@ -51,10 +51,10 @@ def test_generic_ends_with_the_domain_or_stays_alive():
 def test_freebsd_spec_order_and_optional_stages():
     spec = load_spec("freebsd-xen-pv")
     names = [m.name for m in spec.milestones]
-    assert names == ["bootenv", "kdb-backends", "kdb-current", "sysinit", "banner", "version",
-                     "real-memory", "avail-memory", "kdb", "mountroot", "init", "poweroff"]
+    assert names == ["bootenv", "gdb", "kdb-backends", "kdb-current", "banner", "version", "sysinit",
+                     "xen-clock", "xenstore", "disk", "kdb", "mountroot", "init", "poweroff"]
     optional = {m.name for m in spec.milestones if m.optional}
-    assert optional == {"bootenv", "sysinit", "kdb"}
+    assert optional == {"bootenv", "gdb", "sysinit", "kdb"}
     assert spec.scripts["kdb"].commands[0] == "set $lines = 0"
     assert spec.scripts["kdb"].then == "continue"
     assert spec.milestones[-1].end == ("poweroff",) and spec.debugger.nudge == "\x07"
@@ -64,9 +64,10 @@ def test_freebsd_spec_order_and_optional_stages():
 def test_i386_spec_shares_the_common_lines_and_adds_its_own():
     i386, amd64 = load_spec("freebsd-xen-pv-i386"), load_spec("freebsd-xen-pv")
     names = [m.name for m in i386.milestones]
-    assert names == ["loader-metadata", "kdb-backends", "kdb-current", "banner", "version",
-                     "real-memory", "avail-memory", "console", "disk", "kdb", "mountroot", "init", "poweroff"]
-    assert {m.name for m in i386.milestones if m.optional} == {"loader-metadata", "kdb"}
+    assert names == ["loader-metadata", "gdb", "kdb-backends", "kdb-current", "banner", "version",
+                     "real-memory", "avail-memory", "xen-clock", "console", "xenstore", "disk", "kdb",
+                     "mountroot", "init", "poweroff"]
+    assert {m.name for m in i386.milestones if m.optional} == {"loader-metadata", "gdb", "kdb"}
     common = [m for m in amd64.milestones if m.name not in ("bootenv", "sysinit")]
     # Patterns compare by identity: the repr shows each field and the regex source.
     assert [repr(m) for m in i386.milestones if m.name in {c.name for c in common}] == list(map(repr, common))

@@ -18,11 +18,15 @@ from xenboot.spec import load_spec
 TARGET_MB_S = 50
 MB = 1000 * 1000
 
-BOOT = (b"KDB: debugger backends: ddb gdb\r\nKDB: current backend: ddb\r\n"
-        b"   print_caddr_t(&copyright)... Copyright (c) 1992-2013 The FreeBSD Project.\r\n"
-        b"FreeBSD 10.0-CURRENT #0: Tue Sep  3 10:12:45 UTC 2013\r\n"
-        b"real memory  = 134217728 (128 MB)\r\navail memory = 104857600 (100 MB)\r\n")
-END = b"Trying to mount root from ufs:/dev/md0 []...\r\nfreebsd-xen-ci init: name=/sbin/init\r\n"
+# The branch's amd64 lines (its real console's); the chatter goes between
+# the xenstore's attach and the disk's.
+BOOT = (b"GDB: no debug ports present\r\nKDB: debugger backends: ddb\r\nKDB: current backend: ddb\r\n"
+        b"Copyright (c) 1992-2014 The FreeBSD Project.\r\n"
+        b"FreeBSD 10.1-RELEASE #10: Thu Jan  1 00:00:00 UTC 1970\r\n"
+        b"Event timer \"XENTIMER\" frequency 1000000000 Hz quality 950\r\n"
+        b"xenbusb_front0: <Xen Frontend Devices> on xenstore0\r\n")
+END = (b"xbd0: 16MB <Virtual Block Device> at device/vbd/51712 on xenbusb_front0\r\n"
+       b"Trying to mount root from ufs:/dev/xbd0 []...\r\nfreebsd-xen-ci init: name=/sbin/init\r\n")
 
 
 def chatter(seed=1, lines=1000):
