@@ -506,6 +506,6 @@ int main(int argc, char **argv)
 		return serve(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "shell") == 0)
 		return shell(argv[2]);
-	fprintf(stderr, "usage: xenboot-agent serve PORT | relay PTY PORT | shell PORT\n");
+	fprintf(stderr, "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT\n");
 	return 2;
 }
