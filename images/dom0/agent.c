@@ -8,19 +8,29 @@
  * relays, one-shot queries) run at once with their output multiplexed.
  *
  * Protocol, one line per message, fields separated by one space, every
- * free-form field hex-encoded:
+ * free-form field hex-encoded (lowercase), a job ID 1 to 32 of [0-9A-Za-z_]:
  *   harness -> agent   run ID ARGV0 ARGV1 ...      start a job
- *                      kill ID SIGNAL              signal a job
+ *                      kill ID SIGNAL              signal a job (decimal)
  *   agent -> harness   ready                       once, at start
  *                      out ID DATA / err ID DATA   job output as it comes
  *                      exit ID STATUS              status, or 128+signal
- *                      error ID MESSAGE            the job could not start
+ *                      error ID MESSAGE            the request for job ID
+ *                                                  failed; for a run, the
+ *                                                  job did not start and no
+ *                                                  exit follows
+ *                      error - MESSAGE             a line naming no job
+ * A request that fails (a malformed line, no free slot, pipe2 or fork
+ * failing) costs that job, never the agent, which stops only when the
+ * control port, poll() or its signalfd fails. A job whose program cannot be
+ * run exits 127, saying why on its err.
  *
  * `xenboot-agent relay PTY PORT` is the console relay a job runs: it copies
  * a guest's console pty to the virtio-serial port named PORT and back, over
  * one read-write descriptor (two opens of a port lose host input).
  * `xenboot-agent shell PORT` relays a login shell on a new pty the same way,
- * for a person at the harness's terminal.
+ * for a person at the harness's terminal. `xenboot-agent serve -` serves
+ * on standard input, one read-write socket: how the tests drive a native
+ * build of the agent.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -29,6 +39,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +48,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "protocol.h"
+
 #define MAX_JOBS 64
-#define MAX_ARGS 256
-#define LINE_MAX_BYTES (64 * 1024)
 #define CHUNK 4096
-#define ID_MAX 32
 
 struct job {
 	char id[ID_MAX + 1];
@@ -77,51 +87,54 @@ static void write_all(int fd, const char *buf, size_t len)
 
 static const char hexdigits[] = "0123456789abcdef";
 
+/* Ids are at most ID_MAX (the parser's rule) and data at most CHUNK bytes,
+ * so every reply fits: one that would not is a bug, and the agent stops on
+ * it rather than write past the buffer. */
+static char reply[sizeof("error ") + ID_MAX + 1 + 2 * CHUNK + 1];
+
+/* snprintf()'s length `n`, checked to leave `extra` bytes of reply free. */
+static size_t fits(int n, size_t extra)
+{
+	if (n < 0 || (size_t)n + extra >= sizeof(reply)) {
+		errno = EOVERFLOW;
+		die("reply longer than its buffer");
+	}
+	return (size_t)n;
+}
+
 static void send_data(const char *kind, const char *id, const char *data,
 		      size_t len)
 {
-	static char line[16 + ID_MAX + 2 * CHUNK + 2];
-	size_t pos = (size_t)snprintf(line, sizeof(line), "%s %s ", kind, id);
+	size_t pos = fits(snprintf(reply, sizeof(reply), "%s %s ", kind, id),
+			  2 * len + 1);
 
 	for (size_t i = 0; i < len; i++) {
-		line[pos++] = hexdigits[(unsigned char)data[i] >> 4];
-		line[pos++] = hexdigits[(unsigned char)data[i] & 15];
+		reply[pos++] = hexdigits[(unsigned char)data[i] >> 4];
+		reply[pos++] = hexdigits[(unsigned char)data[i] & 15];
 	}
-	line[pos++] = '\n';
-	write_all(control_fd, line, pos);
+	reply[pos++] = '\n';
+	write_all(control_fd, reply, pos);
 }
 
-static void send_line(const char *fmt, const char *id, int value)
+static void send_exit(const char *id, int status)
 {
-	char line[128];
-	int n = snprintf(line, sizeof(line), fmt, id, value);
-	write_all(control_fd, line, (size_t)n);
+	size_t n = fits(snprintf(reply, sizeof(reply), "exit %s %d\n", id,
+				 status), 0);
+
+	write_all(control_fd, reply, n);
 }
 
-static int hexval(char c)
+__attribute__((format(printf, 2, 3)))
+static void send_error(const char *id, const char *fmt, ...)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
+	char message[256];
+	va_list ap;
 
-/* Decodes in place; returns 0 on malformed input. */
-static int unhex(char *s)
-{
-	char *out = s;
-
-	for (; s[0] && s[1]; s += 2) {
-		int hi = hexval(s[0]), lo = hexval(s[1]);
-		if (hi < 0 || lo < 0)
-			return 0;
-		*out++ = (char)(hi << 4 | lo);
-	}
-	if (*s)
-		return 0;
-	*out = '\0';
-	return 1;
+	/* A message cut short still says what failed. */
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	send_data("error", id, message, strlen(message));
 }
 
 static struct job *find_job(const char *id)
@@ -132,39 +145,65 @@ static struct job *find_job(const char *id)
 	return NULL;
 }
 
+/* In the forked child: what goes wrong is told on the job's err, and the
+ * job exits 127, as a shell's command that cannot run does. */
+__attribute__((noreturn))
+static void exec_job(char **argv, int out, int err)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	sigset_t none;
+
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(err, 2) < 0) {
+		dprintf(err, "xenboot-agent: job's stdio: %s\n", strerror(errno));
+		_exit(127);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Own process group, so `kill` reaches what the job spawned. */
+	setpgid(0, 0);
+	execvp(argv[0], argv);
+	dprintf(err, "xenboot-agent: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
 static void start_job(const char *id, char **argv)
 {
 	struct job *job = NULL;
-	int out[2], err[2];
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+	const char *failed = NULL;
+	pid_t pid = -1;
 
+	if (find_job(id)) {
+		send_error(id, "job id already in use");
+		return;
+	}
 	for (int i = 0; i < MAX_JOBS && !job; i++)
 		if (!jobs[i].pid)
 			job = &jobs[i];
-	if (!job || find_job(id)) {
-		send_data("error", id, "no free job slot or duplicate id", 32);
-		send_line("exit %s %d\n", id, 127);
+	if (!job) {
+		send_error(id, "no free job slot (%d jobs running)", MAX_JOBS);
 		return;
 	}
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-		die("pipe");
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork");
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* Own process group, so `kill` reaches what the job spawned. */
-		setpgid(0, 0);
-		execvp(argv[0], argv);
-		fprintf(stderr, "xenboot-agent: exec %s: %s\n", argv[0],
-			strerror(errno));
-		_exit(127);
+		failed = "pipe2";
+	else if ((pid = fork()) < 0)
+		failed = "fork";
+	if (failed) {
+		send_error(id, "%s: %s", failed, strerror(errno));
+		for (int i = 0; i < 2; i++) {
+			if (out[i] >= 0)
+				close(out[i]);
+			if (err[i] >= 0)
+				close(err[i]);
+		}
+		return;
 	}
+	if (pid == 0)
+		exec_job(argv, out[1], err[1]);
+	/* The child's setpgid() again: a `kill` right behind the `run` must
+	 * not come before it. */
+	setpgid(pid, pid);
 	close(out[1]);
 	close(err[1]);
 	snprintf(job->id, sizeof(job->id), "%s", id);
@@ -172,6 +211,18 @@ static void start_job(const char *id, char **argv)
 	job->out_fd = out[0];
 	job->err_fd = err[0];
 	job->reaped = 0;
+}
+
+static void kill_job(const char *id, int signal)
+{
+	struct job *job = find_job(id);
+
+	/* A job that has ended is no failure: the harness may ask as its exit
+	 * is on the way. */
+	if (!job || job->reaped)
+		return;
+	if (kill(-job->pid, signal) < 0 && errno != ESRCH)
+		send_error(id, "kill: %s", strerror(errno));
 }
 
 /* A job is over once it is reaped and both pipes are drained: then its
@@ -182,33 +233,24 @@ static void finish_if_done(struct job *job)
 		return;
 	int status = WIFEXITED(job->status) ? WEXITSTATUS(job->status)
 					      : 128 + WTERMSIG(job->status);
-	send_line("exit %s %d\n", job->id, status);
+	send_exit(job->id, status);
 	job->pid = 0;
 }
 
-static void handle_command(char *line)
+static void handle_line(const char *line, size_t len)
 {
-	char *argv[MAX_ARGS + 1];
-	int argc = 0;
+	static struct request req;
 
-	for (char *tok = strtok(line, " "); tok && argc < MAX_ARGS;
-	     tok = strtok(NULL, " "))
-		argv[argc++] = tok;
-	argv[argc] = NULL;
-	if (argc < 2)
-		return;
-	if (strcmp(argv[0], "run") == 0 && argc >= 3) {
-		for (int i = 2; i < argc; i++)
-			if (!unhex(argv[i])) {
-				send_data("error", argv[1], "bad hex", 7);
-				send_line("exit %s %d\n", argv[1], 127);
-				return;
-			}
-		start_job(argv[1], argv + 2);
-	} else if (strcmp(argv[0], "kill") == 0 && argc == 3) {
-		struct job *job = find_job(argv[1]);
-		if (job && !job->reaped)
-			kill(-job->pid, atoi(argv[2]));
+	switch (parse_control_line(line, len, &req)) {
+	case REQ_RUN:
+		start_job(req.id, req.argv);
+		break;
+	case REQ_KILL:
+		kill_job(req.id, req.signal);
+		break;
+	case REQ_INVALID:
+		send_error(req.id[0] ? req.id : "-", "%s", req.error);
+		break;
 	}
 }
 
@@ -269,7 +311,8 @@ static int open_port(const char *name)
 		if (strcmp(found, name) == 0) {
 			snprintf(path, sizeof(path), "/dev/%s", entry->d_name);
 			closedir(dir);
-			return open(path, O_RDWR | O_NOCTTY);
+			/* No job inherits a port. */
+			return open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 		}
 	}
 	closedir(dir);
@@ -356,7 +399,6 @@ static int shell(const char *port_name)
 	if (pid < 0)
 		die("forkpty");
 	if (pid == 0) {
-		close(port);
 		setenv("PS1", "dom0# ", 1);
 		execl("/bin/sh", "sh", "-i", (char *)NULL);
 		_exit(127);
@@ -370,11 +412,14 @@ static int shell(const char *port_name)
 
 static int serve(const char *port_name)
 {
-	sigset_t mask;
-	char *line = malloc(LINE_MAX_BYTES);
+	/* One request's line. One too long for it is answered from its start
+	 * (which names the job), and dropped up to its newline. */
+	static char line[LINE_MAX_BYTES];
 	size_t used = 0;
+	int dropping = 0;
+	sigset_t mask;
 
-	control_fd = open_port(port_name);
+	control_fd = strcmp(port_name, "-") == 0 ? 0 : open_port(port_name);
 	if (control_fd < 0)
 		die(port_name);
 	sigemptyset(&mask);
@@ -425,7 +470,7 @@ static int serve(const char *port_name)
 				drain_pipe(job, &job->err_fd, "err");
 		}
 		if (fds[0].revents & (POLLIN | POLLHUP)) {
-			ssize_t n = read(control_fd, line + used, LINE_MAX_BYTES - 1 - used);
+			ssize_t n = read(control_fd, line + used, sizeof(line) - used);
 			if (n < 0 && errno != EINTR && errno != EAGAIN)
 				die("read control port");
 			/* The harness went away; init starts a fresh agent, whose
@@ -435,13 +480,20 @@ static int serve(const char *port_name)
 			used += n > 0 ? (size_t)n : 0;
 			char *nl;
 			while ((nl = memchr(line, '\n', used))) {
-				*nl = '\0';
-				handle_command(line);
-				used -= (size_t)(nl + 1 - line);
+				size_t len = (size_t)(nl - line);
+
+				if (!dropping)
+					handle_line(line, len);
+				dropping = 0;
+				used -= len + 1;
 				memmove(line, nl + 1, used);
 			}
-			if (used == LINE_MAX_BYTES - 1)
-				used = 0; /* an overlong line is garbage: drop it */
+			if (used == sizeof(line)) {
+				if (!dropping)
+					handle_line(line, used);
+				dropping = 1;
+				used = 0;
+			}
 		}
 	}
 }
@@ -454,6 +506,6 @@ int main(int argc, char **argv)
 		return serve(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "shell") == 0)
 		return shell(argv[2]);
-	fprintf(stderr, "usage: xenboot-agent serve PORT | relay PTY PORT | shell PORT\n");
+	fprintf(stderr, "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT\n");
 	return 2;
 }

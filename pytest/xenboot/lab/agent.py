@@ -86,13 +86,25 @@ class Agent:
             self.got_ready = True
             self.ready.set()
             return
+        if kind == "error" and fields[1] == "-":
+            # A line the agent could tie to no job: the two sides disagree
+            # on the protocol, and whoever waits would wait in vain.
+            self.mark_dead(f"dom0 agent refused a control line: {_text(fields[2])}")
+            return
         job = self.jobs.get(fields[1]) if len(fields) > 1 else None
         if job is None:
             return
         if kind in ("out", "err"):
             job._output(kind, bytes.fromhex(fields[2]) if len(fields) > 2 else b"")
         elif kind == "error":
-            job._output("err", bytes.fromhex(fields[2]) + b"\n")
+            # The job is over for the harness: a failed run never started,
+            # and after a failed kill the harness no longer controls it.
+            del self.jobs[job.id]
+            job._finish(failure=f"dom0 agent, job {job.id}: {_text(fields[2])}")
         elif kind == "exit":
             del self.jobs[job.id]
             job._finish(int(fields[2]))
+
+
+def _text(hex_field):
+    return bytes.fromhex(hex_field).decode(errors="replace")

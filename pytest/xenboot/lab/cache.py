@@ -33,7 +33,7 @@ from xenboot.lab.apt import PrivateApt
 
 # Bump when the builder's output changes for the same inputs.
 LAYOUT = 3
-DOM0_SOURCES = ("init", "agent.c", "block")
+DOM0_SOURCES = ("init", "block", "Makefile", "agent.c", "protocol.c", "protocol.h")
 HOST_FILES = ("vmlinux", "initramfs.cpio", "manifest.json")
 # A QEMU of the user's own instead of the lab's (it uses its own data folder).
 QEMU_ENV = "XENBOOT_QEMU"
@@ -311,9 +311,7 @@ class LabCache:
             os.makedirs(os.path.dirname(os.path.join(tree, dest)), exist_ok=True)
             shutil.copyfile(dom0_src / name, os.path.join(tree, dest))
             os.chmod(os.path.join(tree, dest), 0o755)
-        _run(["gcc", "-static", "-O2", "-Wall", "-Wextra", "-Werror",
-              "-ffile-prefix-map=" + str(paths.REPO) + "=.",
-              "-o", os.path.join(tree, "usr/bin/xenboot-agent"), str(dom0_src / "agent.c")],
+        _run(["make", "-s", "-C", dom0_src, "O=" + os.path.join(tree, "usr/bin")],
              "compiling images/dom0/agent.c (is gcc with libc6-dev installed?)")
         return order
 
