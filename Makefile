@@ -13,7 +13,8 @@ HOST     ?= lab
 # source, 32-bit PV); empty: lab.toml's default for the kind of boot.
 LAB      ?=
 OUT      ?=
-MEMORY   ?= 128
+# Guest MiB; empty: the tool's default (128, or 256 for a FreeBSD kernel).
+MEMORY   ?=
 DISK     ?=
 PYTEST_ARGS ?=
 
@@ -22,14 +23,15 @@ PYTEST_ARGS ?=
 # shell unquoted.
 q = '$(subst ','\'',$(1))'
 
-BOOT_ARGS = --host $(call q,$(HOST)) --memory $(call q,$(MEMORY)) \
+MEMORY_ARG = $(if $(MEMORY),--memory $(call q,$(MEMORY)))
+BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB)))
 
 .PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench check-log nightly bisect
 
 help:
-	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug]"
+	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
 	@echo "make test | make bench | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
@@ -63,7 +65,7 @@ ifeq ($(KERNEL),)
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
 		$(if $(WORLD),--world $(call q,$(WORLD))) $(if $(LAB),--lab $(call q,$(LAB))) \
-		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR)))
+		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) $(MEMORY_ARG) $(if $(INTERACTIVE),--interactive)
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
 		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)
@@ -110,4 +112,5 @@ bisect: deps
 		{ echo "make bisect: GOOD=<rev> BAD=<rev> MILESTONE=<name> are required" >&2; exit 2; }
 	@$(XENBOOT) bisect --good $(call q,$(GOOD)) --bad $(call q,$(BAD)) --milestone $(call q,$(MILESTONE)) --host $(call q,$(HOST)) \
 		$(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) $(if $(SPEC),--spec $(call q,$(SPEC))) \
-		$(if $(CMDLINE),--cmdline $(call q,$(CMDLINE))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(OUT),--out $(call q,$(OUT)))
+		$(if $(CMDLINE),--cmdline $(call q,$(CMDLINE))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(OUT),--out $(call q,$(OUT))) \
+		$(MEMORY_ARG)

@@ -27,8 +27,10 @@ def test_fixture_tree_goes_through_build_image_and_boot(tmp_path):
     shutil.copytree(FIXTURE, src)
     out = tmp_path / "run"
     proc = subprocess.run([XENBOOT, "freebsd", "--src", str(src), "--objdir", str(tmp_path / "obj"),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--memory", "96", "--out", str(out)], capture_output=True, text=True, timeout=600)
     result = json.loads((out / "result.json").read_text())
+    # The size decides how far a PV pmap gets: recorded, and reproduced.
+    assert result["request"]["memory_mb"] == 96 and " --memory 96 " in (out / "reproduce.sh").read_text()
     assert result["fixture"] is True and result["message"].startswith("FIXTURE kernel")
     assert "FIXTURE kernel (a test tree, not FreeBSD)" in proc.stdout
     # It ran in the guest: the fixture's locore executes `hlt` once initxen
@@ -48,9 +50,9 @@ def test_fixture_tree_goes_through_build_image_and_boot(tmp_path):
 def test_target_reaches_the_build(tmp_path):
     """`make boot TARGET=i386` builds the i386 kernel; whether it boots is
     the kernel check's and the host's to say, not asserted here."""
-    dry = subprocess.run(["make", "-n", "boot", "TARGET=i386", f"FREEBSD_SRC={FIXTURE}"], cwd=paths.REPO,
-                         capture_output=True, text=True, timeout=60)
-    assert "--target 'i386'" in dry.stdout
+    dry = subprocess.run(["make", "-n", "boot", "TARGET=i386", f"FREEBSD_SRC={FIXTURE}", "MEMORY=96",
+                          "INTERACTIVE=1"], cwd=paths.REPO, capture_output=True, text=True, timeout=60)
+    assert "--target 'i386'" in dry.stdout and "--memory '96'" in dry.stdout and "--interactive" in dry.stdout
     out = tmp_path / "run"
     proc = subprocess.run([XENBOOT, "freebsd", "--src", str(FIXTURE), "--target", "i386",
                            "--objdir", str(tmp_path / "obj"), "--out", str(out)],

@@ -424,3 +424,55 @@ def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path, monkeypatch):
     assert kernel == tmp_path / "kernel"
     manifest = json.loads((tmp_path / "image" / "rootfs.manifest.json").read_text())
     assert manifest["target"] == "i386" and disk == tmp_path / "image" / manifest["image"]
+
+
+# -- the memory sweep -------------------------------------------------------------
+
+def test_a_memory_list_sweeps_one_row_a_size_with_its_own_expectation(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + '[[boot]]\nname = "sweep"\nkernel = "freebsd-XEN"\n'
+                    'memory = [64, 128, 256]\nexpect = ["CRASH", "PANIC", "CRASH"]\n'
+                    '[[boot]]\nkernel = "probe"\nmemory = 96\n')
+    _, rows = nightly.load_matrix(path)
+    assert [(r.id, r.memory, r.expect.value) for r in rows] == [
+        ("sweep.64M", 64, "CRASH"), ("sweep.128M", 128, "PANIC"), ("sweep.256M", 256, "CRASH"),
+        ("probe", 96, "PASS")]
+    assert rows[0].describe()["memory"] == 64
+
+
+@pytest.mark.parametrize("row, words", [
+    ('memory = [64, "x"]', "memory must be guest MiB"),
+    ('memory = 8', "memory must be guest MiB"),
+    ('memory = []', "memory must be guest MiB"),
+    ('memory = [64, 64]', "memory lists a size twice"),
+    ('memory = [64, 128]\nexpect = ["PASS"]', "expect lists 1 verdicts for 2 memory sizes"),
+    ('memory = [64, 128]\nexpect = ["PASS", "FINE"]', "expect must be one of"),
+])
+def test_a_bad_memory_sweep_is_refused(tmp_path, row, words):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + f'[[boot]]\nkernel = "probe"\n{row}\n')
+    with pytest.raises(BadInput) as e:
+        nightly.load_matrix(path)
+    assert words in e.value.message
+
+
+def test_real_memory_sweep_gives_each_guest_its_size(tmp_path):
+    """Two sizes of the probe on one host: each guest's start info has the
+    pages its row asked for, and the report shows the size and how far each got."""
+    (tmp_path / "matrix.toml").write_text(KERNELS.split("[kernel.freebsd-XEN]")[0] +
+                                          '[[boot]]\nname = "sweep"\nkernel = "probe"\nspec = "probe"\n'
+                                          'memory = [64, 96]\n')
+    proc = subprocess.run([XENBOOT, "nightly", "--matrix", str(tmp_path / "matrix.toml"),
+                           "--out", str(tmp_path / "run"), "--bench-dir", str(tmp_path / "no-bench")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = tmp_path / "run"
+    rows = rows_by_id(json.loads((run / "summary.json").read_text()))
+    for mb in (64, 96):
+        row = rows[f"sweep.{mb}M"]
+        assert row["memory"] == mb and row["verdict"] == "PASS" and row["reached"] == "prompt"
+        folder = run / row["folder"]
+        assert json.loads((folder / "result.json").read_text())["request"]["memory_mb"] == mb
+        assert f"nr_pages {mb * 256} ({mb} MiB)" in (folder / "console.log").read_text()
+    html = (run / "report.html").read_text()
+    assert "<td>64 MB</td>" in html and "<td>96 MB</td>" in html

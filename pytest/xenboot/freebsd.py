@@ -11,7 +11,7 @@ checked out).
 import os
 
 from xenboot import build, image, paths
-from xenboot.boot import BootRequest, boot, check_host_kind, summarize
+from xenboot.boot import BootRequest, boot, check_host_kind, hand_over, summarize
 from xenboot.lab import config as labconfig
 from xenboot.result import recorded
 
@@ -46,10 +46,12 @@ def run(args):
         with record.stage("image"):
             built = image.make_image(os.path.join(out, "image"), world=args.world, target=args.target)
     req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], cmdline=kernel_cmdline(args.cmdline),
+                      interactive=args.interactive,
                       host=args.host, memory_mb=args.memory_mb, lab=freebsd_flavour(args.host, args.lab),
                       disk=os.path.join(out, "image", built["image"]), out_dir=out,
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
-    booted = boot(req, progress=lambda line: print(line, flush=True))
+    booted = boot(req, progress=lambda line: print(line, flush=True),
+                  then=hand_over if args.interactive else None)
     booted["build"] = info
     booted["image"] = {k: built[k] for k in ("image", "sha256", "bytes", "format", "target")}
     booted["durations"] = record["durations"] | booted["durations"]
@@ -74,6 +76,9 @@ def add_parser(sub):
     p.add_argument("--cmdline", default="", help="more kernel environment, comma separated")
     p.add_argument("--host", default="lab")
     p.add_argument("--lab", help="the lab's Xen: debug or debian (default: lab.toml [flavours] freebsd)")
-    p.add_argument("--memory", dest="memory_mb", type=int, default=256)
+    p.add_argument("--memory", dest="memory_mb", type=int, default=256,
+                   help="guest MiB (the branch's amd64 kernel gets past pmap_bootstrap at 128, not 256)")
+    p.add_argument("--interactive", action="store_true",
+                   help="after the spec, hand the live console to this terminal (as `xenboot boot`)")
     p.add_argument("--out", help="run folder (default out/<UTC time>-<id>)")
     p.set_defaults(func=run)

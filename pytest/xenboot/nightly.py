@@ -52,7 +52,7 @@ MAX_NAME = 48
 KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf", "image", "target"},
                   "path": {"path"}, "folder": {"folder", "glob"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
-ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab"}
+ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab", "memory"}
 PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
 # The order in which an unexpected verdict decides the run's exit status:
 # a broken harness or build says more than a guest failure does.
@@ -83,11 +83,12 @@ class Row:
     # The lab flavour of a lab row (lab.toml [flavours]); run_boots fills in
     # the default for the row's kind of kernel.
     lab: str = None
+    memory: int = 128
 
     def describe(self):
         return {"id": self.id, "kernel": self.kernel.name, "spec": self.spec,
                 "cmdline": self.cmdline, "host": self.host, "expect": self.expect.value,
-                "lab": self.lab}
+                "lab": self.lab, "memory": self.memory}
 
 
 def _name(value, where):
@@ -199,10 +200,7 @@ def load_matrix(path=None, host=None):
         spec_names = table.get("spec", "generic")
         spec_names = [spec_names] if isinstance(spec_names, str) else spec_names
         hosts = [host] if host else _typed(table, "hosts", list, where, default_hosts)
-        try:
-            expect = Verdict(table.get("expect", "PASS"))
-        except ValueError:
-            raise BadInput(f"{where}: expect must be one of {', '.join(v.value for v in Verdict)}") from None
+        sizes = _memory_sweep(table, kernel, where)
         cmdline = _typed(table, "cmdline", str, where, kernel.cmdline)
         lab = _typed(table, "lab", str, where, "") or None
         base = _name(table.get("name", kernel.name), where)
@@ -215,14 +213,37 @@ def load_matrix(path=None, host=None):
             specs.load_spec(spec_name)
             for member, member_kernel in members:
                 for host_kind in hosts:
-                    row_id = member + (f".{spec_name}" if len(spec_names) > 1 else "") \
-                        + (f"@{host_kind}" if len(hosts) > 1 else "")
-                    rows.append(Row(_name(row_id, where), member_kernel, spec_name, cmdline, host_kind,
-                                    expect, lab=lab if host_kind == "lab" else None))
+                    for memory, expect in sizes:
+                        row_id = member + (f".{spec_name}" if len(spec_names) > 1 else "") \
+                            + (f".{memory}M" if len(sizes) > 1 else "") \
+                            + (f"@{host_kind}" if len(hosts) > 1 else "")
+                        rows.append(Row(_name(row_id, where), member_kernel, spec_name, cmdline, host_kind,
+                                        expect, lab=lab if host_kind == "lab" else None, memory=memory))
     ids = [r.id for r in rows]
     if dupes := sorted({i for i in ids if ids.count(i) > 1}):
         raise BadInput(f"{path}: row names must be unique; give [[boot]] rows a name: {', '.join(dupes)}")
     return kernels, rows
+
+
+def _memory_sweep(table, kernel, where):
+    """[(guest MiB, expected verdict)] of a row: `memory` one size (default
+    the kernel's) or a list of them, a sweep that becomes one row a size
+    (named <row>.<N>M); `expect` one verdict for all, or a list, one a size."""
+    memory = table.get("memory", kernel.memory)
+    sizes = memory if isinstance(memory, list) else [memory]
+    if not sizes or any(not isinstance(m, int) or isinstance(m, bool) or not 16 <= m <= 65536 for m in sizes):
+        raise BadInput(f"{where}: memory must be guest MiB (16 to 65536), or a list of them")
+    if len(set(sizes)) != len(sizes):
+        raise BadInput(f"{where}: memory lists a size twice")
+    expect = table.get("expect", "PASS")
+    expects = expect if isinstance(expect, list) else [expect] * len(sizes)
+    if len(expects) != len(sizes):
+        raise BadInput(f"{where}: expect lists {len(expects)} verdicts for {len(sizes)} memory sizes")
+    try:
+        return [(m, Verdict(e)) for m, e in zip(sizes, expects)]
+    except ValueError:
+        raise BadInput(f"{where}: expect must be one of {', '.join(v.value for v in Verdict)}"
+                       " (or a list of them, one a memory size)") from None
 
 
 # -- stages -------------------------------------------------------------------
@@ -354,8 +375,11 @@ def _attempt_dir(ctx, row):
 def _record_attempt(ctx, row, folder, data):
     if ctx.stopped:
         return
+    milestones = data.get("milestones") or []
     row.attempts.append({"folder": os.path.relpath(folder, ctx.run_dir),
-                         "verdict": data["verdict"], "message": data.get("message")})
+                         "verdict": data["verdict"], "message": data.get("message"),
+                         "reached": milestones[-1]["name"] if milestones else None,
+                         "failed_at": data.get("failed_at")})
 
 
 def _unbooted(ctx, row, folder, verdict, message):
@@ -375,7 +399,7 @@ def _boot_row(ctx, row, folder, kernel, host, host_dir):
     is_freebsd = row.kernel.source == "freebsd"
     req = BootRequest(kernel=kernel["path"], spec=row.spec, host=row.host,
                       cmdline=freebsd.kernel_cmdline(row.cmdline) if is_freebsd else row.cmdline,
-                      memory_mb=row.kernel.memory, disk=kernel["disk"], out_dir=str(folder),
+                      memory_mb=row.memory, disk=kernel["disk"], out_dir=str(folder),
                       lab_config=ctx.lab_config, lab=row.lab,
                       template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in") if is_freebsd else None)
     try:
@@ -483,7 +507,8 @@ def row_summary(row):
     data = row.describe()
     if row.not_run:
         return data | {"outcome": "not-run", "reason": row.not_run, "verdict": None,
-                       "attempts": [], "retried": 0, "flag": None, "folder": None}
+                       "attempts": [], "retried": 0, "flag": None, "folder": None,
+                       "reached": None, "failed_at": None}
     final = row.attempts[-1]
     retried = len(row.attempts) - 1
     verdict = Verdict(final["verdict"])
@@ -495,7 +520,8 @@ def row_summary(row):
     return data | {"outcome": "as-expected" if verdict is row.expect else "unexpected",
                    "verdict": verdict.value, "message": final["message"],
                    "attempts": row.attempts, "retried": retried, "flag": flag,
-                   "folder": final["folder"]}
+                   "folder": final["folder"], "reached": final.get("reached"),
+                   "failed_at": final.get("failed_at")}
 
 
 def exit_status(rows):
@@ -524,7 +550,7 @@ def write_junit(path, summary):
     for row in summary["rows"]:
         suite = ET.SubElement(suites, "testsuite", name=row["id"])
         props = ET.SubElement(suite, "properties")
-        for key in ("kernel", "spec", "host", "cmdline", "expect", "verdict", "retried", "flag", "folder"):
+        for key in ("kernel", "spec", "host", "memory", "cmdline", "expect", "verdict", "retried", "flag", "folder"):
             if row.get(key) not in (None, ""):
                 ET.SubElement(props, "property", name=key, value=str(row[key]))
         classname = f"nightly.{row['kernel']}"

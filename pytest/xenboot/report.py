@@ -312,9 +312,22 @@ def _boot_files(run_dir, folder):
     return _links(run_dir, folder, BOOT_FILES + tuple(found))
 
 
+def _mib(memory):
+    return f"{memory} MB" if memory else ""
+
+
+def _got_to(row):
+    """How far the boot got, at a glance (a memory sweep's rows side by
+    side): the last milestone passed, and the one it failed at."""
+    reached, failed = row.get("reached"), row.get("failed_at")
+    if failed:
+        return f"{reached or 'nothing'}, not {failed}"
+    return reached or ""
+
+
 def boots_table(rows):
-    head = ("<tr><th>boot</th><th>kernel</th><th>spec</th><th>host</th><th>command line</th>"
-            "<th>expected</th><th>verdict</th><th>outcome</th><th>attempts</th><th>message</th></tr>")
+    head = ("<tr><th>boot</th><th>kernel</th><th>spec</th><th>host</th><th>memory</th><th>command line</th>"
+            "<th>expected</th><th>verdict</th><th>got to</th><th>outcome</th><th>attempts</th><th>message</th></tr>")
     body = []
     for row in rows:
         outcome = row["outcome"]
@@ -323,8 +336,9 @@ def boots_table(rows):
         body.append(
             f'<tr id="row-{esc(row["id"])}"><td>{link("#" + anchor(row["id"]), row["id"])}</td>'
             f'<td>{esc(row["kernel"])}</td><td>{esc(row["spec"])}</td><td>{esc(row["host"])}</td>'
+            f'<td>{esc(_mib(row.get("memory")))}</td>'
             f'<td><code>{esc(row["cmdline"])}</code></td><td>{esc(row["expect"])}</td>'
-            f'<td>{badge(row["verdict"])}</td><td class="{esc(outcome)}">{esc(outcome)}</td>'
+            f'<td>{badge(row["verdict"])}</td><td>{esc(_got_to(row))}</td><td class="{esc(outcome)}">{esc(outcome)}</td>'
             f'<td>{len(row["attempts"])}{flag}</td><td>{esc(message)}</td></tr>')
     return f'<table id="boots-table">{head}{"".join(body)}</table>'
 
