@@ -23,6 +23,7 @@ import os
 import re
 import sys
 
+from xenboot import xenconsole
 from xenboot.checklog import _records
 from xenboot.errors import BadInput
 from xenboot.player import END_REASONS, REAL
@@ -80,11 +81,14 @@ def _xen_events(run_dir, jsonl):
     except FileNotFoundError:
         return []
     times = iter([r["t"] for r in jsonl if r.get("dir") == "recv" and r.get("source") == "xen"])
+    # console.jsonl has the console_io lines the judge saw: each once.
+    resends = xenconsole.Resends()
     placed, offset = [], None
     for line in lines:
         m = _XEN_LINE.match(line)
         ts = float(m["ts"]) if m and m["ts"] else None
-        t = next(times, None) if m and m["who"] != "XEN" else None
+        seen = m and m["who"] != "XEN" and resends.fresh(line[m.end():])
+        t = next(times, None) if seen else None
         if t is not None and ts is not None:
             offset = t - ts
         placed.append((t, ts, line))
