@@ -21,28 +21,45 @@ def debian_vmlinuz():
     return str(path)
 
 
-REAL_TREE = "XENBOOT_REAL_TREE"
+# Trees outside the project that some tests build (never committed): the
+# marker, the variable naming the tree, and what to set it to.
+TREES = {
+    "real_tree": ("XENBOOT_REAL_TREE", "a real FreeBSD 10 source tree"),
+    "branch_tree": ("XENBOOT_BRANCH_TREE", "a reconstruction of the amd64_xen_pv branch's tree "
+                                           "(the branch's amd64 files over a FreeBSD 10 tree)"),
+}
 
 
 def pytest_configure(config):
     # A user's suite may skip what a broken boot cannot test; here a boot
     # that does not PASS is the harness failing, and a skip would hide it.
     config.option.xenboot_fail_unbooted = True
-    config.addinivalue_line("markers", f"real_tree: builds the real FreeBSD source tree ${REAL_TREE} names "
-                                       "(skipped without it; CI has none)")
+    for marker, (variable, what) in TREES.items():
+        config.addinivalue_line("markers", f"{marker}: builds {what}, ${variable} (skipped without it; "
+                                           "CI has none)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get(REAL_TREE):
-        return
-    skip = pytest.mark.skip(reason=f"{REAL_TREE} is not set: set it to a real FreeBSD 10 source tree "
-                                   "to run the builds of one")
-    for item in items:
-        if "real_tree" in item.keywords:
-            item.add_marker(skip)
+    for marker, (variable, what) in TREES.items():
+        if os.environ.get(variable):
+            continue
+        skip = pytest.mark.skip(reason=f"{variable} is not set: set it to {what} to run the builds of one")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
+
+
+def _tree(marker):
+    return pathlib.Path(os.environ[TREES[marker][0]]).resolve()
 
 
 @pytest.fixture(scope="session")
 def real_tree():
     """The real FreeBSD tree $XENBOOT_REAL_TREE names (only real_tree tests run with it)."""
-    return pathlib.Path(os.environ[REAL_TREE]).resolve()
+    return _tree("real_tree")
+
+
+@pytest.fixture(scope="session")
+def branch_tree():
+    """The branch reconstruction $XENBOOT_BRANCH_TREE names (only branch_tree tests run with it)."""
+    return _tree("branch_tree")
