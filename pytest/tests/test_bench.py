@@ -35,9 +35,8 @@ def test_median_min_and_max_of_each_figure():
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    # Without a real tree: its kernel builds are timed by the test below.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("XENBOOT_REAL_TREE", "XENBOOT_REAL_TREE_FIXED", "FREEBSD_SRC")}
+    # Without a real tree: its kernel builds are timed by the tests below.
+    env = {k: v for k, v in os.environ.items() if k not in {v for t in bench.TREES for v in t.variables}}
     proc = subprocess.run([XENBOOT, "bench", "--count", "1", "--matcher-mb", "1", "--out", str(out)],
                           capture_output=True, text=True, timeout=1200, env=env)
     return proc, out
@@ -51,7 +50,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     assert data["host"]["kind"] == "lab" and data["host"]["xen_version"].startswith("4.")
     assert data["host"]["qemu_version"].startswith("QEMU emulator version 10.0.2")
     assert set(data["figures"]) == set(bench.FIGURES)
-    assert data["kernel_tree"] is None
+    assert data["kernel_tree"] is None and data["branch_tree"] is None
     for name, figure in data["figures"].items():
         if name in bench.TREE_FIGURES:
             assert figure["samples"] == [], name
@@ -116,3 +115,17 @@ def test_a_real_kernel_s_milestone_times_and_the_developer_s_loop(real_tree, tmp
     assert times == sorted(times) and 0 < times[0]
     assert samples["dev_loop"][0] > 0 and len(samples["real_boot"]) == 1
     assert "i386/i386/machdep.c" in (tmp_path / "dev-loop" / "kernel" / "build.log").read_text()
+
+
+@pytest.mark.branch_tree
+def test_the_branch_kernel_s_builds_milestone_times_and_loop(branch_tree, tmp_path):
+    """$XENBOOT_BRANCH_TREE's amd64 XEN at 128 MB: built three ways, timed to
+    its banner, mountroot and the debugger its pmap stub's panic enters."""
+    samples = {name: [] for name in bench.FIGURES}
+    info = bench.kernel_builds(samples, tmp_path, str(branch_tree), bench.BRANCH_TREE)
+    assert all(len(samples[f"branch_kernel_{n}"]) == 1 for n in ("clean", "no_change", "one_object"))
+    found = bench.kernel_boots(samples, tmp_path, str(branch_tree), info, 1, bench.BRANCH_TREE)
+    assert found["verdicts"] == ["PANIC", "PANIC"]
+    times = [samples[f"branch_{name}"][0] for name in bench.BRANCH_TREE.milestones]
+    assert times == sorted(times) and 0 < times[0]
+    assert samples["branch_dev_loop"][0] > 0 and len(samples["branch_boot"]) == 1

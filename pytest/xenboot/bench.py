@@ -17,12 +17,16 @@ then --count boots of that kernel (`make boot TARGET=i386`, nothing to
 build) give the times from unpause to its milestones, and the developer's
 loop is timed: one object to remake, `make boot`, verdict. A tree whose
 kernel does not boot (stock 10.4 i386 XEN crashes early) gives no milestone
-times; bench.json says its verdict.
+times; bench.json says its verdict. $XENBOOT_BRANCH_TREE (a reconstruction
+of the amd64_xen_pv branch) gets the same for its amd64 XEN, booted with
+128 MB (the size at which it gets past pmap_bootstrap), timed to its banner,
+mountroot and its debugger's entry (the branch panics in a pmap stub).
 
 Prints a table and writes <out>/bench.json, and appends the same to
 <out>/history.jsonl, which the nightly report plots (default out/bench).
 """
 import copy
+import dataclasses
 import datetime
 import json
 import os
@@ -42,8 +46,40 @@ from xenboot.progress import Progress
 
 SCHEMA = 2
 GUESTS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedTree:
+    """A FreeBSD tree whose XEN kernel the bench builds and boots: where it
+    is named, what it builds and boots as, and the names of its figures."""
+    what: str                   # in the figures' labels
+    variables: tuple            # the environment naming it, the first set wins
+    target: str
+    milestones: tuple           # timed from unpause; "db" is the debugger's entry
+    build: str                  # figure names: <build>clean, <build>no_change, ...
+    boot: str                   # <boot><milestone>, <boot>boot
+    loop: str
+    memory: int = None          # guest MiB, None: the tool's default
+
+    def figures(self):
+        return ({f"{self.build}clean": (f"{self.what} clean build (aim <= 90 s)", "s"),
+                 f"{self.build}no_change": (f"{self.what} rebuild, no change (aim <= 3 s)", "s"),
+                 f"{self.build}one_object": (f"{self.what} rebuild, one object (aim <= 10 s)", "s")}
+                | {f"{self.boot}{name}": (f"{self.what}: unpause to {MILESTONE_LABELS.get(name, name)}", "s")
+                   for name in self.milestones}
+                | {f"{self.boot}boot": (f"{self.what}: whole `make boot`, nothing to build", "s"),
+                   self.loop: (f"{self.what}: one object remade, `make boot`, verdict (aim <= 30 s)", "s")})
+
+
+MILESTONE_LABELS = {"db": "its debugger's entry (db>)"}
+# The i386 tree's figure names are the ones bench history has always had.
+I386_TREE = TimedTree("i386 XEN, real tree", ("XENBOOT_REAL_TREE_FIXED", "XENBOOT_REAL_TREE", "FREEBSD_SRC"),
+                      "i386", ("banner", "mountroot", "init", "poweroff"), "kernel_", "real_", "dev_loop")
+BRANCH_TREE = TimedTree("amd64 XEN, branch tree", ("XENBOOT_BRANCH_TREE",), "amd64",
+                        ("banner", "mountroot", "db"), "branch_kernel_", "branch_", "branch_dev_loop", memory=128)
+TREES = (I386_TREE, BRANCH_TREE)
 # The real kernel's milestones timed from unpause (freebsd-xen-pv-i386).
-REAL_MILESTONES = ("banner", "mountroot", "init", "poweroff")
+REAL_MILESTONES = I386_TREE.milestones
 # The flavours compared side by side (configs/lab.toml [flavours]).
 FLAVOURS = ("debian", "debug")
 # name: (label, unit), in the order printed; measured on each flavour.
@@ -61,15 +97,10 @@ BOOT_FIGURES = {
 FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
               for flavour in FLAVOURS for name, (label, unit) in BOOT_FIGURES.items()}
-           | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s"),
-              "kernel_clean": ("i386 XEN clean build, real tree (aim <= 90 s)", "s"),
-              "kernel_no_change": ("i386 XEN rebuild, no change (aim <= 3 s)", "s"),
-              "kernel_one_object": ("i386 XEN rebuild, one object (aim <= 10 s)", "s")}
-           | {f"real_{name}": (f"real i386 XEN: unpause to {name}", "s") for name in REAL_MILESTONES}
-           | {"real_boot": ("real i386 XEN: whole `make boot`, nothing to build", "s"),
-              "dev_loop": ("one object remade, `make boot`, verdict (aim <= 30 s)", "s")})
+           | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s")}
+           | {name: figure for tree in TREES for name, figure in tree.figures().items()})
 # Measured only with a real FreeBSD tree.
-TREE_FIGURES = tuple(name for name in FIGURES if name.startswith(("kernel_", "real_")) or name == "dev_loop")
+TREE_FIGURES = tuple(name for tree in TREES for name in tree.figures())
 
 
 def _quiet(line):
@@ -175,33 +206,32 @@ def matcher(samples, size_mb):
     samples["matcher"].append(len(data) / bench_matcher.MB / bench_matcher.judge_bytes(spec, data))
 
 
-def real_tree():
+def real_tree(timed=I386_TREE):
     """The real FreeBSD tree to time builds and boots of, or None (a fixture
     is not one)."""
-    tree = next((os.environ[k] for k in ("XENBOOT_REAL_TREE_FIXED", "XENBOOT_REAL_TREE", "FREEBSD_SRC")
-                 if os.environ.get(k)), None)
+    tree = next((os.environ[k] for k in timed.variables if os.environ.get(k)), None)
     if not tree or (pathlib.Path(tree) / build.FIXTURE_MARKER).exists():
         return None
     return tree
 
 
-def kernel_builds(samples, folder, tree):
+def kernel_builds(samples, folder, tree, timed=I386_TREE):
     """Once, not per round: a clean build takes a minute or more. The one
     object is machdep.o, removed from the object folder, which costs make
     what a touched machdep.c would without writing the tree."""
     objdir = folder / "obj"
 
-    def timed(name, run):
+    def one(name, run):
         (folder / run).mkdir(parents=True)
         info = {}
-        seconds, _ = _timed(build.build_kernel, folder / run, info, tree, "XEN", objdir, None, "i386")
-        samples[name].append(seconds)
+        seconds, _ = _timed(build.build_kernel, folder / run, info, tree, "XEN", objdir, None, timed.target)
+        samples[f"{timed.build}{name}"].append(seconds)
         return info
 
-    info = timed("kernel_clean", "clean")
-    timed("kernel_no_change", "no-change")
+    info = one("clean", "clean")
+    one("no_change", "no-change")
     _remove_one_object(info)
-    timed("kernel_one_object", "one-object")
+    one("one_object", "one-object")
     return info
 
 
@@ -209,31 +239,43 @@ def _remove_one_object(info):
     (pathlib.Path(info["built"]["path"]).parent / "machdep.o").unlink()
 
 
-def _freebsd_boot(folder, tree, objdir):
-    """`make boot TARGET=i386 FREEBSD_SRC=tree`: seconds and result.json. A
-    guest that fails is a figure too; anything else stops the bench."""
-    argv = [str(paths.REPO / "ci" / "xenboot"), "freebsd", "--src", tree, "--target", "i386",
+def _freebsd_boot(folder, tree, objdir, timed):
+    """`make boot TARGET=... FREEBSD_SRC=tree [MEMORY=...]`: seconds and
+    result.json. A guest that fails is a figure too; anything else stops
+    the bench."""
+    argv = [str(paths.REPO / "ci" / "xenboot"), "freebsd", "--src", tree, "--target", timed.target,
             "--objdir", str(objdir), "--out", str(folder)]
-    seconds = _timed_command(argv, f"make boot TARGET=i386 FREEBSD_SRC={tree}", (EXIT_PASS, EXIT_GUEST_FAILED))
+    if timed.memory:
+        argv += ["--memory", str(timed.memory)]
+    seconds = _timed_command(argv, f"make boot TARGET={timed.target} FREEBSD_SRC={tree}",
+                             (EXIT_PASS, EXIT_GUEST_FAILED))
     with open(folder / "result.json") as f:
         return seconds, json.load(f)
 
 
-def kernel_boots(samples, folder, tree, info, count):
+def _milestone_times(data):
+    """Seconds after unpause of each milestone reached, and of the
+    debugger's entry ("db") when the kernel entered it."""
+    reached = {m["name"]: m["seconds"] for m in data["milestones"]}
+    entry = next((f["seconds"] for f in data.get("fatal") or [] if f["kind"] == "debugger"), None)
+    return reached | ({"db": entry} if entry is not None else {})
+
+
+def kernel_boots(samples, folder, tree, info, count, timed=I386_TREE):
     """The built kernel booted `count` times, then the developer's loop."""
     objdir = folder / "obj"
     verdicts = []
     for i in range(count):
-        seconds, data = _freebsd_boot(folder / f"boot-{i}", tree, objdir)
-        samples["real_boot"].append(seconds)
+        seconds, data = _freebsd_boot(folder / f"boot-{i}", tree, objdir, timed)
+        samples[f"{timed.boot}boot"].append(seconds)
         verdicts.append(data["verdict"])
-        reached = {m["name"]: m["seconds"] for m in data["milestones"]}
-        for name in REAL_MILESTONES:
+        reached = _milestone_times(data)
+        for name in timed.milestones:
             if reached.get(name) is not None:
-                samples[f"real_{name}"].append(reached[name])
+                samples[f"{timed.boot}{name}"].append(reached[name])
     _remove_one_object(info)
-    seconds, data = _freebsd_boot(folder / "dev-loop", tree, objdir)
-    samples["dev_loop"].append(seconds)
+    seconds, data = _freebsd_boot(folder / "dev-loop", tree, objdir, timed)
+    samples[timed.loop].append(seconds)
     return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"],
             "kernel_sha256": data["kernel"]["sha256"], "verdicts": verdicts + [data["verdict"]]}
 
@@ -309,12 +351,15 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
         for flavour in FLAVOURS:
             progress.stage(f"bench: cold host start, {flavour}")
             cold_start(samples, work / flavour / "cold", lab_config, progress, flavour)
-    tree = real_tree()
-    if tree:
-        progress.stage(f"bench: i386 XEN kernel builds of {tree}")
-        info = kernel_builds(samples, work / "kernel", tree)
-        progress.stage(f"bench: {count} boots of that kernel, then the developer's loop")
-        tree = kernel_boots(samples, work / "kernel", tree, info, count)
+    trees = {}
+    for timed in TREES:
+        tree = real_tree(timed)
+        if tree:
+            folder = work / f"kernel-{timed.target}"
+            progress.stage(f"bench: {timed.target} XEN kernel builds of {tree}")
+            info = kernel_builds(samples, folder, tree, timed)
+            progress.stage(f"bench: {count} boots of that kernel, then the developer's loop")
+            trees[timed.target] = kernel_boots(samples, folder, tree, info, count, timed)
     with open(work / FLAVOURS[0] / "round-0" / "one" / "result.json") as f:
         host = json.load(f)["host"]
     data = {"schema": SCHEMA,
@@ -322,7 +367,8 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
             "count": count, "matcher_mb": matcher_mb, "cpus": os.cpu_count(),
             "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version", "qemu_version",
                                               "cpu_model", "vcpus")},
-            "kernel_tree": tree, "figures": summarize(samples)}
+            "kernel_tree": trees.get(I386_TREE.target), "branch_tree": trees.get(BRANCH_TREE.target),
+            "figures": summarize(samples)}
     result.write_json(str(out / "bench.json"), data)
     with open(out / "history.jsonl", "a") as f:
         f.write(json.dumps(data, sort_keys=True) + "\n")
