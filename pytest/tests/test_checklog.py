@@ -145,3 +145,16 @@ def test_a_recorded_hang_in_the_debugger_is_judged_as_live(recorded, tmp_path):
                                                                           "kdb_trap+0xe5"]}}))
     outcome = again()
     assert outcome.verdict is Verdict.DEBUGGER and outcome.message.startswith("console not attached")
+
+
+def test_check_log_of_a_crash_quotes_xen_as_the_live_run_did(tmp_path, capsys):
+    """The REAL stock 10.4 i386 crash: its console.log re-judged from the run
+    folder (console.jsonl and xen.log beside it) gives the live verdict line."""
+    out = tmp_path / "run"
+    out.mkdir()
+    live, _ = replay(TRANSCRIPTS / "real-i386-stock-crash.txt", "freebsd-xen-pv-i386", out, speed=SPEED)
+    assert live.message.startswith("Xen: ")
+    assert cli.main(["check-log", str(out / "console.log"), "--spec", "freebsd-xen-pv-i386",
+                     "--out", str(tmp_path / "again")]) == 1
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"xenboot: CRASH: {live.message}"
+    assert json.loads((tmp_path / "again" / "result.json").read_text())["xen"]["cr2"] == "0xc06baffc"

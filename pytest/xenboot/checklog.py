@@ -8,11 +8,15 @@ and the recorded domain end is used (none recorded: the domain still ran
 when the recording stopped), and the domain's console_io lines it
 recorded from Xen's console are judged as the "xen" source, in order.
 Without it there are no timestamps and no deadlines, and the log's end is
-the domain's end given by --end-reason.
+the domain's end given by --end-reason. A run folder's console.jsonl is
+used when it is beside the log, and so is what Xen said about the domain
+(the recorded result.json's `xen`, else xen.log): the verdict quotes Xen
+as the live run's did.
 """
 import json
 import os
 
+from xenboot import xenconsole
 from xenboot.console import debugger_before_console
 from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.matcher import XEN, Judge, Scanner, clean
@@ -29,7 +33,8 @@ def add_parser(subparsers):
         description=__doc__.split("\n\n")[0])
     p.add_argument("log", metavar="LOG", help="a console.log (raw console bytes)")
     p.add_argument("--spec", required=True, help="spec NAME (configs/milestones/NAME.toml) or path")
-    p.add_argument("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end")
+    p.add_argument("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end"
+                                   " (default: the one beside LOG, if any)")
     p.add_argument("--out", help="folder for result.json and junit.xml (default: check-log/"
                                  " next to LOG)")
     p.add_argument("--end-reason", choices=END_REASONS,
@@ -47,12 +52,16 @@ def run(args):
         raise BadInput(f"--out {out}: cannot create: {e.strerror}") from None
     record = RunRecord(out, name="check-log")
     record["log"] = os.path.abspath(args.log)
+    jsonl = args.jsonl or _beside(args.log, "console.jsonl")
     try:
         with record.stage("check-log"):
             spec = load_spec(args.spec)
             record["spec"] = spec.name
-            outcome = check_log(args.log, spec, args.jsonl, args.end_reason,
-                                recorded_diagnosis(args.log))
+            outcome = check_log(args.log, spec, jsonl, args.end_reason, recorded_diagnosis(args.log))
+            xen = recorded_xen(args.log)
+            if xen and outcome.verdict in xenconsole.REPORTED:
+                record["xen"] = xen
+                xenconsole.quote_in_verdict(outcome, xen)
         outcome.to_result(record)
         verdict, message = outcome.verdict, outcome.message
     except HarnessError as e:
@@ -87,13 +96,41 @@ def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):
     return outcome
 
 
-def recorded_diagnosis(log_path):
-    """The diagnosis in the result.json next to a run's console.log, if any."""
+def _beside(log_path, name):
+    path = os.path.join(os.path.dirname(os.path.abspath(log_path)), name)
+    return path if os.path.isfile(path) else None
+
+
+def _recorded(log_path):
+    """The result.json next to a run's console.log, or {}."""
     try:
         with open(os.path.join(os.path.dirname(os.path.abspath(log_path)), "result.json")) as f:
-            return json.load(f).get("diagnosis")
-    except (OSError, ValueError, AttributeError):
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_diagnosis(log_path):
+    """The diagnosis in the result.json next to a run's console.log, if any."""
+    return _recorded(log_path).get("diagnosis")
+
+
+def recorded_xen(log_path):
+    """What Xen said about the run's domain: result.json's `xen` as the live
+    run wrote it (RIP named with the kernel's symbols), else the facts of
+    the xen.log beside the log (RIP an address), else None."""
+    xen = _recorded(log_path).get("xen")
+    if isinstance(xen, dict) and xen.get("summary"):
+        return xen
+    path = _beside(log_path, "xen.log")
+    if path is None:
         return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        messages = [m.group(3) for line in f.read().splitlines()
+                    if (m := xenconsole.PREFIX.match(line)) and m.group(1) == "XEN"]
+    facts = xenconsole.crash_facts(messages)
+    return {"log": "xen.log", **facts} if facts else None
 
 
 def _replay_timed(judge, scanner, log, jsonl_path):

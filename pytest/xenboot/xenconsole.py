@@ -38,7 +38,7 @@ MESSAGES_KEPT = 60
 # (Xen's serial output is buffered and emulated).
 CRASH_REPORT_WAIT = 3.0
 
-_PREFIX = re.compile(r"^\((XEN|d(\d+))\) (?:\[[^\]\n]*\] )?(.*)$")
+PREFIX = re.compile(r"^\((XEN|d(\d+))\) (?:\[[^\]\n]*\] )?(.*)$")
 # The ways Xen 4.17 names a domain in its own messages.
 # %pd prints no leading zeros and domids stay below 0x7ff0, so a hex word
 # of a register or stack dump ("d0123456") never reads as a domain.
@@ -90,7 +90,7 @@ class Splitter:
         return out
 
     def _line(self, raw):
-        m = _PREFIX.match(raw)
+        m = PREFIX.match(raw)
         if m is None:
             # dom0's own console, the harness's markers: no Xen message goes on.
             self._owner, self._held = None, None
