@@ -50,9 +50,10 @@ TABLE = {
     # A silent guest's console.log is empty, and still judged.
     "check-log": {"LOG": tuple(k for k in FILE if k != "empty"), "--spec": TEXT_FILE, "--jsonl": TEXT_FILE,
                   "--out": RUN_FOLDER, "--end-reason": CHOICE},
+    # No bench history yet is no --bench-dir folder yet.
     "nightly": {"--matrix": TEXT_FILE, "--kernels": FOLDER, "--glob": TEXT + ("absolute pattern",),
                 "--spec": TEXT_FILE, **LAB, "--out": RUN_FOLDER, "--parallel": NUMBER, "--host": CHOICE,
-                "--src": FOLDER, "--bench-dir": FOLDER},
+                "--src": FOLDER, "--bench-dir": tuple(k for k in FOLDER if k != "missing")},
     "bisect": {"--good": TEXT + ("an option",), "--bad": TEXT, "--milestone": TEXT, "--src": FOLDER,
                "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--disk": FILE, "--memory": NUMBER,
                "--kernconf": TEXT, "--build": TEXT + ("unbalanced quote",),
@@ -123,6 +124,8 @@ def required(check):
     if isinstance(check, inputs.File):
         return {k for k in TEXT_FILE if not (k == "empty" and check.empty_ok)
                 and not (k == "not UTF-8" and not check.text)}
+    if isinstance(check, inputs.Folder) and check.missing_ok:
+        return set(FOLDER) - {"missing"}
     return set(REQUIRED[check.kind])
 
 

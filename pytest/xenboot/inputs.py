@@ -133,14 +133,18 @@ class File:
 
 
 class Folder:
-    """A folder given by its path: there, a directory this process can list."""
+    """A folder given by its path: there (or not, when `missing_ok`: one a
+    command only reads from if it holds something yet), a directory this
+    process can list."""
 
     kind = "folder"
 
-    def __init__(self, todo, noun="folder"):
-        self.todo, self.noun = todo, noun
+    def __init__(self, todo, noun="folder", missing_ok=False):
+        self.todo, self.noun, self.missing_ok = todo, noun, missing_ok
 
     def check(self, path, what):
+        if self.missing_ok and not os.path.lexists(path):
+            return path
         st = _stat(path, what, self.noun, self.todo)
         if not stat.S_ISDIR(st.st_mode):
             raise refused(what, path, f"is {_type(st.st_mode)}, not a folder", self.todo)

@@ -712,5 +712,5 @@ def add_parser(sub):
     option("--host", help="boot every row on this host kind (lab or xl)", check=HOST)
     option("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
     option("--bench-dir", help="where bench history.jsonl is (default out/bench)",
-           check=inputs.Folder("give the folder `xenboot bench` writes to (out/bench)"))
+           check=inputs.Folder("give the folder `xenboot bench` writes to (out/bench)", missing_ok=True))
     p.set_defaults(func=_command)
