@@ -441,9 +441,9 @@ def test_a_memory_list_sweeps_one_row_a_size_with_its_own_expectation(tmp_path):
 
 
 @pytest.mark.parametrize("row, words", [
-    ('memory = [64, "x"]', "memory must be guest MiB"),
-    ('memory = 8', "memory must be guest MiB"),
-    ('memory = []', "memory must be guest MiB"),
+    ('memory = [64, "x"]', "memory=x: is not a whole number"),
+    ('memory = 8', "memory=8: is out of range"),
+    ('memory = []', "memory lists no size"),
     ('memory = [64, 64]', "memory lists a size twice"),
     ('memory = [64, 128]\nexpect = ["PASS"]', "expect lists 1 verdicts for 2 memory sizes"),
     ('memory = [64, 128]\nexpect = ["PASS", "FINE"]', "expect must be one of"),

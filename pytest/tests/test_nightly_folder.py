@@ -100,9 +100,9 @@ def test_make_nightly_kernels_refuses_a_missing_folder(tmp_path):
     proc = subprocess.run(["make", "-s", "nightly", f"KERNELS={tmp_path / 'nope'}", "SPEC=probe",
                            f"OUT={tmp_path / 'run'}"], cwd=paths.REPO, capture_output=True, text=True)
     assert proc.returncode == 2
-    assert (f"xenboot: BAD_INPUT: --kernels {tmp_path / 'nope'}: not a folder; "
+    assert (f"xenboot: BAD_INPUT: --kernels={tmp_path / 'nope'}: no such folder; "
         "name the folder that holds the kernel files\n") in proc.stderr
-    assert not (tmp_path / "run").exists()
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["verdict"] == "BAD_INPUT"
 
 
 def test_folder_options_without_a_folder_are_refused(tmp_path):
@@ -111,7 +111,7 @@ def test_folder_options_without_a_folder_are_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("xenboot: BAD_INPUT: --spec --lab: only with --kernels DIR "
                                    "(a matrix names each row's own)")
-    assert not (tmp_path / "run").exists()
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["verdict"] == "BAD_INPUT"
 
 
 def test_real_folder_rows_boot_pv64_and_pv32pae_probes(tmp_path, builds):

@@ -224,4 +224,4 @@ def test_report_command_writes_it_again(run):
     assert page == nightly_wrote
     assert all(f'<tr id="row-{row["id"]}">' in page for row in summary["rows"])
     proc = subprocess.run([XENBOOT, "report", str(folder / "boots")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "no summary.json" in proc.stdout
+    assert proc.returncode == 2 and "no such summary.json" in proc.stderr

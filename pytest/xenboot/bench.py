@@ -28,6 +28,7 @@ Prints a table and writes <out>/bench.json, and appends the same to
 import copy
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -37,9 +38,9 @@ import subprocess
 import threading
 import time
 
-from xenboot import bench_matcher, build, paths, report, result, spec as specs
+from xenboot import bench_matcher, build, inputs, paths, report, result, spec as specs
 from xenboot.boot import BootRequest, boot, shared_lab_host
-from xenboot.errors import EXIT_GUEST_FAILED, EXIT_PASS, BadInput, InfraError, Verdict
+from xenboot.errors import EXIT_GUEST_FAILED, EXIT_PASS, InfraError, Verdict
 from xenboot.lab import accel, cache as labcache, config as labconfig
 from xenboot.lab.qemu import EmbeddedHost, lab_host
 from xenboot.progress import Progress
@@ -101,6 +102,9 @@ FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {name: figure for tree in TREES for name, figure in tree.figures().items()})
 # Measured only with a real FreeBSD tree.
 TREE_FIGURES = tuple(name for tree in TREES for name in tree.figures())
+COUNT = inputs.Integer(1, 100, "rounds")
+MATCHER_MB = inputs.Integer(1, 1024, "MB of console log")
+OUT = inputs.OutputFolder("give a folder this user can write for bench.json")
 
 
 def _quiet(line):
@@ -323,9 +327,9 @@ def table(figures):
 def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=None):
     progress = progress or Progress()
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if count < 1 or matcher_mb < 1:
-        raise BadInput("bench: --count and --matcher-mb must be at least 1")
+    COUNT(count, "--count", None)
+    MATCHER_MB(matcher_mb, "--matcher-mb", None)
+    OUT(str(out), "--out", None)
     samples = {name: [] for name in FIGURES}
     # The last run's boot folders stay until the next run, as evidence
     # when a figure looks wrong or a boot failed.
@@ -390,9 +394,10 @@ def _command(args):
 def add_parser(sub):
     p = sub.add_parser("bench", help="performance figures of the harness (median of 3, min, max)",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--count", type=int, default=3, help="rounds (default 3)")
+    option = functools.partial(inputs.option, p)
+    option("--count", default=3, help="rounds (default 3)", check=COUNT)
     p.add_argument("--no-cold", action="store_true", help="skip the host start without the snapshot")
-    p.add_argument("--matcher-mb", type=int, default=10, help="size of the matcher's log, MB (default 10)")
-    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
-    p.add_argument("--out", help="folder for bench.json and history.jsonl (default out/bench)")
+    option("--matcher-mb", default=10, help="size of the matcher's log, MB (default 10)", check=MATCHER_MB)
+    option("--out", help="folder for bench.json and history.jsonl (default out/bench)", check=OUT)
+    option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
     p.set_defaults(func=_command)

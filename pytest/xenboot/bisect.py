@@ -22,6 +22,7 @@ kernel, boot-<n>/ boot folders, step.json).
 """
 import argparse
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -30,9 +31,10 @@ import shutil
 import subprocess
 import sys
 
-from xenboot import build, freebsd, image, paths, result, source, spec as specs
-from xenboot.boot import BootRequest, boot
+from xenboot import build, freebsd, image, inputs, paths, result, source, spec as specs
+from xenboot.boot import CMDLINE, DISK, MEMORY, BootRequest, boot
 from xenboot.freebsd import freebsd_flavour
+from xenboot.hosts import HOST
 from xenboot.errors import BadInput, BuildFailed, EXIT_PASS, HarnessError, InfraError, Verdict
 from xenboot.progress import Progress
 
@@ -42,6 +44,33 @@ ABORT = 255
 MAX_ATTEMPTS = 3
 CONFIG = "bisect.json"
 LOG_LINES = 200
+REV = inputs.Text("give a commit of the source tree",
+                  problem=lambda rev: "looks like a git option" if rev.startswith("-") else None)
+
+
+def _split_problem(command):
+    try:
+        return None if shlex.split(command) else "is empty"
+    except ValueError as e:
+        return f"cannot be split into words ({e})"
+
+
+def _outside_problem(path):
+    if os.path.isabs(path) or ".." in pathlib.PurePath(path).parts:
+        return "is not a path inside the tree"
+    return None
+
+
+BUILD = inputs.Text("give the build command as the shell would read it", problem=_split_problem)
+TREE_PATH = inputs.Text("give the kernel file's path relative to the tree", problem=_outside_problem)
+
+
+def _run_folder(out, args, what):
+    """--out: a new run folder, or one without another bisection's answers."""
+    if out and (pathlib.Path(out) / CONFIG).exists():
+        raise BadInput(f"{what} {out} already holds a bisection: its answers are for its own range; "
+                       "pick a new folder")
+    return result.run_dir(out, "bisect", what)
 
 
 def git(src, *argv, check=True):
@@ -197,9 +226,6 @@ def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", ho
         raise BadInput(f"--milestone {milestone!r} is not in spec {spec}: {', '.join(names)}")
     src = _tree(src, build_argv)
     good_commit, bad_commit = resolve(src, good, "--good"), resolve(src, bad, "--bad")
-    if out and (pathlib.Path(out) / CONFIG).exists():
-        raise BadInput(f"--out {out} already holds a bisection: its answers are for its own range; "
-                       "pick a new folder")
     out = pathlib.Path(result.run_dir(out, "bisect"))
     config = {"out": str(out), "src": str(src), "milestone": milestone, "spec": spec,
               "cmdline": cmdline, "host": host, "disk": os.path.abspath(disk) if disk else None,
@@ -270,19 +296,23 @@ def _command(args):
 def add_parser(sub):
     p = sub.add_parser("bisect", help="find the first commit whose kernel no longer reaches a milestone",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--good", required=True, help="a commit that reaches the milestone")
-    p.add_argument("--bad", required=True, help="a later commit that does not")
-    p.add_argument("--milestone", required=True, help="milestone name in the spec")
-    p.add_argument("--src", help="source tree (default: $FREEBSD_SRC, else freebsd-src)")
-    p.add_argument("--spec", default="freebsd-xen-pv", help="milestone spec (default freebsd-xen-pv)")
-    p.add_argument("--cmdline", default="", help="guest kernel command line")
-    p.add_argument("--host", default="lab", help="lab or xl")
-    p.add_argument("--disk", help="disk image for every step (default for FreeBSD: `xenboot image`'s, made once)")
-    p.add_argument("--memory", type=int, help="guest MiB (default 256 for FreeBSD, else 128)")
-    p.add_argument("--kernconf", default="XEN", help="FreeBSD kernel config (default XEN)")
-    p.add_argument("--build", help="a tree that is not FreeBSD: the build command, run in the tree")
-    p.add_argument("--kernel", help="with --build: the kernel file it leaves, relative to the tree")
-    p.add_argument("--out", help="run folder (default out/bisect/<UTC time>-<id>)")
+    option = functools.partial(inputs.option, p)
+    option("--good", required=True, help="a commit that reaches the milestone", check=REV)
+    option("--bad", required=True, help="a later commit that does not", check=REV)
+    option("--milestone", required=True, help="milestone name in the spec",
+           check=inputs.Text("give the name of one of the spec's milestones"))
+    option("--src", help="source tree (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
+    option("--spec", default="freebsd-xen-pv", help="milestone spec (default freebsd-xen-pv)",
+           check=specs.SPEC_INPUT)
+    option("--cmdline", default="", help="guest kernel command line", check=CMDLINE)
+    option("--host", default="lab", help="lab or xl", check=HOST)
+    option("--disk", help="disk image for every step (default for FreeBSD: `xenboot image`'s, made once)",
+           check=DISK)
+    option("--memory", help="guest MiB (default 256 for FreeBSD, else 128)", check=MEMORY)
+    option("--kernconf", default="XEN", help="FreeBSD kernel config (default XEN)", check=build.KERNCONF)
+    option("--build", help="a tree that is not FreeBSD: the build command, run in the tree", check=BUILD)
+    option("--kernel", help="with --build: the kernel file it leaves, relative to the tree", check=TREE_PATH)
+    option("--out", help="run folder (default out/bisect/<UTC time>-<id>)", check=inputs.RunFolder(_run_folder))
     p.set_defaults(func=_command)
 
 

@@ -11,6 +11,7 @@ QEMU is gone when this returns.
 """
 import contextlib
 import dataclasses
+import functools
 import os
 import re
 import secrets
@@ -23,16 +24,26 @@ import threading
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from xenboot import console, kernelcheck, paths, result, spec as specs, terminal, xenconsole, xl
+from xenboot import console, inputs, kernelcheck, paths, result, spec as specs, terminal, xenconsole, xl
 from xenboot.symbols import Symbols
 from xenboot.errors import BadInput, HarnessError, Verdict
-from xenboot.hosts import LocalXenHost, check_host_kind
+from xenboot.hosts import HOST, LocalXenHost, check_host_kind
+from xenboot.lab import config as labconfig
 from xenboot.lab.qemu import lab_host
 from xenboot.mirror import ConsoleMirror
 from xenboot.progress import Progress
 
 DEFAULT_LOG_CAP = console.DEFAULT_LOG_CAP
 NAMED_KERNELS = {"probe": "build/probe/probe"}
+CMDLINE = inputs.Text("Xen passes a guest at most 1023 characters of printable text", max_len=1023)
+# A guest needs a few MiB to start; more than a big host has is a typo.
+MEMORY = inputs.Integer(16, 65536, "MiB of guest memory")
+LOG_CAP = inputs.Integer(4 * inputs.KiB, 16 * inputs.GiB, "bytes of console.log")
+# A FreeBSD root with a whole world is 1-2 GiB; reproduce.sh hashes it on every boot.
+DISK = inputs.File("disk image", "run `make image` or give DISK=<path of a raw disk image>", 4 * inputs.GiB)
+# reproduce.sh's inputs, each with the rule it is taken by.
+REPRODUCED = {"kernel": kernelcheck.KERNEL_FILE, "spec": specs.SPEC_FILE, "disk": DISK, "template": xl.TEMPLATE,
+              "lab_config": labconfig.CONFIG_FILE}
 
 
 @dataclasses.dataclass
@@ -75,21 +86,14 @@ def sigterm_raises():
         signal.signal(signal.SIGTERM, old)
 
 
-def resolve_kernel(name):
+def resolve_kernel(name, what="KERNEL"):
     """A path, or a name of a kernel this project builds (KERNEL=probe)."""
     if not os.path.exists(name) and name in NAMED_KERNELS:
         path = paths.REPO / NAMED_KERNELS[name]
         if not path.exists():
-            raise BadInput(f"KERNEL={name}: {path} is not built: run `make {name}`")
+            raise BadInput(f"{what}={name}: {path} is not built; run `make {name}`")
         return str(path)
     return name
-
-
-def check_cmdline(cmdline):
-    if len(cmdline) > 1023:
-        raise BadInput(f"CMDLINE is {len(cmdline)} characters: Xen passes at most 1023")
-    xl.xl_string(cmdline)
-    return cmdline
 
 
 class Target:
@@ -110,6 +114,11 @@ class Target:
         self.verdict = None
         self.message = None
 
+    def finish(self):
+        """result.json, junit.xml and reproduce.sh, for whatever verdict it has."""
+        _write_reproducer(self.out, self.req, self.record)
+        self.record.finish(self.verdict or Verdict.INFRA, self.message)
+
     @contextlib.contextmanager
     def live(self, progress=print):
         """Boot and judge, then yield (also when the boot failed: the
@@ -129,8 +138,7 @@ class Target:
             self.message = f"interrupted by {what}; partial logs kept in {self.out}"
             raise
         finally:
-            _write_reproducer(self.out, self.req, self.record)
-            self.record.finish(self.verdict or Verdict.INFRA, self.message)
+            self.finish()
 
 
 def booted(req, progress=print, shared_host=None):
@@ -162,11 +170,11 @@ def _bring_up(target, teardown, progress):
         spec = specs.load_spec(req.spec)
         record["spec"] = {"name": req.spec, "path": str(spec.path),
                           "sha256": kernelcheck.sha256(spec.path)}
-        cmdline = check_cmdline(req.cmdline)
+        cmdline = CMDLINE.check(req.cmdline, "CMDLINE")
         if req.interactive:
             terminal.require_tty("INTERACTIVE=1")
-        if req.disk and not os.path.isfile(req.disk):
-            raise BadInput(f"{req.disk}: no such disk image: run `make image` or pass DISK=<path>")
+        if req.disk:
+            DISK.check(req.disk, "DISK")
         share = os.path.join(out, "share")
         os.makedirs(share, mode=0o700, exist_ok=True)
         _stage_kernel(elf, share, kernel_path)
@@ -355,59 +363,76 @@ def _fetch(host, path, dest):
             f.write(data)
 
 
+def _usable(rule, path):
+    """Whether `path` passes its rule: a refused boot may name a FIFO (hashing
+    it would block) or an unreadable or huge file, which has no bytes to pin."""
+    try:
+        rule.check(path, "input")
+    except BadInput:
+        return False
+    return True
+
+
 def _write_reproducer(out, req, record):
     """reproduce.sh: the same boot, by path, on a fresh host (a new run
     folder), refused when an input's bytes changed since this run."""
     spec = record.get("spec") or {}
-    inputs = {"kernel": resolve_kernel(req.kernel) if req.kernel in NAMED_KERNELS else req.kernel,
-              "spec": spec.get("path", req.spec), "disk": req.disk, "template": req.template,
-              "lab_config": req.lab_config or (str(paths.CONFIGS / "lab.toml") if req.host == "lab" else None)}
-    inputs = {k: os.path.abspath(v) for k, v in inputs.items() if v and os.path.exists(v)}
+    given = {"kernel": resolve_kernel(req.kernel) if req.kernel in NAMED_KERNELS else req.kernel,
+             "spec": spec.get("path", req.spec), "disk": req.disk, "template": req.template,
+             "lab_config": req.lab_config or (str(paths.CONFIGS / "lab.toml") if req.host == "lab" else None)}
+    given = {k: os.path.abspath(v) for k, v in given.items() if v and _usable(REPRODUCED[k], v)}
     argv = ["ci/xenboot", "boot", "--cmdline", req.cmdline, "--host", req.host,
             "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
     flavour = (record.get("host") or {}).get("flavour") or req.lab
     if flavour:
         argv += ["--lab", flavour]
-    for name, path in inputs.items():
+    for name, path in given.items():
         argv += [f"--{name.replace('_', '-')}", path]
     lines = ["#!/bin/sh",
              f"# Re-runs the boot of {out} on a fresh host from the recorded inputs;",
              "# refuses when an input changed since (its sha256 no longer matches).",
              "# Extra arguments go to `ci/xenboot boot` (e.g. --interactive, --out DIR).",
              "set -eu", f"cd {shlex.quote(str(paths.REPO))}"]
-    for path in inputs.values():
+    for path in given.values():
         line = f"{kernelcheck.sha256(path)}  {path}"
         lines.append(f"echo {shlex.quote(line)} | sha256sum --check --status || "
                      f"{{ echo {shlex.quote(f'reproduce: {path} changed since this run (sha256 differs)')} >&2; exit 2; }}")
     lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
     path = os.path.join(out, "reproduce.sh")
-    with open(path, "w") as f:
+    # A command line's bytes that are not UTF-8 go back as they came.
+    with open(path, "w", errors="surrogateescape") as f:
         f.write("\n".join(lines) + "\n")
     os.chmod(path, 0o755)
 
 
 def add_parser(sub):
     p = sub.add_parser("boot", help="boot a Xen PV kernel and judge its console against a spec")
-    p.add_argument("--kernel", required=True, help="kernel file (ELF or bzImage), or `probe`")
-    p.add_argument("--spec", default="generic", help="milestone spec name or path")
-    p.add_argument("--cmdline", default="", help="guest kernel command line")
-    p.add_argument("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)")
-    p.add_argument("--memory", dest="memory_mb", type=int, default=128, help="guest MiB")
-    p.add_argument("--disk", help="disk image attached as xvda")
-    p.add_argument("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)")
-    p.add_argument("--log-cap", type=int, default=DEFAULT_LOG_CAP, help="console.log size cap, bytes")
-    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
-    p.add_argument("--lab", help="the lab's Xen: debian or debug (lab.toml [flavours]; default debian)")
-    p.add_argument("--template", help="xl domain config template (default configs/xl/pv.cfg.in)")
+    option = functools.partial(inputs.option, p)
+    option("--kernel", required=True, help="kernel file (ELF or bzImage), or `probe`",
+           check=kernelcheck.KERNEL_FILE.given(resolve=resolve_kernel))
+    option("--spec", default="generic", help="milestone spec name or path", check=specs.SPEC_INPUT)
+    option("--cmdline", default="", help="guest kernel command line", check=CMDLINE)
+    option("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)", check=HOST)
+    option("--memory", dest="memory_mb", default=128, help="guest MiB", check=MEMORY)
+    option("--disk", help="disk image attached as xvda", check=DISK)
+    option("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)", check=result.out_input())
+    option("--log-cap", default=DEFAULT_LOG_CAP, help="console.log size cap, bytes", check=LOG_CAP)
+    option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
+    option("--lab", help="the lab's Xen: debian or debug (lab.toml [flavours]; default debian)",
+           check=labconfig.FLAVOUR_INPUT)
+    option("--template", help="xl domain config template (default configs/xl/pv.cfg.in)", check=xl.TEMPLATE)
     p.add_argument("--interactive", action="store_true",
                    help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
-    p.set_defaults(func=_command)
+    p.set_defaults(func=_command, refuse=_refuse)
+
+
+def _request(args):
+    fields = {f.name for f in dataclasses.fields(BootRequest)}
+    return BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
 
 
 def _command(args):
-    fields = {f.name for f in dataclasses.fields(BootRequest)}
-    req = BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
-    req.out_dir = result.run_dir(req.out_dir)
+    req = _request(args)
     with Progress() as progress:
         progress.stage("boot", logs=[os.path.join(req.out_dir, "console.log")])
         # The status line must stop redrawing before a person takes the console.
@@ -415,6 +440,16 @@ def _command(args):
                       then=(lambda target: (progress.close(), hand_over(target))) if req.interactive else None)
     summarize(record)
     return record.data["exit_status"]
+
+
+def _refuse(args, error):
+    """A boot refused before its check stage leaves what a boot refused in
+    it leaves: result.json, junit.xml, reproduce.sh and the verdict line."""
+    target = Target(_request(args))
+    target.verdict, target.message = error.verdict, error.message
+    target.finish()
+    summarize(target.record)
+    return target.record.data["exit_status"]
 
 
 def hand_over(target):

@@ -23,6 +23,7 @@ build identity (user, host, date, compiler banner) is fixed; what still
 differs between two object folders is the folder itself, which newvers.sh
 writes into the kernel's version string (README, "The FreeBSD build").
 """
+import functools
 import os
 import pathlib
 import platform
@@ -33,13 +34,16 @@ from dataclasses import dataclass
 
 from elftools.elf.elffile import ELFFile
 
-from xenboot import kernelcheck, paths, source, tool
+from xenboot import inputs, kernelcheck, paths, result, source, tool
 from xenboot.errors import BadInput, BuildFailed, HarnessError, InfraError, Verdict
 from xenboot.result import recorded
 
 COMPAT = paths.REPO / "ci" / "freebsd-compat"
 DEFAULT_OBJDIR = paths.REPO / "build" / "obj"
 KERNCONF_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+KERNCONF = inputs.Text("a kernel config name is letters, digits, _ . -",
+                       problem=lambda name: None if KERNCONF_RE.match(name) else "is not a config name")
+OBJDIR = inputs.OutputFolder("give a folder this user can write for the object files")
 FIXTURE_MARKER = "XENBOOT-FIXTURE"
 STEP_MARK = "==> xenboot: "
 BUILD_USER, BUILD_HOST = "freebsd-xen-ci", "freebsd-xen-ci.invalid"
@@ -308,12 +312,18 @@ def host_build_class(system=None):
     raise BadInput(f"kernel builds run on FreeBSD or Linux, not {system}")
 
 
-def check_inputs(src, target, kernconf):
-    """The tree, the target and the config, each BadInput in one line when wrong."""
+def check_target(target):
     if target not in TARGETS:
         raise BadInput(f"TARGET={target!r} is not a target this build knows; use one of {', '.join(TARGETS)}")
-    if not KERNCONF_RE.match(kernconf):
-        raise BadInput(f"KERNCONF={kernconf!r}: a kernel config name is letters, digits, _ . -")
+
+
+TARGET = inputs.Rule("choice", lambda value, what, args: check_target(value))
+
+
+def check_inputs(src, target, kernconf):
+    """The tree, the target and the config, each BadInput in one line when wrong."""
+    check_target(target)
+    KERNCONF.check(kernconf, "KERNCONF")
     src = source.find_source(src)
     check_era(src, "FREEBSD_SRC")
     conf_dir = src / "sys" / target / "conf"
@@ -332,8 +342,7 @@ def build_kernel(out_dir, info, src=None, kernconf="XEN", objdir=None, system=No
     """Builds and copies the kernel to out_dir/kernel, filling info (result.json's
     "build") as it goes, so a failed build still records how far it got."""
     src = check_inputs(src, target, kernconf)
-    objdir = pathlib.Path(objdir or DEFAULT_OBJDIR).resolve()
-    objdir.mkdir(parents=True, exist_ok=True)
+    objdir = pathlib.Path(inputs.output_folder(objdir or DEFAULT_OBJDIR, "OBJDIR", OBJDIR.todo)).resolve()
     cls = host_build_class(system)
     commit, commit_time = source.source_commit(src)
     build = cls(src, kernconf, objdir, out_dir, commit_time, target)
@@ -394,16 +403,18 @@ def run(args):
 
 
 def add_target_argument(parser):
-    # Checked by build_kernel, so an unknown one is BAD_INPUT in one line.
-    parser.add_argument("--target", default="amd64", help=f"FreeBSD TARGET: {' or '.join(TARGETS)} (default amd64)")
+    inputs.option(parser, "--target", default="amd64", help=f"FreeBSD TARGET: {' or '.join(TARGETS)} (default amd64)",
+                  check=TARGET)
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser("kernel", help="build a FreeBSD kernel (XEN) from freebsd-src",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--kernconf", default="XEN", help="kernel config in sys/<target>/conf (default XEN)")
+    option = functools.partial(inputs.option, p)
+    option("--kernconf", default="XEN", help="kernel config in sys/<target>/conf (default XEN)", check=KERNCONF)
     add_target_argument(p)
-    p.add_argument("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else the freebsd-src submodule)")
-    p.add_argument("--objdir", help=f"object folder, MAKEOBJDIRPREFIX (default {DEFAULT_OBJDIR})")
-    p.add_argument("--out", help="run folder (default: out/<timestamp>-<id>/)")
+    option("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else the freebsd-src submodule)",
+           check=source.SRC)
+    option("--objdir", help=f"object folder, MAKEOBJDIRPREFIX (default {DEFAULT_OBJDIR})", check=OBJDIR)
+    option("--out", help="run folder (default: out/<timestamp>-<id>/)", check=result.out_input())
     p.set_defaults(func=run)

@@ -13,45 +13,64 @@ used when it is beside the log, and so is what Xen said about the domain
 (the recorded result.json's `xen`, else xen.log): the verdict quotes Xen
 as the live run's did.
 """
+import functools
 import json
 import os
 
-from xenboot import xenconsole
+from xenboot import inputs, xenconsole
 from xenboot.console import debugger_before_console
 from xenboot.errors import BadInput, HarnessError, Verdict
 from xenboot.matcher import XEN, Judge, Scanner, clean
 from xenboot.result import RunRecord, prepare_run_dir
-from xenboot.spec import load_spec
+from xenboot.spec import SPEC_INPUT, load_spec
 
 CHUNK = 1024 * 1024
 END_REASONS = ("poweroff", "reboot", "crash", "destroyed", "unknown", "alive")
+# A silent guest's console.log is empty, and still worth judging; the log
+# cap (console.DEFAULT_LOG_CAP) keeps a live one far smaller.
+LOG_FILE = inputs.File("console log", "give a recorded console.log", 4 * inputs.GiB, empty_ok=True)
+JSONL_FILE = inputs.File("console.jsonl", "give the run's console.jsonl", 4 * inputs.GiB, text=True)
+# Default: check-log/ beside the log.
+OUT = inputs.RunFolder(lambda value, args, what: prepare_run_dir(
+    value or os.path.join(os.path.dirname(os.path.abspath(args.log)), "check-log"), what))
 
 
 def add_parser(subparsers):
     p = subparsers.add_parser(
         "check-log", help="judge a recorded console.log against a spec",
         description=__doc__.split("\n\n")[0])
-    p.add_argument("log", metavar="LOG", help="a console.log (raw console bytes)")
-    p.add_argument("--spec", required=True, help="spec NAME (configs/milestones/NAME.toml) or path")
-    p.add_argument("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end"
-                                   " (default: the one beside LOG, if any)")
-    p.add_argument("--out", help="folder for result.json and junit.xml (default: check-log/"
-                                 " next to LOG)")
-    p.add_argument("--end-reason", choices=END_REASONS,
-                   help="how the domain ended where the log ends; 'alive': the recording"
-                        " stopped while it ran (default: the end --jsonl records, else alive"
-                        " with --jsonl and unknown without)")
-    p.set_defaults(func=run)
+    option = functools.partial(inputs.option, p)
+    option("log", metavar="LOG", help="a console.log (raw console bytes)", check=LOG_FILE)
+    option("--spec", required=True, help="spec NAME (configs/milestones/NAME.toml) or path", check=SPEC_INPUT)
+    option("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end"
+                            " (default: the one beside LOG, if any)", check=JSONL_FILE)
+    option("--out", help="folder for result.json and junit.xml (default: check-log/ next to LOG)", check=OUT)
+    option("--end-reason", check=inputs.Choice(END_REASONS),
+           help=f"how the domain ended where the log ends ({', '.join(END_REASONS)}); 'alive': the recording"
+                " stopped while it ran (default: the end --jsonl records, else alive"
+                " with --jsonl and unknown without)")
+    p.set_defaults(func=run, refuse=refuse)
+
+
+def _record(args):
+    record = RunRecord(args.out, name="check-log")
+    record["log"] = os.path.abspath(args.log)
+    return record
+
+
+def _finish(record, verdict, message):
+    status = record.finish(verdict, message)
+    print(f"xenboot: {verdict.value}: {message}")
+    return status
+
+
+def refuse(args, error):
+    """An input refused before judging: the verdict as a judgement's would be."""
+    return _finish(_record(args), error.verdict, error.message)
 
 
 def run(args):
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.log)), "check-log")
-    try:
-        prepare_run_dir(out)
-    except OSError as e:
-        raise BadInput(f"--out {out}: cannot create: {e.strerror}") from None
-    record = RunRecord(out, name="check-log")
-    record["log"] = os.path.abspath(args.log)
+    record = _record(args)
     jsonl = args.jsonl or _beside(args.log, "console.jsonl")
     try:
         with record.stage("check-log"):
@@ -66,9 +85,7 @@ def run(args):
         verdict, message = outcome.verdict, outcome.message
     except HarnessError as e:
         verdict, message = e.verdict, e.message
-    status = record.finish(verdict, message)
-    print(f"xenboot: {verdict.value}: {message}")
-    return status
+    return _finish(record, verdict, message)
 
 
 def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):
@@ -103,10 +120,12 @@ def _beside(log_path, name):
 
 def _recorded(log_path):
     """The result.json next to a run's console.log, or {}."""
+    # Only a file is opened (opening a FIFO would block).
+    path = _beside(log_path, "result.json")
     try:
-        with open(os.path.join(os.path.dirname(os.path.abspath(log_path)), "result.json")) as f:
+        with open(path) as f:
             data = json.load(f)
-    except (OSError, ValueError):
+    except (TypeError, OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 

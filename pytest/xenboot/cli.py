@@ -3,12 +3,20 @@
 Each command lives in its own module, which registers its sub-parser through
 `add_parser(subparsers)` and sets `func(args) -> exit status`. The exit status
 is the contract (errors.EXIT_STATUS); the last line printed is the verdict.
+
+Every input is checked (inputs.check_args) before `func` runs. A command
+whose refusal says more than its verdict line (boot's reproduce.sh) sets
+`refuse(args, error) -> exit status`; whatever ends a command with a run
+folder, that folder gets its result.json.
 """
 import argparse
 import importlib
+import os
 import sys
 
-from xenboot.errors import EXIT_INFRA, HarnessError
+from xenboot import inputs
+from xenboot.errors import EXIT_INFRA, BadInput, HarnessError
+from xenboot.result import RunRecord
 
 COMMAND_MODULES = (
     "xenboot.boot",
@@ -26,8 +34,16 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's own refusals (an unknown option, a missing one) as one
+    BAD_INPUT line, not its usage text."""
+
+    def error(self, message):
+        raise BadInput(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="xenboot", description=__doc__.splitlines()[0])
+    parser = Parser(prog="xenboot", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
@@ -35,10 +51,20 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        try:
+            inputs.check_args(args)
+        except BadInput as e:
+            if args.run_folder and hasattr(args, "refuse"):
+                return args.refuse(args, e)
+            raise
         return args.func(args)
     except HarnessError as e:
+        folder = getattr(args, "run_folder", None)
+        if folder and not os.path.exists(os.path.join(folder, "result.json")):
+            RunRecord(folder, name=args.command).finish(e.verdict, e.message)
         print(f"xenboot: {e.verdict.value}: {e.message}", file=sys.stderr)
         return e.verdict.exit_status
     except KeyboardInterrupt:

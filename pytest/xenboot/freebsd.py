@@ -8,10 +8,12 @@ durations added, or, when a stage before the boot fails, that stage's
 verdict (BUILD_FAILED, BAD_INPUT with the fetch hint when freebsd-src is not
 checked out).
 """
+import functools
 import os
 
-from xenboot import build, image, paths
-from xenboot.boot import BootRequest, boot, check_host_kind, hand_over, summarize
+from xenboot import build, image, inputs, paths, result, source, spec as specs
+from xenboot.boot import CMDLINE, MEMORY, BootRequest, boot, hand_over, summarize
+from xenboot.hosts import HOST
 from xenboot.lab import config as labconfig
 from xenboot.result import recorded
 
@@ -26,6 +28,10 @@ def kernel_cmdline(extra):
     return ",".join(filter(None, [ROOT_DEVICE, extra.strip(",")]))
 
 
+# What Xen gets is the root device, a comma, then these words.
+EXTRA_CMDLINE = inputs.Rule("text", lambda value, what, args: CMDLINE.check(kernel_cmdline(value), what))
+
+
 def freebsd_flavour(host, lab=None, lab_config=None):
     """The lab flavour a FreeBSD kernel boots on: `lab`, else lab.toml's
     FreeBSD default (none on HOST=xl, which runs this machine's Xen)."""
@@ -35,7 +41,6 @@ def freebsd_flavour(host, lab=None, lab_config=None):
 
 
 def run(args):
-    check_host_kind(args.host)
     with recorded(args.out, "freebsd") as record:
         out = record.out_dir
         info = record["build"] = {}
@@ -67,18 +72,21 @@ def run(args):
 
 def add_parser(sub):
     p = sub.add_parser("freebsd", help="build the FreeBSD XEN kernel and root image, boot them")
-    p.add_argument("--src", help="FreeBSD source (default: $FREEBSD_SRC, else freebsd-src)")
-    p.add_argument("--kernconf", default="XEN")
+    option = functools.partial(inputs.option, p)
+    option("--src", help="FreeBSD source (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
+    option("--kernconf", default="XEN", check=build.KERNCONF)
     build.add_target_argument(p)
-    p.add_argument("--objdir", help="MAKEOBJDIRPREFIX (default: build/obj)")
-    p.add_argument("--world", help="a FreeBSD world for the root image (DESTDIR or base.txz)")
-    p.add_argument("--spec", help="default: freebsd-xen-pv, or freebsd-xen-pv-i386 for TARGET=i386")
-    p.add_argument("--cmdline", default="", help="more kernel environment, comma separated")
-    p.add_argument("--host", default="lab")
-    p.add_argument("--lab", help="the lab's Xen: debug or debian (default: lab.toml [flavours] freebsd)")
-    p.add_argument("--memory", dest="memory_mb", type=int, default=256,
-                   help="guest MiB (the branch's amd64 kernel gets past pmap_bootstrap at 128, not 256)")
+    option("--objdir", help="MAKEOBJDIRPREFIX (default: build/obj)", check=build.OBJDIR)
+    option("--world", help="a FreeBSD world for the root image (DESTDIR or base.txz)", check=image.WORLD)
+    option("--spec", help="default: freebsd-xen-pv, or freebsd-xen-pv-i386 for TARGET=i386",
+           check=specs.SPEC_INPUT)
+    option("--cmdline", default="", help="more kernel environment, comma separated", check=EXTRA_CMDLINE)
+    option("--host", default="lab", check=HOST)
+    option("--lab", help="the lab's Xen: debug or debian (default: lab.toml [flavours] freebsd)",
+           check=labconfig.FLAVOUR_INPUT)
+    option("--memory", dest="memory_mb", default=256, check=MEMORY,
+           help="guest MiB (the branch's amd64 kernel gets past pmap_bootstrap at 128, not 256)")
     p.add_argument("--interactive", action="store_true",
                    help="after the spec, hand the live console to this terminal (as `xenboot boot`)")
-    p.add_argument("--out", help="run folder (default out/<UTC time>-<id>)")
+    option("--out", help="run folder (default out/<UTC time>-<id>)", check=result.out_input())
     p.set_defaults(func=run)

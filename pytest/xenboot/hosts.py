@@ -13,12 +13,13 @@ import termios
 import threading
 import tty as ttymod
 
-from xenboot import xenconsole
-from xenboot.errors import BadInput, InfraError
+from xenboot import inputs, xenconsole
+from xenboot.errors import InfraError
 from xenboot.jobs import Job, run_to_end
 from xenboot.xl import xen_caps, xen_version
 
 HOST_KINDS = ("lab", "xl")
+HOST = inputs.Choice(HOST_KINDS)
 
 
 def _xen_tools_env():
@@ -141,6 +142,4 @@ class LocalXenHost:
 
 
 def check_host_kind(kind):
-    if kind not in HOST_KINDS:
-        raise BadInput(f"HOST={kind}: unknown host kind: use one of {', '.join(HOST_KINDS)}")
-    return kind
+    return HOST(kind, "HOST", None)

@@ -15,6 +15,7 @@ back with this module's own UFS reader, which checks every path, owner, mode
 and content hash against the manifest.
 """
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ import tarfile
 import tempfile
 import tomllib
 
-from xenboot import paths, tool
+from xenboot import inputs, paths, result, tool
 from xenboot.errors import BadInput, InfraError, Verdict
 from xenboot.result import recorded, write_json
 
@@ -40,7 +41,11 @@ INIT_SOURCE = "@init"
 TARGETS = ("amd64", "i386")
 DEFAULT_TARGET = "amd64"
 FORMATS = {"ufs1": 1, "ufs2": 2}
+FORMAT = inputs.Choice(FORMATS)
 SIZE_RE = re.compile(r"^[1-9][0-9]*[bkmg]?$")
+# base.txz is about 100 MiB.
+WORLD = inputs.FileOrFolder("give a DESTDIR or base.txz", 4 * inputs.GiB)
+MANIFEST_FILE = inputs.File("manifest", f"give a TOML manifest (see {DEFAULT_MANIFEST})", inputs.TEXT_MAX, text=True)
 # makefs's own size estimate fails ("map corrupted") on tiny trees staged on
 # tmpfs; a floor and free-space margins avoid it and leave the guest room.
 DEFAULT_SIZE_ARGS = ("-M", "16m", "-b", "10%", "-f", "10%")
@@ -71,13 +76,13 @@ def _image_path(raw, where):
     return "/".join(parts)
 
 
-def load_manifest(path):
+def load_manifest(path, what="manifest"):
     """{relative path ('' for the root): (Meta, source or None, link target or None)}."""
     path = pathlib.Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise BadInput(f"manifest {path}: {e}; give a readable TOML manifest (see {DEFAULT_MANIFEST})")
+        data = tomllib.loads(MANIFEST_FILE.read_text(path, what))
+    except tomllib.TOMLDecodeError as e:
+        raise BadInput(f"manifest {path}: {e}; give a readable TOML manifest (see {DEFAULT_MANIFEST})") from None
     entries = {}
     for raw, fields in data.items():
         where = f"manifest {path}, entry {raw!r}"
@@ -121,11 +126,22 @@ def load_manifest(path):
 
 # ----------------------------------------------------------------- staging
 
-def check_target(target):
+def check_size(size, what="--size", args=None):
+    if not SIZE_RE.match(size):
+        raise BadInput(f"{what} {size!r}: give bytes with an optional b/k/m/g suffix, e.g. 64m")
+
+
+SIZE = inputs.Rule("choice", check_size)
+
+
+def check_target(target, what="--target", args=None):
     if target not in TARGETS:
-        raise BadInput(f"--target {target!r}: images/init is built for {' and '.join(TARGETS)}; "
+        raise BadInput(f"{what} {target!r}: images/init is built for {' and '.join(TARGETS)}; "
                        "give the FreeBSD kernel's TARGET")
     return target
+
+
+TARGET = inputs.Rule("choice", check_target)
 
 
 def build_init(out_dir, target=DEFAULT_TARGET):
@@ -582,12 +598,11 @@ def make_image(out_dir, manifest=None, world=None, fmt="ufs1", size=None, target
     out_dir = pathlib.Path(out_dir)
     check_target(target)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if fmt not in FORMATS:
-        raise BadInput(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    if size is not None and not SIZE_RE.match(size):
-        raise BadInput(f"--size {size!r}: give bytes with an optional b/k/m/g suffix, e.g. 64m")
-    if world is not None and not os.path.exists(world):
-        raise BadInput(f"--world {world}: no such file or directory; give a DESTDIR or base.txz")
+    FORMAT(fmt, "--format", None)
+    if size is not None:
+        check_size(size)
+    if world is not None:
+        WORLD(world, "--world", None)
     if manifest is None and world is None:
         manifest = DEFAULT_MANIFEST
     overlay = load_manifest(manifest) if manifest is not None else {}
@@ -654,14 +669,17 @@ def run(args):
 def add_parser(subparsers):
     p = subparsers.add_parser("image", help="make the UFS root image a FreeBSD guest boots from",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--manifest", help=f"TOML manifest under images/rootfs (default: {DEFAULT_MANIFEST.name} "
-                   "unless --world is given, then laid over the world)")
-    p.add_argument("--world", help="a FreeBSD world: installworld DESTDIR or base.txz")
-    p.add_argument("--format", choices=sorted(FORMATS), default="ufs1",
-                   help="ufs1 (default: readable by Linux's ufs driver and `file`) or ufs2 "
-                        "(makefs puts its superblock at 8192, not FreeBSD's 65536)")
-    p.add_argument("--target", choices=TARGETS, default=DEFAULT_TARGET,
-                   help="the FreeBSD kernel's target: which images/init the image holds (default amd64)")
-    p.add_argument("--size", help="image size for makefs -s, e.g. 64m (default: contents + 10%%, at least 16m)")
-    p.add_argument("--out", help="run folder (default: out/<timestamp>-<id>/)")
+    option = functools.partial(inputs.option, p)
+    option("--manifest", help=f"TOML manifest under images/rootfs (default: {DEFAULT_MANIFEST.name} "
+           "unless --world is given, then laid over the world)", check=MANIFEST_FILE.given(load=load_manifest))
+    option("--world", help="a FreeBSD world: installworld DESTDIR or base.txz", check=WORLD)
+    option("--format", default="ufs1", check=FORMAT,
+           help="ufs1 (default: readable by Linux's ufs driver and `file`) or ufs2 "
+                "(makefs puts its superblock at 8192, not FreeBSD's 65536)")
+    option("--target", default=DEFAULT_TARGET, check=TARGET,
+           help=f"the FreeBSD kernel's target: which images/init the image holds ({' or '.join(TARGETS)}, "
+                "default amd64)")
+    option("--size", help="image size for makefs -s, e.g. 64m (default: contents + 10%%, at least 16m)",
+           check=SIZE)
+    option("--out", help="run folder (default: out/<timestamp>-<id>/)", check=result.out_input())
     p.set_defaults(func=run)

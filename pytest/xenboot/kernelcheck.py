@@ -21,11 +21,15 @@ import struct
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
+from xenboot import inputs
 from xenboot.errors import BadInput
 from xenboot.xenheaders import constants
 
 STRING_NOTES = {"GUEST_OS", "GUEST_VERSION", "XEN_VERSION", "LOADER", "PAE_MODE",
                 "FEATURES", "BSD_SYMTAB"}
+# A PV kernel with its symbols is tens of MiB (FreeBSD's GENERIC about 30).
+KERNEL_FILE = inputs.File("kernel file", "give the path of a Xen PV kernel (ELF or bzImage), or probe",
+                          256 * inputs.MiB)
 BZIMAGE_MAGIC_OFFSET = 0x202
 # e_ident[EI_CLASS] -> (header size, the machine that class must be, guest type)
 ELF_CLASSES = {1: (52, "EM_386", "xen-3.0-x86_32p"), 2: (64, "EM_X86_64", "xen-3.0-x86_64")}
@@ -76,10 +80,7 @@ def check_kernel(path):
 
 def inspect_kernel(path):
     """(description, the ELF Xen will load): checked once, unpacked once."""
-    if not os.path.exists(path):
-        raise BadInput(f"{path}: no such kernel file: pass KERNEL=<path to a Xen PV kernel>")
-    if not os.path.isfile(path):
-        raise BadInput(f"{path}: not a regular file: pass KERNEL=<path to a Xen PV kernel>")
+    KERNEL_FILE.check(path, "KERNEL")
     form, data = loadable_elf(path)
     if data[:4] != b"\x7fELF":
         raise BadInput(f"{path}: not an ELF file: pass a Xen PV kernel (ELF or bzImage)")

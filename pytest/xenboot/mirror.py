@@ -11,7 +11,7 @@ import socket
 import tempfile
 import threading
 
-from xenboot import paths, terminal
+from xenboot import inputs, paths, terminal
 from xenboot.errors import BadInput
 
 SOCKET_NAME = "console.sock"
@@ -130,5 +130,6 @@ def attach(args):
 
 def add_parser(sub):
     p = sub.add_parser("console", help="join the guest console of a running boot")
-    p.add_argument("out", nargs="?", help="its run folder (default: the newest running one)")
+    inputs.option(p, "out", metavar="OUT", nargs="?", help="its run folder (default: the newest running one)",
+                  check=inputs.Folder("give the run folder of a running boot"))
     p.set_defaults(func=attach)

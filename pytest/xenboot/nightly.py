@@ -23,6 +23,7 @@ build, 2 for bad input, 1 when a guest did not do what was expected.
 import contextlib
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import pathlib
@@ -34,8 +35,9 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections import deque
 
-from xenboot import build, freebsd, image, kernelcheck, paths, report, result, source, spec as specs
-from xenboot.boot import BootRequest, Terminated, sigterm_raises, boot
+from xenboot import build, freebsd, image, inputs, kernelcheck, paths, report, result, source, spec as specs
+from xenboot.boot import CMDLINE, MEMORY, BootRequest, Terminated, sigterm_raises, boot
+from xenboot.hosts import HOST
 from xenboot.errors import (EXIT_GUEST_FAILED, EXIT_PASS, BadInput, BuildFailed, HarnessError,
                             InfraError, Verdict)
 from xenboot.lab import cache as labcache, config as labconfig
@@ -54,6 +56,9 @@ KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf",
 KERNEL_COMMON = {"from", "cmdline", "memory"}
 ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab", "memory"}
 PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
+MATRIX_FILE = inputs.File("matrix", "give a nightly matrix TOML (like configs/nightly.toml)", inputs.TEXT_MAX,
+                          text=True)
+PARALLEL = inputs.Integer(1, 64, "guests booting at once")
 # The order in which an unexpected verdict decides the run's exit status:
 # a broken harness or build says more than a guest failure does.
 EXIT_PRECEDENCE = (Verdict.INFRA, Verdict.BUILD_FAILED, Verdict.BAD_INPUT)
@@ -110,6 +115,19 @@ def _unknown(table, allowed, where):
         raise BadInput(f"{where}: unknown key(s) {', '.join(extra)}")
 
 
+def _glob_problem(pattern):
+    try:
+        # What Path.glob refuses, it refuses before it reads a folder.
+        next(pathlib.Path(os.devnull).glob(pattern), None)
+    except (ValueError, NotImplementedError) as e:
+        return f"is not a pattern of file names in the folder ({e})"
+    return None
+
+
+GLOB = inputs.Text("give a pattern of kernel file names in the folder, like '*/test-pv64-*'",
+                   problem=_glob_problem)
+
+
 def _load_kernel(name, table, where):
     _name(name, where)
     source_kind = table.get("from")
@@ -123,15 +141,16 @@ def _load_kernel(name, table, where):
         _typed(table, "path", str, where)
     if source_kind == "folder":
         _typed(table, "folder", str, where)
-        options["glob"] = _typed(table, "glob", str, where, "*")
+        options["glob"] = GLOB.check(_typed(table, "glob", str, where, "*"), f"{where}: glob")
     if source_kind == "freebsd":
-        options["kernconf"] = _typed(table, "kernconf", str, where, "XEN")
+        options["kernconf"] = build.KERNCONF.check(_typed(table, "kernconf", str, where, "XEN"), f"{where}: kernconf")
         options["image"] = _typed(table, "image", bool, where, False)
         options["target"] = _typed(table, "target", str, where, "amd64")
         if options["target"] not in build.TARGETS:
             raise BadInput(f"{where}: target must be one of {', '.join(build.TARGETS)}")
-    memory = _typed(table, "memory", int, where, 128)
-    return Kernel(name, source_kind, options, _typed(table, "cmdline", str, where, ""), memory)
+    memory = MEMORY(_typed(table, "memory", int, where, 128), f"{where}: memory", None)
+    cmdline = CMDLINE.check(_typed(table, "cmdline", str, where, ""), f"{where}: cmdline")
+    return Kernel(name, source_kind, options, cmdline, memory)
 
 
 def _is_executable_elf(path):
@@ -180,8 +199,8 @@ def load_matrix(path=None, host=None):
     a row of a folder kernel becomes one row per kernel file in it."""
     path = pathlib.Path(path or DEFAULT_MATRIX)
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raw = tomllib.loads(MATRIX_FILE.read_text(path, "matrix"))
+    except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not a readable TOML matrix: {e}") from None
     _unknown(raw, {"hosts", "kernel", "boot"}, str(path))
     default_hosts = _typed(raw, "hosts", list, f"{path}", ["lab"])
@@ -199,9 +218,10 @@ def load_matrix(path=None, host=None):
                            f"[kernel.*]: {', '.join(kernels) or 'none'}")
         spec_names = table.get("spec", "generic")
         spec_names = [spec_names] if isinstance(spec_names, str) else spec_names
-        hosts = [host] if host else _typed(table, "hosts", list, where, default_hosts)
+        hosts = [host] if host else [HOST(h, f"{where}: hosts", None)
+                                     for h in _typed(table, "hosts", list, where, default_hosts)]
         sizes = _memory_sweep(table, kernel, where)
-        cmdline = _typed(table, "cmdline", str, where, kernel.cmdline)
+        cmdline = CMDLINE.check(_typed(table, "cmdline", str, where, kernel.cmdline), f"{where}: cmdline")
         lab = _typed(table, "lab", str, where, "") or None
         base = _name(table.get("name", kernel.name), where)
         if kernel.source == "folder":
@@ -230,9 +250,9 @@ def _memory_sweep(table, kernel, where):
     the kernel's) or a list of them, a sweep that becomes one row a size
     (named <row>.<N>M); `expect` one verdict for all, or a list, one a size."""
     memory = table.get("memory", kernel.memory)
-    sizes = memory if isinstance(memory, list) else [memory]
-    if not sizes or any(not isinstance(m, int) or isinstance(m, bool) or not 16 <= m <= 65536 for m in sizes):
-        raise BadInput(f"{where}: memory must be guest MiB (16 to 65536), or a list of them")
+    if memory == []:
+        raise BadInput(f"{where}: memory lists no size; give guest MiB, or a list of them")
+    sizes = [MEMORY(m, f"{where}: memory", None) for m in (memory if isinstance(memory, list) else [memory])]
     if len(set(sizes)) != len(sizes):
         raise BadInput(f"{where}: memory lists a size twice")
     expect = table.get("expect", "PASS")
@@ -332,10 +352,8 @@ def _freebsd_kernel(kernel, folder, ctx):
 
 
 def _path_kernel(kernel, folder, ctx):
-    path = paths.REPO / kernel.options["path"]
-    if not path.is_file():
-        raise BadInput(f"kernel {kernel.name}: no such file {path}")
-    return path, None
+    # prepare_kernel's check of the kernel says what is wrong with the file.
+    return paths.REPO / kernel.options["path"], None
 
 
 KERNEL_MAKERS = {"probe": _probe_kernel, "lab-linux": _lab_linux_kernel,
@@ -582,8 +600,12 @@ def write_junit(path, summary):
 def bench_history(bench_dir, keep=30):
     """The last `keep` bench runs (bench.py's history.jsonl), for the report's plots."""
     entries = []
+    path = pathlib.Path(bench_dir) / "history.jsonl"
+    # Not a file: no history (opening a FIFO would block).
+    if not path.is_file():
+        return entries
     with contextlib.suppress(OSError):
-        with open(pathlib.Path(bench_dir) / "history.jsonl") as f:
+        with open(path) as f:
             for line in f:
                 with contextlib.suppress(ValueError):
                     entries.append(json.loads(line))
@@ -601,8 +623,7 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     """Runs every stage into one run folder; returns the summary (also in
     summary.json). The report is written even when a stage is interrupted."""
     kernels, rows = load_matrix(matrix, host)
-    if parallel < 1:
-        raise BadInput(f"--parallel {parallel}: at least 1")
+    PARALLEL(parallel, "--parallel", None)
     run_dir = pathlib.Path(result.run_dir(out, "nightly"))
     # Every embedded host shares boots/ with dom0, so it exists before any host.
     (run_dir / "boots").mkdir(mode=0o700, exist_ok=True)
@@ -672,9 +693,7 @@ def _command(args):
     folder_options = [f"--{key}" for key in ("spec", "glob", "lab") if getattr(args, key) is not None]
     if folder_options and not args.kernels:
         raise BadInput(f"{' '.join(folder_options)}: only with --kernels DIR (a matrix names each row's own)")
-    if args.kernels and not os.path.isdir(args.kernels):
-        raise BadInput(f"--kernels {args.kernels}: not a folder; name the folder that holds the kernel files")
-    out = result.run_dir(args.out, "nightly")
+    out = args.out
     matrix = args.matrix
     if args.kernels:
         matrix = os.path.join(out, "matrix.toml")
@@ -704,16 +723,20 @@ def _command(args):
 def add_parser(sub):
     p = sub.add_parser("nightly", help="the nightly pipeline: build, boot a matrix, report",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--matrix", default=str(DEFAULT_MATRIX), help="matrix TOML (default configs/nightly.toml)")
-    p.add_argument("--kernels", metavar="DIR", help="instead of the matrix, one row per kernel file (ELF "
-                   "executable) in DIR, booted with --spec")
-    p.add_argument("--glob", help="with --kernels: which files of DIR (default *)")
-    p.add_argument("--spec", help="with --kernels: the rows' spec (default generic)")
-    p.add_argument("--lab", help="with --kernels: the rows' lab flavour (default: lab.toml's)")
-    p.add_argument("--out", help="run folder (default out/nightly/<UTC time>-<id>)")
-    p.add_argument("--parallel", type=int, default=4, help="guests booting at once (default 4)")
-    p.add_argument("--host", choices=("lab", "xl"), help="boot every row on this host kind")
-    p.add_argument("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else freebsd-src)")
-    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
-    p.add_argument("--bench-dir", help="where bench history.jsonl is (default out/bench)")
+    option = functools.partial(inputs.option, p)
+    option("--matrix", default=str(DEFAULT_MATRIX), help="matrix TOML (default configs/nightly.toml)",
+           check=MATRIX_FILE)
+    option("--kernels", metavar="DIR", help="instead of the matrix, one row per kernel file (ELF "
+           "executable) in DIR, booted with --spec", check=inputs.Folder("name the folder that holds the kernel files"))
+    option("--glob", help="with --kernels: which files of DIR (default *)", check=GLOB)
+    option("--spec", help="with --kernels: the rows' spec (default generic)", check=specs.SPEC_INPUT)
+    option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
+    option("--lab", help="with --kernels: the rows' lab flavour (default: lab.toml's)",
+           check=labconfig.FLAVOUR_INPUT)
+    option("--out", help="run folder (default out/nightly/<UTC time>-<id>)", check=result.out_input("nightly"))
+    option("--parallel", default=4, help="guests booting at once (default 4)", check=PARALLEL)
+    option("--host", help="boot every row on this host kind (lab or xl)", check=HOST)
+    option("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
+    option("--bench-dir", help="where bench history.jsonl is (default out/bench)",
+           check=inputs.Folder("give the folder `xenboot bench` writes to (out/bench)", missing_ok=True))
     p.set_defaults(func=_command)

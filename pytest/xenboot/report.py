@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 
+from xenboot import inputs
 from xenboot.errors import Verdict
 from xenboot.progress import console_tail
 
@@ -27,6 +28,9 @@ BOOT_FILES = ("console.log", "console.jsonl", "result.json", "junit.xml", "xen.l
 # Only the head of a console.jsonl line is read for most records; a flood
 # can make the file large.
 _JSONL_HEAD = re.compile(rb'^\{"t": (-?[0-9.eE+-]+|null), "dir": "(\w+)"')
+RUN_DIR = inputs.Folder("give a nightly run folder (it holds summary.json)")
+# A row's summary is a few KiB; a nightly has tens of rows.
+SUMMARY = inputs.File("summary.json", RUN_DIR.todo, 64 * inputs.MiB, text=True)
 
 SVG_WIDTH = 960
 CHAR_WIDTH = 6.4        # px per character at the labels' font size, for layout
@@ -454,10 +458,14 @@ def write_report(run_dir):
     return path
 
 
+def _check_run_dir(run_dir, what, args):
+    """A nightly run folder: its summary.json readable, report.html writable."""
+    RUN_DIR.check(run_dir, what)
+    inputs.output_folder(run_dir, what, RUN_DIR.todo)
+    SUMMARY.check(os.path.join(run_dir, "summary.json"), what)
+
+
 def _command(args):
-    if not (pathlib.Path(args.run_dir) / "summary.json").is_file():
-        print(f"xenboot: BAD_INPUT: {args.run_dir}: no summary.json (not a nightly run folder)")
-        return Verdict.BAD_INPUT.exit_status
     print(f"xenboot: report {write_report(args.run_dir)}")
     return 0
 
@@ -465,5 +473,6 @@ def _command(args):
 def add_parser(sub):
     p = sub.add_parser("report", help="write a nightly run folder's report.html again",
                        description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", help="a nightly run folder (holds summary.json)")
+    inputs.option(p, "run_dir", metavar="RUN_DIR", help="a nightly run folder (holds summary.json)",
+                  check=inputs.Rule("folder", _check_run_dir))
     p.set_defaults(func=_command)

@@ -11,35 +11,46 @@ import secrets
 import time
 import xml.etree.ElementTree as ET
 
-from xenboot import paths
-from xenboot.errors import BadInput, HarnessError, Verdict
+from xenboot import inputs, paths
+from xenboot.errors import HarnessError, Verdict
 
 SCHEMA = 1
 
 
-def new_run_dir(parent):
+OUT_TODO = "give a folder this user can write (no result.json can be written there)"
+
+
+def new_run_dir(parent, what="OUT"):
     """out/<UTC timestamp>-<short id>/: unique even for runs started in the same second."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = os.path.join(parent, f"{stamp}-{secrets.token_hex(3)}")
-    os.makedirs(path, mode=0o700)
-    return path
+    return inputs.output_folder(os.path.join(parent, f"{stamp}-{secrets.token_hex(3)}"), what,
+                                OUT_TODO, mode=0o700)
 
 
-def prepare_run_dir(path):
+def prepare_run_dir(path, what="OUT"):
     """A run folder the user named: new, or one no finished run has used
     (a run's stages may have filled it already); never another run's."""
     if os.path.exists(os.path.join(path, "result.json")):
-        raise BadInput(f"OUT={path} already holds a run (result.json): pick a new folder or remove it")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
+        raise inputs.refused(what, path, "already holds a run (result.json)", "pick a new folder or remove it")
+    inputs.output_folder(path, what, OUT_TODO, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError as e:
+        raise inputs.refused(what, path, f"cannot be made private to this user ({e.strerror})",
+                             "give a folder of your own") from None
     return path
 
 
-def run_dir(out=None, kind=None):
+def run_dir(out=None, kind=None, what="OUT"):
     """OUT as given, or a new out/[<kind>/]<UTC timestamp>-<short id>/."""
     if out:
-        return prepare_run_dir(str(out))
-    return new_run_dir(str(paths.out_root() / kind if kind else paths.out_root()))
+        return prepare_run_dir(str(out), what)
+    return new_run_dir(str(paths.out_root() / kind if kind else paths.out_root()), what)
+
+
+def out_input(kind=None):
+    """The check of a command's --out: its run folder, made."""
+    return inputs.RunFolder(lambda value, args, what: run_dir(value, kind, what))
 
 
 @contextlib.contextmanager
@@ -60,7 +71,8 @@ class RunRecord:
 
     def __init__(self, out_dir, name="boot"):
         self.out_dir = out_dir
-        self.name = name
+        # junit.xml is UTF-8: a kernel's file name need not be.
+        self.name = inputs.shown(name)
         self.data = {
             "schema": SCHEMA,
             "verdict": None,

@@ -12,7 +12,7 @@ import os
 import pathlib
 import re
 
-from xenboot import paths, tool
+from xenboot import inputs, paths, tool
 from xenboot.errors import BadInput, EXIT_PASS
 
 SUBMODULE = "freebsd-src"
@@ -20,6 +20,9 @@ FETCH_HINT = f"git submodule update --init {SUBMODULE}"
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 # A source tree is recognised by what the kernel build needs from it.
 TREE_MARKERS = ("sys/conf/files", "sys/amd64/conf")
+SRC = inputs.Folder("point it at a FreeBSD source checkout")
+REV = inputs.Text("give a full 40-hex commit sha of freebsd-src",
+                  problem=lambda rev: None if SHA_RE.match(rev.strip().lower()) else "is not a commit sha")
 
 
 def git(repo, *argv, check=True):
@@ -30,10 +33,8 @@ def find_source(explicit=None):
     """--src, else FREEBSD_SRC, else the submodule; BadInput when it is not there."""
     given = explicit or os.environ.get("FREEBSD_SRC")
     if given:
-        src = pathlib.Path(given).resolve()
         origin = "--src" if explicit else "FREEBSD_SRC"
-        if not src.is_dir():
-            raise BadInput(f"{origin}={given}: no such directory; point it at a FreeBSD source checkout")
+        src = pathlib.Path(SRC.check(given, origin)).resolve()
     else:
         src = paths.REPO / SUBMODULE
         if not src.is_dir() or not any(src.iterdir()):
@@ -67,9 +68,7 @@ def pinned():
 def pin(rev):
     """Moves the pin to rev (a full sha); returns (old, new, checkout moved?)."""
     repo = paths.REPO
-    rev = rev.strip().lower()
-    if not SHA_RE.match(rev):
-        raise BadInput(f"pin {rev!r}: give a full 40-hex commit sha of freebsd-src")
+    rev = REV.check(rev, "REV").strip().lower()
     old = pinned()
     git(repo, "update-index", "--add", "--cacheinfo", f"160000,{rev},{SUBMODULE}")
     checkout = repo / SUBMODULE
@@ -95,5 +94,6 @@ def run_pin(args):
 def add_parser(subparsers):
     p = subparsers.add_parser("pin", help="show or move the freebsd-src pin",
                               description=__doc__.splitlines()[0])
-    p.add_argument("rev", nargs="?", help="full 40-hex commit sha to pin freebsd-src to")
+    inputs.option(p, "rev", metavar="REV", nargs="?", help="full 40-hex commit sha to pin freebsd-src to",
+                  check=REV)
     p.set_defaults(func=run_pin)

@@ -43,13 +43,15 @@ import os
 import re
 import tomllib
 
-from xenboot import paths
+from xenboot import inputs, paths
 from xenboot.errors import BadInput
 from xenboot.matcher import BOTH, FATAL_KINDS, SOURCES, Pattern
 
 REPO_ROOT = str(paths.REPO)
 SPEC_DIR = str(paths.CONFIGS / "milestones")
 
+SPEC_FILE = inputs.File("spec file", "give a spec NAME (configs/milestones/NAME.toml) or a spec .toml file",
+                        inputs.TEXT_MAX, text=True)
 END_REASONS = ("poweroff", "reboot", "crash")
 THEN = ("continue", "reset", "stop")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -169,38 +171,43 @@ class _Where:
     def at(self, place):
         return _Where(self.path, f"{self.place}: {place}" if self.place else place)
 
-    def error(self, what):
+    def label(self):
         shown = os.path.relpath(self.path, REPO_ROOT) if self.path.startswith(REPO_ROOT + os.sep) \
             else self.path
-        return BadInput(f"{shown}: {self.place}: {what}" if self.place else f"{shown}: {what}")
+        return f"{shown}: {self.place}" if self.place else shown
+
+    def error(self, what):
+        return BadInput(f"{self.label()}: {what}")
 
 
 def available_specs():
     return sorted(f[:-5] for f in os.listdir(SPEC_DIR) if f.endswith(".toml"))
 
 
-def spec_path(name_or_path, base_dir=None):
+def spec_path(name_or_path, what="spec", base_dir=None):
     """A bare NAME is configs/milestones/NAME.toml; anything else is a path
     (relative to base_dir, the including spec's folder, when given)."""
     bare = os.sep not in name_or_path and not name_or_path.endswith(".toml")
-    if bare:
-        if not _NAME.fullmatch(name_or_path):
-            raise BadInput(f"spec {name_or_path!r}: not a spec name (letters, digits, _ . -)"
-                           " nor a .toml path")
-        path = os.path.join(SPEC_DIR, name_or_path + ".toml")
-    else:
-        path = os.path.abspath(os.path.join(base_dir or os.getcwd(), name_or_path))
-    if not os.path.isfile(path):
-        hint = f" (specs: {', '.join(available_specs())})" if bare else ""
-        raise BadInput(f"spec {name_or_path!r}: no such file {path}{hint}")
+    if not bare:
+        return os.path.abspath(os.path.join(base_dir or os.getcwd(), name_or_path))
+    if not _NAME.fullmatch(name_or_path):
+        raise BadInput(f"{what} {name_or_path!r}: not a spec name (letters, digits, _ . -)"
+                       " nor a .toml path")
+    path = os.path.join(SPEC_DIR, name_or_path + ".toml")
+    if not os.path.exists(path):
+        raise BadInput(f"{what} {name_or_path!r}: no such file {path} (specs: {', '.join(available_specs())})")
     return path
 
 
-def load_spec(name_or_path):
-    """The validated Spec for a NAME in configs/milestones/ or a .toml path."""
-    path = spec_path(name_or_path)
-    layer = _load_layer(path, ())
+def load_spec(name_or_path, what="spec"):
+    """The validated Spec for a NAME in configs/milestones/ or a .toml path;
+    `what` names it in a refusal (--spec)."""
+    path = spec_path(name_or_path, what)
+    layer = _load_layer(path, (), what)
     return _build(layer, path)
+
+
+SPEC_INPUT = SPEC_FILE.given(resolve=spec_path, load=load_spec)
 
 
 # -- reading and merging files -------------------------------------------------
@@ -210,30 +217,28 @@ def _empty_layer():
             "note": [], "sources": []}
 
 
-def _load_layer(path, chain, layer=None):
+def _load_layer(path, chain, what, layer=None):
     """Lays the file at `path`, its includes first, over `layer` (a new one
     if None): an included part sees what the includes before it gave, so
-    it can override or place a milestone relative to theirs."""
+    it can override or place a milestone relative to theirs. `what` names
+    the file in a refusal of it (--spec, or the include that names it)."""
     where = _Where(path)
     if path in chain:
         names = [os.path.basename(p) for p in chain + (path,)]
         raise _Where(chain[-1]).error(f"include: cycle {' -> '.join(names)}")
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(SPEC_FILE.read_text(path, what))
     except tomllib.TOMLDecodeError as e:
         raise where.error(f"not valid TOML: {e}") from None
-    except OSError as e:
-        raise where.error(f"cannot read: {e.strerror}") from None
     _check_table(data, "spec", where)
     layer = _empty_layer() if layer is None else layer
     includes = data.get("include", [])
     for name in [includes] if isinstance(includes, str) else includes:
         try:
-            included = spec_path(name, os.path.dirname(path))
+            included = spec_path(name, base_dir=os.path.dirname(path))
         except BadInput as e:
             raise where.at("include").error(e.message) from None
-        _load_layer(included, chain + (path,), layer)
+        _load_layer(included, chain + (path,), where.at("include").label(), layer)
     _merge(layer, _own_layer(data, path, where))
     return layer
 

@@ -9,12 +9,15 @@ import re
 import threading
 import time
 
+from xenboot import inputs
 from xenboot.errors import BadInput, InfraError
 from xenboot.xenheaders import constants
 
 WAITING = re.compile(r"Waiting for domain (\S+) \(domid (\d+)\) to die")
 SHUT_DOWN = re.compile(r"Domain (\d+) has shut down, reason code (\d+)")
 DESTROYED = re.compile(r"Domain (\d+) has been destroyed")
+TEMPLATE = inputs.File("xl template", "give an xl domain config template (like configs/xl/pv.cfg.in)",
+                       inputs.TEXT_MAX, text=True)
 # xl's words when Xen's domain builder refused the kernel: the input's fault.
 LOADER_REFUSED = re.compile(r"xc_dom_find_loader|xc_dom_parse_image|elf_xen_|"
                             r"panic: xc_dom_|ELF note|not a Xen-ELF image")
@@ -137,8 +140,7 @@ def xl_string(value):
 
 def render_config(template_path, values):
     """Fill @KEY@ placeholders; every value is an xl literal already."""
-    with open(template_path) as f:
-        text = f.read()
+    text = TEMPLATE.read_text(template_path, "template")
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     if m := re.search(r"@[A-Z_]+@", text):

@@ -5,7 +5,7 @@ import shutil
 import sys
 import tempfile
 
-from xenboot import paths, terminal
+from xenboot import inputs, paths, terminal
 from xenboot.lab import cache as labcache, config as labconfig
 from xenboot.lab.qemu import lab_host
 
@@ -100,8 +100,9 @@ def shell(args):
 
 
 def _common(p):
-    p.add_argument("--lab-config")
-    p.add_argument("--lab", help="flavour: debian or debug (lab.toml [flavours]; default its default)")
+    inputs.option(p, "--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
+    inputs.option(p, "--lab", help="flavour: debian or debug (lab.toml [flavours]; default its default)",
+                  check=labconfig.FLAVOUR_INPUT)
 
 
 def add_parser(sub):
@@ -115,8 +116,11 @@ def add_parser(sub):
         _common(p)
         p.set_defaults(func=func)
     p = lab.add_parser("exec", help="run one command in a fresh host's dom0")
+    inputs.option(p, "--share", help="host folder mounted read-only at /share in dom0",
+                  check=inputs.Folder("give a folder for dom0's /share"))
+    inputs.option(p, "--timeout", default=120, help="seconds the command may take (default 120)",
+                  check=inputs.Seconds(24 * 3600))
+    inputs.option(p, "argv", metavar="ARGV", nargs="+", help="the command and its arguments",
+                  check=inputs.Words("give a command for dom0 and its arguments"))
     _common(p)
-    p.add_argument("--share", help="host folder mounted read-only at /share in dom0")
-    p.add_argument("--timeout", type=float, default=120)
-    p.add_argument("argv", nargs="+")
     p.set_defaults(func=exec_)

@@ -2,7 +2,7 @@
 import dataclasses
 import tomllib
 
-from xenboot import paths
+from xenboot import inputs, paths
 from xenboot.errors import BadInput
 
 SCHEMA = {
@@ -19,6 +19,8 @@ SCHEMA = {
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
 FLAVOUR_KEYS = {"build": bool, "config": list}
+CONFIG_FILE = inputs.File("lab config", "give a lab config TOML file (like configs/lab.toml)",
+                          inputs.TEXT_MAX, text=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,13 +32,10 @@ class LabConfig:
         return self.raw[section]
 
 
-def load(path=None):
+def load(path=None, what="lab config"):
     path = str(path or paths.CONFIGS / "lab.toml")
     try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise BadInput(f"{path}: lab config not found") from None
+        raw = tomllib.loads(CONFIG_FILE.read_text(path, what))
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"{path}: not valid TOML: {e}") from None
     for section, keys in SCHEMA.items():
@@ -89,3 +88,10 @@ def _check_flavours(path, table):
     for role in ("default", "freebsd"):
         if not isinstance(table.get(table[role]), dict):
             raise BadInput(f"{path}: [flavours] {role} = {table[role]!r} names no [flavours.*] table")
+
+
+CONFIG_INPUT = CONFIG_FILE.given(load=load)
+# The flavours are the ones the command's lab config (its --lab-config, if it
+# has one, checked before) lists.
+FLAVOUR_INPUT = inputs.Rule("choice", lambda value, what, args: flavour(load(getattr(args, "lab_config", None)),
+                                                                         value))
