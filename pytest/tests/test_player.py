@@ -340,3 +340,24 @@ def test_player_command_line(tmp_path, capsys):
     assert status == 1
     assert capsys.readouterr().out.splitlines()[1].startswith("MILESTONE_MISSING: PROBE result FAILURE")
     assert os.path.getsize(tmp_path / "console.log") > 0
+
+
+def test_the_real_branch_kernel_at_128_mb_panics_in_a_pmap_stub_after_mountroot(tmp_path):
+    """The branch's own amd64 code (REAL, a reconstruction of its tree): past
+    mountroot, its pmap stub panics, ddb answers the whole script."""
+    outcome, _ = play("real-amd64-branch-pmap-todo", "freebsd-xen-pv", tmp_path)
+    assert (outcome.verdict, outcome.failed_at) == (Verdict.PANIC, "init")
+    assert outcome.message.startswith("panic: XXX: pmap_page_wired_mappings: TODO")
+    assert reached(outcome)[-4:] == ["xen-clock", "xenstore", "disk", "mountroot"]
+    replies = {d["command"]: d for d in outcome.debugger}
+    assert list(replies) == ["set $lines = 0", "bt", "show registers", "ps"]
+    assert "pmap_page_wired_mappings" in replies["bt"]["reply"] and "[kernel]" in replies["ps"]["reply"]
+    # Xen's copy of the console, re-sent many times over, is judged once.
+    assert [f["kind"] for f in outcome.fatal] == ["panic", "debugger"]
+
+
+def test_the_real_branch_kernel_at_256_mb_crashes_and_xen_says_where(tmp_path):
+    outcome, _ = play("real-amd64-branch-256m-crash", "freebsd-xen-pv", tmp_path)
+    assert (outcome.verdict, outcome.failed_at) == (Verdict.CRASH, "kdb-backends")
+    assert outcome.message.startswith("Xen: unhandled #PF[0000], fault in create_bounce_frame, RIP 0x")
+    assert "noted: Attempt to use unmapped va" in outcome.message

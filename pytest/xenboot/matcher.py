@@ -548,7 +548,10 @@ class Judge:
 
     def _note(self, note, line, t, match):
         """A line worth reporting (a [[note]], or a milestone marked note),
-        with what its pattern's named groups caught."""
+        with what its pattern's named groups caught. A line both sources
+        carry (the console and Xen's copy of it) is one note."""
+        if any(n["name"] == note.name and n["line"] == line for n in self.outcome.notes):
+            return
         if len(self.outcome.notes) < NOTES_CAP:
             fields = {k: v for k, v in match.groupdict().items() if v is not None}
             self.outcome.notes.append({"name": note.name, "seconds": _seconds(t), "line": line}
@@ -559,7 +562,11 @@ class Judge:
 
     def _fatal(self, kind, line, t, script):
         """The first fatal line sets the verdict; later ones (the panic after a
-        fatal trap, the KDB entry after a panic) only add to the report."""
+        fatal trap, the KDB entry after a panic) only add to the report. A
+        line both sources carry (the console and Xen's copy of it) is one
+        entry, whichever came first."""
+        if any(f["kind"] == kind and f["line"] == line for f in self.outcome.fatal):
+            return
         self.outcome.fatal.append({"kind": kind, "seconds": _seconds(t), "line": line,
                                    **self._from_xen()})
         self._event(t, line, fatal=kind)
