@@ -85,9 +85,12 @@ def test_the_default_matrix_crosses_kernels_specs_and_hosts():
     assert ids["probe"].spec == "probe" and ids["probe"].expect.value == "PASS"
     assert ids["probe-poweroff"].cmdline == "probe.run=poweroff"
     assert ids["debian-linux"].cmdline == "console=hvc0"        # the kernel's default
-    # A row with a list of specs becomes one row per spec.
-    assert {"freebsd-XEN-boot_ddb.freebsd-xen-pv-boot-d",
-            "freebsd-XEN-boot_ddb.freebsd-xen-pv-kdb-stop"} <= set(ids)
+    # The branch's amd64 kernel: a memory sweep, each size with its own
+    # expected end, and its boot_ddb rows at the size that gets furthest.
+    assert [(ids[f"freebsd-XEN-memory.{mb}M"].memory, ids[f"freebsd-XEN-memory.{mb}M"].expect.value)
+            for mb in (128, 256)] == [(128, "PANIC"), (256, "CRASH")]
+    assert (ids["freebsd-XEN-boot_ddb"].memory, ids["freebsd-XEN-boot_ddb"].expect.value) == (128, "PANIC")
+    assert ids["freebsd-XEN-boot_ddb-stop"].spec == "freebsd-xen-pv-kdb-stop"
     # The branch tree's i386 PV kernel beside the amd64 one, on its own spec.
     assert kernels["freebsd-i386-XEN"].options["target"] == "i386"
     assert kernels["freebsd-XEN"].options["target"] == "amd64"
