@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "xenboot.report",
     "xenboot.bisect",
     "xenboot.bench",
+    "xenboot.soak",
 )
 
 
