@@ -28,11 +28,11 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB)))
 
-.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench check-log nightly bisect
+.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench soak check-log nightly bisect
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
-	@echo "make test | make bench | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
+	@echo "make test | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
@@ -100,6 +100,12 @@ test: deps probe
 
 bench: deps probe
 	@$(XENBOOT) bench
+
+# BOOTS probe boots (default 500), PARALLEL at once, on LAB's Xen: how often
+# the lab itself fails (INFRA) and why.
+soak: deps probe
+	@$(XENBOOT) soak $(if $(BOOTS),--boots $(call q,$(BOOTS))) $(if $(LAB),--lab $(call q,$(LAB))) \
+		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(OUT),--out $(call q,$(OUT)))
 
 nightly: deps probe
 	@$(XENBOOT) nightly $(if $(MATRIX),--matrix $(call q,$(MATRIX))) $(if $(OUT),--out $(call q,$(OUT))) \

@@ -24,7 +24,11 @@ mountroot and its debugger's entry (the branch panics in a pmap stub).
 
 Prints a table and writes <out>/bench.json, and appends the same to
 <out>/history.jsonl, which the nightly report plots (default out/bench).
+The last `make soak` of each flavour (soak.py: how often the lab itself
+fails, and why) is printed after the table and kept in bench.json too: a
+soak takes far longer than the bench, so it is run on its own.
 """
+import contextlib
 import copy
 import dataclasses
 import datetime
@@ -38,7 +42,7 @@ import subprocess
 import threading
 import time
 
-from xenboot import bench_matcher, build, inputs, paths, report, result, spec as specs
+from xenboot import bench_matcher, build, inputs, paths, report, result, soak, spec as specs
 from xenboot.boot import BootRequest, boot, shared_lab_host
 from xenboot.errors import EXIT_GUEST_FAILED, EXIT_PASS, InfraError, Verdict
 from xenboot.lab import accel, cache as labcache, config as labconfig
@@ -324,6 +328,15 @@ def table(figures):
     return "\n".join(lines)
 
 
+def last_soaks():
+    """{flavour: the figures of its last soak}, for the flavours soaked."""
+    found = {}
+    for flavour in FLAVOURS:
+        with contextlib.suppress(OSError, ValueError):
+            found[flavour] = json.loads(soak.last_path(flavour).read_text())
+    return found
+
+
 def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=None):
     progress = progress or Progress()
     out = pathlib.Path(out)
@@ -372,7 +385,7 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
             "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version", "qemu_version",
                                               "cpu_model", "vcpus")},
             "kernel_tree": trees.get(I386_TREE.target), "branch_tree": trees.get(BRANCH_TREE.target),
-            "figures": summarize(samples)}
+            "figures": summarize(samples), "soak": last_soaks()}
     result.write_json(str(out / "bench.json"), data)
     with open(out / "history.jsonl", "a") as f:
         f.write(json.dumps(data, sort_keys=True) + "\n")
@@ -384,6 +397,8 @@ def _command(args):
     with Progress() as progress:
         data = run_bench(out, args.count, not args.no_cold, args.matcher_mb, args.lab_config, progress)
     print(table(data["figures"]))
+    for figures in data["soak"].values():
+        print("\n".join(soak.lines(figures)))
     print(f"xenboot: bench: median of {data['count']} on {data['host']['kind']} "
           f"({data['host']['accelerator']}, Xen {data['host']['xen_version']}, "
           f"{data['host']['qemu_version']}); {out / 'bench.json'}",

@@ -26,7 +26,7 @@ from elftools.elf.elffile import ELFFile
 
 from xenboot import console, inputs, kernelcheck, paths, result, spec as specs, terminal, xenconsole, xl
 from xenboot.symbols import Symbols
-from xenboot.errors import BadInput, HarnessError, Verdict
+from xenboot.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.hosts import HOST, LocalXenHost, check_host_kind
 from xenboot.lab import config as labconfig
 from xenboot.lab.qemu import lab_host
@@ -115,7 +115,9 @@ class Target:
         self.message = None
 
     def finish(self):
-        """result.json, junit.xml and reproduce.sh, for whatever verdict it has."""
+        """result.json, junit.xml and reproduce.sh, for whatever verdict it
+        has, in the room the run folder kept for them."""
+        self.record.release_reserve()
         _write_reproducer(self.out, self.req, self.record)
         self.record.finish(self.verdict or Verdict.INFRA, self.message)
 
@@ -261,28 +263,35 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     cfg = os.path.join(share, "guest.cfg")
     with open(cfg, "w") as f:
         f.write(cfg_text)
-    domain = target.domain = xl.Domain(host, name, host.stage_file(cfg))
+    domain = target.domain = xl.Domain(host, name, host.stage_file(cfg), log_dir=out)
     teardown.callback(_tear_down_domain, target, name)
     # From here on: what Xen says while it builds the domain is its too.
     xen_source = host.xen_console()
     with record.stage("create"):
-        domain.create_paused(timeout=120)
+        with _step(record, "create"):
+            domain.create_paused(timeout=120)
         xen = xenconsole.XenConsole(xen_source, domain.domid, out).start()
         teardown.callback(xen.close)
-        attachment = host.attach_console(domain.console_tty(timeout=30))
+        with _step(record, "console pty"):
+            tty = domain.console_tty(timeout=30)
+        with _step(record, "console relay"):
+            attachment = host.attach_console(tty)
         teardown.callback(attachment.close)
-        domain.unpause()
+        with _step(record, "unpause"):
+            domain.unpause()
     progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
     symbols = os.path.join(share, "kernel.syms")
-    watcher = _DomainWatch(domain, out, symbols if os.path.exists(symbols) else None)
+    watcher = _DomainWatch(domain, out, symbols if os.path.exists(symbols) else None, attachment)
     target.session = teardown.enter_context(console.ConsoleSession(
         attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
-        on_match=lambda event: _report_match(event, progress), xen=xen))
+        on_match=lambda event: _report_match(event, progress), xen=xen, lost=watcher.lost))
     mirror = ConsoleMirror(out, target.session.send_bytes)
     teardown.callback(mirror.close)
     target.session.tee = mirror.broadcast
     with record.stage("console"):
         outcome = target.session.judge()
+    if outcome.verdict is Verdict.INFRA:
+        record["failed_step"] = "console"
     report = xen.conclude(outcome, Symbols(watcher.symbols).name)
     if report is not None:
         record["xen"] = report
@@ -298,31 +307,76 @@ def _report_match(event, progress):
         progress(f"boot: {event['t']:8.3f}s  {event['fatal']}{where}: {event['text']}")
 
 
+@contextlib.contextmanager
+def _step(record, name):
+    """An infrastructure failure says which step of the boot it stopped."""
+    try:
+        yield
+    except InfraError as e:
+        record["failed_step"] = name
+        raise InfraError(f"{name}: {e.message}", **e.details) from None
+
+
+# Verdicts whose run folder gets dom0's side (dom0/): what the host did is
+# part of the story. None: the boot was cut short.
+DOM0_SIDE = {Verdict.INFRA, Verdict.CRASH, Verdict.HANG, Verdict.TIMEOUT, None}
+
+
 def _tear_down_domain(target, name):
-    with target.record.stage("teardown"):
+    record = target.record
+    with record.stage("teardown"):
         domain = target.domain
-        target.record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
-                                   "xl_create": domain.create_log}
+        record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
+                            "xl_create": domain.create_log}
         _fetch(target.host, f"/var/log/xen/console/guest-{name}.log",
                os.path.join(target.out, "console.xenconsoled.log"))
+        if target.verdict in DOM0_SIDE:
+            _keep_dom0_side(target, "dom0")
         try:
             domain.destroy()
         except HarnessError as e:
-            # The verdict stands; the host going away with it is recorded.
-            target.record["domain"]["destroy_error"] = e.message
+            # The verdict stands; the destroy's failure and the host after
+            # it are recorded (the next guest on this host meets it).
+            record["domain"]["destroy_error"] = e.message
+            _keep_dom0_side(target, "dom0-after-destroy")
+
+
+def _keep_dom0_side(target, folder):
+    missing = xl.dom0_side(target.host, target.domain.domid, os.path.join(target.out, folder))
+    target.record.data.setdefault("dom0", {})[folder] = {"missing": missing} if missing else {}
 
 
 class _DomainWatch:
-    """What the judge may ask of the domain: has it ended, and, when it has
-    gone quiet, what Xen can tell about it (kept in the run folder too)."""
+    """What the judge may ask of the domain: has it ended, has the harness
+    lost it, and, when it has gone quiet, what Xen can tell about it (kept
+    in the run folder too)."""
 
-    def __init__(self, domain, out, symbols):
+    # A console relay ends when xenconsoled closes the guest's pty, which a
+    # domain's end does too, and QEMU's end closes the console channel: the
+    # end gets this long to be seen first.
+    RELAY_GRACE = 2.0
+
+    def __init__(self, domain, out, symbols, attachment):
         self.domain = domain
         self.out = out
         self.symbols = symbols  # nm listing in the share, or None
+        self.attachment = attachment
 
     def end_reason(self):
         return self.domain.end_reason()
+
+    def lost(self, channel_closed=False):
+        """Why the console no longer shows a running guest, or None. A
+        closed console channel or relay has a cause that may still be on
+        its way (the domain's end, the host's); it gets RELAY_GRACE."""
+        relay = self.attachment.ended()
+        if relay or channel_closed:
+            self.domain.ended.wait(self.RELAY_GRACE)
+        if self.domain.lost:
+            return self.domain.lost
+        if relay and self.domain.end_reason() is None:
+            return f"{relay} while the domain ran"
+        return None
 
     def diagnose(self, verdict):
         found = self.domain.diagnose(self.symbols and self.domain.host.stage_file(self.symbols))
@@ -359,8 +413,7 @@ def _fetch(host, path, dest):
     except HarnessError:
         return
     if data is not None:
-        with open(dest, "wb") as f:
-            f.write(data)
+        xl.keep(dest, data)
 
 
 def _usable(rule, path):

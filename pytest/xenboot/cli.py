@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "xenboot.report",
     "xenboot.bisect",
     "xenboot.bench",
+    "xenboot.soak",
 )
 
 

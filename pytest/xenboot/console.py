@@ -6,6 +6,7 @@ Every byte goes to console.log as it arrives (so a killed run still leaves
 it), and every receive, send and match to console.jsonl, one JSON object a
 line with the monotonic time since unpause.
 """
+import contextlib
 import json
 import math
 import os
@@ -70,10 +71,12 @@ class ConsoleSession:
     `clock` is what the session's times are read from: time.monotonic, or
     a transcript player's, which stands still while it trickles a burst
     out in pieces (a guest's burst takes no time on its own timeline).
+    `lost(channel_closed)`, if given, says why the console no longer shows
+    a running guest (the harness lost it: its host, its relay), or None.
     """
 
     def __init__(self, fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP,
-                 send=None, on_match=None, xen=None, clock=time.monotonic):
+                 send=None, on_match=None, xen=None, lost=None, clock=time.monotonic):
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.domain = domain
         self._clock = clock
@@ -84,6 +87,9 @@ class ConsoleSession:
         self.end_reason = None
         self.ended_at = None
         self.console_lost = False
+        self._lost = lost
+        # Why console.log or console.jsonl cannot be written (a full disk).
+        self.log_error = None
         self.outcome = None
         self.last_received = 0.0    # seconds since t0
         self._child = fdpexpect.fdspawn(fd, use_poll=True)
@@ -112,8 +118,10 @@ class ConsoleSession:
 
     def close(self):
         """Closes the logs; the descriptor stays the caller's."""
-        self._log.close()
-        self._jsonl.close()
+        # A log that could not be written cannot be flushed either.
+        for log in (self._log, self._jsonl):
+            with contextlib.suppress(OSError):
+                log.close()
 
     def now(self):
         return self._clock() - self.t0
@@ -131,9 +139,8 @@ class ConsoleSession:
                 self._pending, self._tail = "", None
                 self._hand_over(block, tail, round(self.now(), 3))
             while not judge.done:
-                if self.console_lost:
-                    judge.abort(Verdict.INFRA, "the console channel closed while the domain"
-                                " was still running", self.now())
+                if trouble := self._trouble():
+                    judge.abort(Verdict.INFRA, trouble, self.now())
                 elif self.end_reason is not None:
                     judge.end(self.end_reason, self.ended_at)
                 else:
@@ -230,9 +237,8 @@ class ConsoleSession:
                 self._jsonl_write({"t": round(seconds, 3), "dir": "match", "text": line,
                                    "expect": pattern})
                 return Match(line, match, seconds)
-            if self.console_lost:
-                raise ExpectFailed(Verdict.INFRA, f"the console channel closed while waiting for"
-                                   f" {pattern!r}")
+            if trouble := self._trouble():
+                raise ExpectFailed(Verdict.INFRA, f"{trouble}, waiting for {pattern!r}")
             if self.end_reason is not None:
                 raise ExpectFailed(Verdict.CRASH if self.end_reason == "crash"
                                    else Verdict.MILESTONE_MISSING,
@@ -268,6 +274,17 @@ class ConsoleSession:
                 self._tail = None
                 return payload, tail, match
         return None
+
+    def _trouble(self):
+        """Why judging cannot go on, by no doing of the guest's, or None."""
+        if self.log_error:
+            return f"the run folder cannot keep the console: {self.log_error}"
+        lost = (self._lost(self.console_lost)
+                if self._lost and (self.console_lost or self.end_reason in (None, "lost")) else None)
+        if self.console_lost:
+            closed = "the console channel closed while the domain was still running"
+            return f"{closed}: {lost}" if lost else closed
+        return lost
 
     # -- reading -------------------------------------------------------------
 
@@ -344,7 +361,7 @@ class ConsoleSession:
         room = self.log_cap - self.logged
         if room > 0:
             kept = data[:room]
-            self._log.write(kept)
+            self._keep(self._log, "console.log", kept)
             self.logged += len(kept)
             self._jsonl_write({"t": t, "dir": "recv", "source": CONSOLE, "n": len(kept),
                                "text": kept.decode("utf-8", "backslashreplace")})
@@ -381,7 +398,17 @@ class ConsoleSession:
 
     def _jsonl_write(self, record):
         with self._jsonl_lock:
-            self._jsonl.write(json.dumps(record) + "\n")
+            self._keep(self._jsonl, "console.jsonl", json.dumps(record) + "\n")
+
+    def _keep(self, log, name, data):
+        """Writes to a log until the first failure, which stops judging
+        (INFRA): a verdict nobody can check afterwards is worth nothing."""
+        if self.log_error:
+            return
+        try:
+            log.write(data)
+        except OSError as e:
+            self.log_error = f"{name}: {e}"
 
 
 # Functions only the kernel debugger's trap path runs (FreeBSD's

@@ -66,6 +66,11 @@ class PtyAttachment:
     def __init__(self, fd):
         self.fd = fd
 
+    def ended(self):
+        """Never by itself: a pty xenconsoled lets go of reads as the end
+        of the console."""
+        return None
+
     def close(self):
         if self.fd is not None:
             os.close(self.fd)
@@ -76,6 +81,8 @@ class LocalXenHost:
     """This machine as the Xen host: needs to be dom0 with xl on PATH."""
 
     kind = "xl"
+    # A real dom0's syslog is the machine's, not the run's: not copied.
+    dom0_logs = ()
 
     def __init__(self, run_dir):
         self.run_dir = run_dir

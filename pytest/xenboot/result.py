@@ -15,6 +15,10 @@ from xenboot import inputs, paths
 from xenboot.errors import HarnessError, Verdict
 
 SCHEMA = 1
+# Room kept in the run folder for its last words (result.json, junit.xml,
+# reproduce.sh), so that they are written even when the run filled its disk.
+RESERVE = ".reserve"
+RESERVE_BYTES = 128 * 1024
 
 
 OUT_TODO = "give a folder this user can write (no result.json can be written there)"
@@ -73,6 +77,10 @@ class RunRecord:
         self.out_dir = out_dir
         # junit.xml is UTF-8: a kernel's file name need not be.
         self.name = inputs.shown(name)
+        self._reserve = os.path.join(out_dir, RESERVE)
+        # A disk already full gets no reserve: the run says so as it can.
+        with contextlib.suppress(OSError), open(self._reserve, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
         self.data = {
             "schema": SCHEMA,
             "verdict": None,
@@ -101,7 +109,13 @@ class RunRecord:
         finally:
             self.data["durations"][name] = round(time.monotonic() - start, 3)
 
+    def release_reserve(self):
+        """Free the room kept for the last words, to write them."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._reserve)
+
     def finish(self, verdict, message=None):
+        self.release_reserve()
         verdict = Verdict(verdict)
         self.data["verdict"] = verdict.value
         self.data["message"] = message

@@ -5,6 +5,8 @@ how it ended, diagnosis if it hung -> destroyed. `xl create -F` stays in the
 foreground and says when and why the domain died, so the end is an event,
 not something polled for.
 """
+import contextlib
+import os
 import re
 import threading
 import time
@@ -18,59 +20,140 @@ SHUT_DOWN = re.compile(r"Domain (\d+) has shut down, reason code (\d+)")
 DESTROYED = re.compile(r"Domain (\d+) has been destroyed")
 TEMPLATE = inputs.File("xl template", "give an xl domain config template (like configs/xl/pv.cfg.in)",
                        inputs.TEXT_MAX, text=True)
+# xl's own destroy after a shutdown whose action is to destroy.
+CLEANING_UP = re.compile(r"Domain (\d+) needs to be cleaned up: destroying the domain")
+# libxl names the domain it works on from the moment Xen gave it an id,
+# also when the create then fails and leaves it half built.
+LIBXL_DOMID = re.compile(r"^libxl: \w+: [^:]+:\d+:\w+: Domain (\d+):")
+NO_DOMAIN = re.compile(r"Non-existant domain")
+# -vvv's tracing of what went right: in the log file only.
+TRACE = re.compile(r"^[\w:]+: (debug|detail|verbose): ")
+ERROR = re.compile(r": error: ")
 # xl's words when Xen's domain builder refused the kernel: the input's fault.
 LOADER_REFUSED = re.compile(r"xc_dom_find_loader|xc_dom_parse_image|elf_xen_|"
                             r"panic: xc_dom_|ELF note|not a Xen-ELF image")
+# xl -vvv's whole output, in the run folder.
+CREATE_LOG = "xl-create.log"
+DESTROY_LOG = "xl-destroy.log"
+
+
+def keep(path, data):
+    """Evidence into the run folder: a full one must not end the boot.
+    None, or why it could not be written."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        return str(e)
+    return None
+
+
+def last_line(lines):
+    return next((line for line in reversed(lines) if line.strip()), "no output")
+
+
+def first_error(lines):
+    """The error that started it: libxl's last words are often the
+    clean-up failing after it (`Destruction of domain failed`)."""
+    return next((line for line in lines if ERROR.search(line)), last_line(lines))
 
 
 class Domain:
-    def __init__(self, host, name, cfg):
+    """One domain's life; `log_dir` (the run folder) gets xl's -vvv logs."""
+
+    def __init__(self, host, name, cfg, log_dir=None):
         self.host = host
         self.name = name
         self.cfg = cfg
+        self.log_dir = log_dir
         self.domid = None
         self.created = threading.Event()
+        # xl create said it waits for the domain, or ended.
+        self._settled = threading.Event()
         self.ended = threading.Event()
         self.reason = None
+        # Why the harness lost sight of a domain it created (xl create -F
+        # ended without its death, the host went away), or None.
+        self.lost = None
         self.unpaused_at = None
         self.create_log = []
         self._lines = b""
+        self._log = None
+        with contextlib.suppress(OSError):
+            self._log = log_dir and open(os.path.join(log_dir, CREATE_LOG), "ab", buffering=0)
+        self._gone = False
+        self._cleanup_from = None
         self.job = None
+
+    def _write_log(self, data):
+        # Evidence only: a full run folder must not stop the domain's watcher.
+        if self._log:
+            try:
+                self._log.write(data)
+            except OSError:
+                self._log = None
 
     # -- xl create -F output -------------------------------------------------
 
     def _on_output(self, stream, data):
         if stream == "exit":
-            self.reason = self.reason or ("destroyed" if self.created.is_set() else None)
-            self.created.set()
-            self.ended.set()
+            self._exited()
             return
+        self._write_log(data)
         self._lines += data
         *lines, self._lines = self._lines.split(b"\n")
         for raw in lines:
-            line = raw.decode(errors="replace")
-            self.create_log.append(line)
-            if m := WAITING.search(line):
-                self.domid = int(m.group(2))
-                self.created.set()
-            elif m := SHUT_DOWN.search(line):
-                code = int(m.group(2))
-                self.reason = constants("sched.h", "SHUTDOWN_").get(code, f"code {code}")
-                self.ended.set()
-            elif DESTROYED.search(line):
-                self.reason = self.reason or "destroyed"
-                self.ended.set()
+            self._line(raw.decode(errors="replace"))
+
+    def _line(self, line):
+        if self.domid is None and (m := LIBXL_DOMID.search(line)):
+            self.domid = int(m.group(1))
+        if TRACE.search(line):
+            return
+        self.create_log.append(line)
+        if m := WAITING.search(line):
+            self.domid = int(m.group(2))
+            self.created.set()
+            self._settled.set()
+        elif m := SHUT_DOWN.search(line):
+            code = int(m.group(2))
+            self.reason = constants("sched.h", "SHUTDOWN_").get(code, f"code {code}")
+            self.ended.set()
+        elif CLEANING_UP.search(line):
+            self._cleanup_from = len(self.create_log)
+        elif DESTROYED.search(line):
+            self._gone = True
+            self.reason = self.reason or "destroyed"
+            self.ended.set()
+
+    def _exited(self):
+        if self.created.is_set() and self.reason is None:
+            self.lost = (f"xl create -F exited {self.job.status} while the domain ran"
+                         if self.job.status is not None else self.job.failure)
+            self.reason = "lost"
+        # xl's own destroy after a shutdown went through.
+        if self._cleanup_from is not None and self.job.status == 0:
+            self._gone = not any(ERROR.search(line) for line in self.create_log[self._cleanup_from:])
+        self._settled.set()
+        self.ended.set()
+        if self._log:
+            self._log.close()
+            self._log = None
 
     def create_paused(self, timeout):
-        self.job = self.host.start_job(["xl", "create", "-F", "-p", self.cfg], self._on_output)
-        self.created.wait(timeout)
-        if self.domid is None:
+        started = time.monotonic()
+        self.job = self.host.start_job(["xl", "-vvv", "create", "-F", "-p", self.cfg], self._on_output)
+        if not self._settled.wait(timeout):
             self.job.kill()
-            text = "\n".join(self.create_log).strip()
-            last = text.splitlines()[-1] if text else "no output"
-            if LOADER_REFUSED.search(text):
-                raise BadInput(f"Xen refused the kernel: {last}")
-            raise InfraError(f"xl create did not create the domain in {timeout:g} s: {last}")
+            raise InfraError(f"xl create: no domain after {timeout:g} s and xl still running "
+                             f"(last: {last_line(self.create_log)}; {CREATE_LOG})")
+        if not self.created.is_set():
+            if LOADER_REFUSED.search("\n".join(self.create_log)):
+                raise BadInput(f"Xen refused the kernel: {last_line(self.create_log)}")
+            how = (f"exited {self.job.status}" if self.job.status is not None
+                   else f"lost ({self.job.failure})")
+            raise InfraError(f"xl create {how} after {time.monotonic() - started:.1f} s: "
+                             f"{first_error(self.create_log)} ({CREATE_LOG})")
         return self.domid
 
     # -- the judge's view ------------------------------------------------------
@@ -105,11 +188,28 @@ class Domain:
         self.unpaused_at = time.monotonic()
 
     def destroy(self, timeout=30):
-        # Also after the end: a crashed domain is preserved until destroyed.
-        if self.domid is not None:
-            self.host.run(["xl", "destroy", str(self.domid)], timeout=timeout, check=False)
-            self.ended.wait(timeout)
-        if self.job:
+        """Destroy the domain unless it is known gone (a crashed one is
+        preserved, a failed create may leave one half built), and see xl
+        create -F end; InfraError when either does not happen."""
+        if self.job is None:
+            return
+        try:
+            if self._cleanup_from is not None:
+                # xl create -F destroys it itself (on_poweroff, on_reboot):
+                # a second destroy would race that one.
+                self.job.done.wait(timeout)
+            if self.domid is not None and not self._gone:
+                job = self.host.run(["xl", "-vvv", "destroy", str(self.domid)], timeout=timeout, check=False)
+                if self.log_dir:
+                    keep(os.path.join(self.log_dir, DESTROY_LOG), job.stdout + job.stderr)
+                lines = job.text.splitlines()
+                if job.status != 0 and not any(NO_DOMAIN.search(line) for line in lines):
+                    raise InfraError(f"xl destroy {self.domid} exited {job.status}: "
+                                     f"{first_error(lines)} ({DESTROY_LOG})")
+            if not self.job.done.wait(timeout):
+                raise InfraError(f"xl create -F still watches domain {self.domid} {timeout:g} s "
+                                 f"after its destroy (last: {last_line(self.create_log)})")
+        finally:
             self.job.kill()
 
     # -- evidence -------------------------------------------------------------
@@ -174,3 +274,50 @@ def xen_caps(host):
     if not caps:
         raise InfraError(f"the Xen host reports no capabilities ({CAPS_FILE} and `xl info` xen_caps empty)")
     return caps
+
+
+# dom0's side of a failed boot: the toolstack's view, Xen's and dom0's
+# kernel's logs, which daemons still run.
+DOM0_COMMANDS = {
+    "xl-list.txt": ["xl", "list", "-v"],
+    "xl-dmesg.txt": ["xl", "dmesg"],
+    "dmesg.txt": ["dmesg"],
+    "ps.txt": ["ps", "-o", "pid,ppid,stat,args"],
+}
+
+
+def dom0_side(host, domid, folder, timeout=30):
+    """What dom0 can still tell about a failure, as files in `folder`: the
+    commands above, the domain's xenstore nodes, the host's daemon logs
+    (host.dom0_logs). Returns {file: why it is missing} for what could not
+    be had (a dead host gives nothing)."""
+    commands = dict(DOM0_COMMANDS)
+    if domid is not None:
+        commands["xenstore.txt"] = ["xenstore-ls", "-f", f"/local/domain/{domid}"]
+        commands["xenstore-libxl.txt"] = ["xenstore-ls", "-f", f"/libxl/{domid}"]
+    commands |= {os.path.basename(path): ["cat", path] for path in host.dom0_logs}
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        return {name: str(e) for name in commands}
+    missing, jobs = {}, {}
+    # All at once: each one is a round trip to dom0, and the host may be
+    # busy with other guests.
+    for name, argv in commands.items():
+        try:
+            jobs[name] = host.start_job(argv)
+        except InfraError as e:
+            missing[name] = e.message
+    deadline = time.monotonic() + timeout
+    for name, job in jobs.items():
+        try:
+            status = job.wait(max(0.0, deadline - time.monotonic()))
+        except InfraError as e:
+            job.kill()
+            missing[name] = e.message
+            continue
+        if status != 0 and not job.stdout:
+            missing[name] = f"exited {status}: {job.text.strip()[-200:]}"
+        elif error := keep(os.path.join(folder, name), bytes(job.stdout + job.stderr)):
+            missing[name] = error
+    return missing

@@ -23,8 +23,12 @@ class AgentJob(Job):
 
 
 class Agent:
-    def __init__(self, sock):
+    """`closed()`, if given, says why the channel closed (its cause may
+    take a moment to show: QEMU closes the channel as it exits)."""
+
+    def __init__(self, sock, closed=None):
         self.sock = sock
+        self._closed = closed
         self.jobs = {}
         self.ids = itertools.count(1)
         self.ready = threading.Event()
@@ -78,7 +82,7 @@ class Agent:
             self.mark_dead(f"control channel failed: {e}")
         except Exception as e:  # noqa: BLE001 - a waiter must hear of it, not time out
             self.mark_dead(f"control channel reader failed: {e!r}")
-        self.mark_dead("control channel closed")
+        self.mark_dead(self._closed() if self._closed else "control channel closed")
 
     def _dispatch(self, fields):
         kind = fields[0]

@@ -93,7 +93,7 @@ def shell(args):
                   flush=True)
             try:
                 terminal.bridge(attachment.fd, lambda: os.read(attachment.fd, 65536),
-                                attachment.sock.sendall, stop=attachment.relay_ended)
+                                attachment.sock.sendall, stop=lambda: attachment.ended() is not None)
             finally:
                 attachment.close()
     return 0

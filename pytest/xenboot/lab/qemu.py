@@ -11,6 +11,7 @@ window in which QEMU runs and nobody listens):
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,9 +63,14 @@ class ConsoleAttachment:
         self.relay = relay
         self._release = release
 
-    def relay_ended(self):
-        """The port does not close when dom0's side does; the job's end says so."""
-        return self.relay.done.is_set()
+    def ended(self):
+        """None while dom0's relay runs, else how it ended: the port does
+        not close when dom0's side does; the job's end says so."""
+        if not self.relay.done.is_set():
+            return None
+        said = self.relay.stderr.decode(errors="replace").strip()[-200:]
+        how = f"exit status {self.relay.status}" if self.relay.status is not None else self.relay.failure
+        return f"the console relay in dom0 ended ({how}{': ' + said if said else ''})"
 
     def close(self):
         if self._release:
@@ -74,6 +80,9 @@ class ConsoleAttachment:
 
 class EmbeddedHost:
     kind = "lab"
+    # Where dom0's daemons log (images/dom0/init's syslogd): xenstored's
+    # and xenconsoled's complaints, for a failed boot's run folder.
+    dom0_logs = ("/var/log/messages",)
 
     def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False):
         self.config = config
@@ -145,8 +154,8 @@ class EmbeddedHost:
             for listener in listeners.values():
                 listener.close()
         self.free_ports = list(range(len(self.consoles)))
-        self.agent = Agent(control)
-        threading.Thread(target=self._watch_qemu, name="qemu-watch", daemon=True).start()
+        self.agent = Agent(control, closed=lambda: self._qemu_exit(timeout=10))
+        threading.Thread(target=self._qemu_exit, name="qemu-watch", daemon=True).start()
         self.qmp = Qmp(qmp_sock)
         if warm:
             self._resume(q["ready_timeout"])
@@ -350,10 +359,21 @@ class EmbeddedHost:
         conn.settimeout(None)
         return conn
 
-    def _watch_qemu(self):
-        status = self.proc.wait()
-        why = tail(os.path.join(self.run_dir, "qemu.stderr")) or tail(self.host_log)
-        self.agent.mark_dead(f"QEMU exited with status {status}" + (f": {why}" if why else ""))
+    def _qemu_exit(self, timeout=None):
+        """Waits for QEMU to exit (`timeout` at most), wakes every waiter
+        on dom0 with how, and returns it."""
+        try:
+            status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return f"the control channel closed; QEMU still runs {timeout:g} s later"
+        if status < 0:
+            # Killed from outside: its logs cannot say why.
+            reason = f"QEMU killed by {signal.Signals(-status).name}"
+        else:
+            why = tail(os.path.join(self.run_dir, "qemu.stderr")) or tail(self.host_log)
+            reason = f"QEMU exited with status {status}" + (f": {why}" if why else "")
+        self.agent.mark_dead(reason)
+        return reason
 
     def _argv(self, listeners):
         q, p = self.config["qemu"], self._private
