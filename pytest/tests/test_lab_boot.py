@@ -42,7 +42,7 @@ def qemu_processes_for(out):
         except OSError:
             continue
         if "qemu-system" in argv and str(out) in argv:
-            found.append(pid)
+            found.append(int(pid))
     return found
 
 

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from test_lab_boot import qemu_processes_for
 from xenboot import paths
 from xenboot.boot import BootRequest, boot, shared_lab_host
 
@@ -29,19 +30,6 @@ def begin_then_wait(tmp_path):
     path.write_text("hang = 30\n[[milestone]]\nname = \"begin\"\npattern = '^PROBE begin'\nbudget = 60\n"
                     "[[milestone]]\nname = \"never\"\npattern = '^this line never comes$'\nbudget = 60\n")
     return str(path)
-
-
-def qemu_processes_for(out):
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if "qemu-system" in argv and str(out) in argv:
-            found.append(int(pid))
-    return found
 
 
 def xl_processes(host, name):
