@@ -58,6 +58,7 @@ TABLE = {
                "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--disk": FILE, "--memory": NUMBER,
                "--kernconf": TEXT, "--build": TEXT + ("unbalanced quote",),
                "--kernel": TEXT + ("absolute path",), "--out": RUN_FOLDER},
+    "soak": {"--boots": NUMBER, **LAB, "--parallel": NUMBER, "--out": OUTPUT_FOLDER},
     "bench": {"--count": NUMBER, "--matcher-mb": NUMBER, "--out": OUTPUT_FOLDER, "--lab-config": TEXT_FILE},
     **{f"lab {name}": LAB for name in ("build", "status", "clean", "prune", "shell")},
     "lab exec": {"--share": FOLDER, "--timeout": NUMBER, "ARGV": ("control character",), **LAB},
@@ -90,11 +91,12 @@ BASE = {
     "nightly": {"--matrix": REFUSED_MATRIX},
     "bisect": {"--good": "a", "--bad": "b", "--milestone": "m", "--src": Scratch("folder")},
     "bench": {"--lab-config": REFUSED_LAB},
+    "soak": {"--lab-config": REFUSED_LAB},
     "lab exec": {"--lab-config": REFUSED_LAB, "ARGV": ["true"]},
 }
 # A row's own changes to its command's base (None: leave that input out).
 EXTRA = {("nightly", option): {"--kernels": Scratch("folder")} for option in ("--glob", "--spec", "--lab")} \
-    | {("lab exec", "--lab"): {"--lab-config": None}}
+    | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak")}
 RUN_NUMBERS = itertools.count()
 
 

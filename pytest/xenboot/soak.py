@@ -10,12 +10,13 @@ those boots), the wall time and the machine's load (other work on a
 folder and out/soak/last-<flavour>.json, which `make bench` shows.
 """
 import collections
+import functools
 import os
 import pathlib
 import re
 import threading
 
-from xenboot import nightly, paths, result
+from xenboot import inputs, nightly, paths, result
 from xenboot.boot import Terminated, sigterm_raises
 from xenboot.errors import BadInput, Verdict
 from xenboot.lab import config as labconfig
@@ -155,12 +156,17 @@ def _command(args):
     return data["exit_status"]
 
 
+BOOTS = inputs.Integer(1, 100000, "probe boots")
+OUT = inputs.OutputFolder("give a folder this user can write for the soak's run")
+
+
 def add_parser(sub):
     p = sub.add_parser("soak", help="many probe boots on one lab flavour: INFRA count and causes",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--boots", type=int, default=500, help="probe boots (rows; default 500)")
-    p.add_argument("--lab", help="lab flavour: debian or debug (default lab.toml's)")
-    p.add_argument("--parallel", type=int, default=4, help="guests booting at once (default 4)")
-    p.add_argument("--out", help="run folder (default out/soak/<UTC time>-<id>)")
-    p.add_argument("--lab-config", help="lab config (default configs/lab.toml)")
+    option = functools.partial(inputs.option, p)
+    option("--boots", default=500, help="probe boots (rows; default 500)", check=BOOTS)
+    option("--lab", help="lab flavour: debian or debug (default lab.toml's)", check=labconfig.FLAVOUR_INPUT)
+    option("--parallel", default=4, help="guests booting at once (default 4)", check=nightly.PARALLEL)
+    option("--out", help="run folder (default out/soak/<UTC time>-<id>)", check=OUT)
+    option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
     p.set_defaults(func=_command)
