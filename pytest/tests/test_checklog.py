@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xenboot import cli
+from xenboot import cli, player
 from xenboot.checklog import check_log, recorded_diagnosis
 from xenboot.errors import Verdict
 from xenboot.player import replay
@@ -16,15 +16,11 @@ from xenboot.spec import load_spec
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
 SPEED = 40
-RUNS = {
-    "boot-d-continue-init": "freebsd-xen-pv-boot-d",
-    "hang-after-kdb": "freebsd-xen-pv",
-    "timeout-chatter": "freebsd-xen-pv",
-    "panic-backtrace": "freebsd-xen-pv",
-    "pager-more": "freebsd-xen-pv-kdb-stop",
-    "crash-early": "freebsd-xen-pv",
-    "probe": "probe",
-}
+# Transcripts replayed live, then judged again from their run folders; each
+# header names its spec.
+RUNS = {name: player.provenance(TRANSCRIPTS / f"{name}.txt")["spec"] for name in (
+    "boot-d-continue-init", "hang-after-kdb", "timeout-chatter", "panic-backtrace", "pager-more",
+    "crash-early", "probe")}
 
 
 @pytest.fixture(scope="module")

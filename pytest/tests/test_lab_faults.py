@@ -97,6 +97,10 @@ def test_a_failing_step_is_infra_naming_it_with_dom0_s_side_kept(tmp_path, step,
     assert data["message"].startswith(words), data["message"]
     assert (run / "xl-create.log").stat().st_size > 0
     check_dom0_side(run)
+    if step == "create":
+        # How dom0 saw the config xl could not create from: there, readable.
+        seen = (run / "dom0" / "config-seen-by-dom0.txt").read_text()
+        assert "guest.cfg" in seen and f'name = "{name}"' in seen, seen
     if fault is stop_xenconsoled:
         assert "console tty: timed out" in data["message"]
         assert "xenconsoled" not in (run / "dom0" / "ps.txt").read_text()

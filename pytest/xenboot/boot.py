@@ -342,7 +342,9 @@ def _tear_down_domain(target, name):
 
 
 def _keep_dom0_side(target, folder):
-    missing = xl.dom0_side(target.host, target.domain.domid, os.path.join(target.out, folder))
+    domain = target.domain
+    config = None if domain.created.is_set() else domain.cfg
+    missing = xl.dom0_side(target.host, domain.domid, os.path.join(target.out, folder), config=config)
     target.record.data.setdefault("dom0", {})[folder] = {"missing": missing} if missing else {}
 
 

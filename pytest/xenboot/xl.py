@@ -286,12 +286,18 @@ DOM0_COMMANDS = {
 }
 
 
-def dom0_side(host, domid, folder, timeout=30):
+def dom0_side(host, domid, folder, timeout=30, config=None):
     """What dom0 can still tell about a failure, as files in `folder`: the
     commands above, the domain's xenstore nodes, the host's daemon logs
-    (host.dom0_logs). Returns {file: why it is missing} for what could not
-    be had (a dead host gives nothing)."""
+    (host.dom0_logs), and for a domain xl could not create, how dom0 sees
+    its `config` file (a lab once failed a create on a config the harness
+    had written: the share's view from dom0 tells which side lost it).
+    Returns {file: why it is missing} for what could not be had (a dead
+    host gives nothing)."""
     commands = dict(DOM0_COMMANDS)
+    if config is not None:
+        commands["config-seen-by-dom0.txt"] = [
+            "sh", "-c", 'ls -lan "$(dirname "$1")"; stat "$1"; cat "$1"', "sh", config]
     if domid is not None:
         commands["xenstore.txt"] = ["xenstore-ls", "-f", f"/local/domain/{domid}"]
         commands["xenstore-libxl.txt"] = ["xenstore-ls", "-f", f"/libxl/{domid}"]
