@@ -5,12 +5,14 @@ import json
 import os
 import signal
 import subprocess
+import threading
 
 import pytest
 
 from test_lab_boot import qemu_processes_for
 from xenboot import paths
 from xenboot.boot import BootRequest, boot, shared_lab_host
+from xenboot.errors import InfraError
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")
@@ -215,3 +217,20 @@ def test_a_full_run_folder_is_infra_and_still_writes_the_result(small_disk, tmp_
     assert b"PROBE begin" in (run / "console.log").read_bytes()
     assert (run / "junit.xml").exists() and (run / "reproduce.sh").exists()
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: INFRA: the run folder cannot keep")
+
+
+def test_a_share_file_dom0_does_not_see_yet_is_waited_for_and_measured(tmp_path):
+    """wait_visible, which runs before every xl create: a file that appears
+    late is a measured wait; one that never does is INFRA naming it."""
+    late = tmp_path / "late.cfg"
+    with shared_lab_host(str(tmp_path), progress=quiet) as host:
+        timer = threading.Timer(0.5, late.write_text, args=("name = 1\n",))
+        timer.start()
+        try:
+            waited = host.wait_visible(str(late))
+        finally:
+            timer.join()
+        assert waited["enoent"] >= 1 and waited["seconds"] >= 0.5, waited
+        assert host.wait_visible(str(late)) is None
+        with pytest.raises(InfraError, match=r"dom0 does not see /share/never\.cfg in the share: .*No such file"):
+            host.wait_visible(str(tmp_path / "never.cfg"), timeout=0.5)

@@ -268,6 +268,9 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     # From here on: what Xen says while it builds the domain is its too.
     xen_source = host.xen_console()
     with record.stage("create"):
+        with _step(record, "share"):
+            if waited := host.wait_visible(cfg):
+                record["share_wait"] = waited
         with _step(record, "create"):
             domain.create_paused(timeout=120)
         xen = xenconsole.XenConsole(xen_source, domain.domid, out).start()

@@ -119,6 +119,10 @@ class LocalXenHost:
     def stage_file(self, host_path):
         return os.path.abspath(host_path)
 
+    def wait_visible(self, host_path):
+        """xl reads this machine's own file system: nothing to wait for."""
+        return None
+
     def read_file(self, path):
         """A file's bytes, or None when it is not there."""
         try:

@@ -11,6 +11,7 @@ folder and out/soak/last-<flavour>.json, which `make bench` shows.
 """
 import collections
 import functools
+import json
 import os
 import pathlib
 import re
@@ -52,6 +53,15 @@ def dom0_crashes(folder):
     return sorted(set(found))
 
 
+def share_wait(folder):
+    """How long dom0 took to see the boot's guest.cfg in the share (boot.py:
+    `share_wait`), or None when it saw it at once."""
+    try:
+        return json.loads((folder / "result.json").read_text()).get("share_wait")
+    except (OSError, ValueError):
+        return None
+
+
 class LoadSampler:
     """The 1-minute load average while the soak runs."""
 
@@ -90,6 +100,7 @@ def summarize(summary, run_dir, flavour, load):
         causes[key] += 1
         examples.setdefault(key, attempt["folder"])
         crashes.update(dom0_crashes(run_dir / attempt["folder"]))
+    waits = [w for attempt in attempts if (w := share_wait(run_dir / attempt["folder"]))]
     rows = collections.Counter(row["verdict"] for row in summary["rows"])
     return {"schema": SCHEMA, "when": summary["finished"], "run_dir": str(run_dir), "flavour": flavour,
             "parallel": summary["parallel"], "rows": len(summary["rows"]), "boots": len(attempts),
@@ -97,6 +108,8 @@ def summarize(summary, run_dir, flavour, load):
             "row_verdicts": dict(rows), "retried_rows": summary["counts"]["retried"],
             "causes": [{"count": n, "cause": key, "example": examples[key]} for key, n in causes.most_common()],
             "dom0_crashes": dict(crashes.most_common()),
+            "share_waits": {"boots": len(waits), "enoent": sum(w["enoent"] for w in waits),
+                            "max_seconds": max((w["seconds"] for w in waits), default=0)},
             "seconds": summary["seconds"], "load": load, "cpus": os.cpu_count(),
             "exit_status": summary["exit_status"]}
 
@@ -115,6 +128,10 @@ def lines(data):
     if data["causes"]:
         out.append("  INFRA causes:")
         out += [f"    {c['count']:4d}  {c['cause']}  (e.g. {c['example']})" for c in data["causes"]]
+    waits = data.get("share_waits")
+    if waits and waits["boots"]:
+        out.append(f"  dom0 saw a just-written guest.cfg only after {waits['enoent']} ENOENT answer(s) in "
+                   f"{waits['boots']} boots (waited at most {waits['max_seconds']} s; no create failed on it)")
     if data["dom0_crashes"]:
         out.append("  crashes in dom0 during those boots (its kernel's log):")
         out += [f"    {n:4d}  {what}" for what, n in data["dom0_crashes"].items()]

@@ -268,6 +268,27 @@ class EmbeddedHost:
             raise ValueError(f"{host_path} is not in the share folder {self.share_dir}")
         return f"{DOM0_SHARE}/{rel}"
 
+    def wait_visible(self, host_path, timeout=10):
+        """Until dom0 sees `host_path`, a file the harness has just written
+        into the share. dom0's 9p client has answered ENOENT for a run
+        folder's guest.cfg that the host had written a moment before and
+        that dom0 saw a second later (0.4% of soak boots: xl create's first
+        lookup in a new run folder, other guests' xl creates running):
+        here such an answer is waited out and measured instead of failing
+        the create. {"enoent": answers, "seconds": waited} when it had to
+        wait, else None."""
+        where = self.stage_file(host_path)
+        started, enoent = time.monotonic(), 0
+        while True:
+            job = self.agent.run(["stat", "-c", "%s", where], timeout=30, check=False)
+            if job.status == 0:
+                break
+            if "No such file" not in job.text or time.monotonic() - started > timeout:
+                raise InfraError(f"dom0 does not see {where} in the share: {job.text.strip()[-200:]}")
+            enoent += 1
+            time.sleep(0.05)
+        return {"enoent": enoent, "seconds": round(time.monotonic() - started, 3)} if enoent else None
+
     def read_file(self, path):
         """A dom0 file's bytes, or None when it is not there."""
         job = self.agent.run(["cat", path], timeout=30, check=False)
