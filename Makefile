@@ -110,6 +110,7 @@ soak: deps probe
 nightly: deps probe
 	@$(XENBOOT) nightly $(if $(MATRIX),--matrix $(call q,$(MATRIX))) $(if $(OUT),--out $(call q,$(OUT))) \
 		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(filter xl,$(HOST)),--host xl) \
+		$(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) $(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) \
 		$(if $(KERNELS),--kernels $(call q,$(KERNELS)) --spec $(call q,$(or $(SPEC),generic)) $(if $(GLOB),--glob $(call q,$(GLOB))) \
 			$(if $(LAB),--lab $(call q,$(LAB))))
 

@@ -53,7 +53,7 @@ TABLE = {
     # No bench history yet is no --bench-dir folder yet.
     "nightly": {"--matrix": TEXT_FILE, "--kernels": FOLDER, "--glob": TEXT + ("absolute pattern",),
                 "--spec": TEXT_FILE, **LAB, "--out": RUN_FOLDER, "--parallel": NUMBER, "--host": CHOICE,
-                "--src": FOLDER, "--bench-dir": tuple(k for k in FOLDER if k != "missing")},
+                "--src": FOLDER, "--objdir": OUTPUT_FOLDER, "--bench-dir": tuple(k for k in FOLDER if k != "missing")},
     "bisect": {"--good": TEXT + ("an option",), "--bad": TEXT, "--milestone": TEXT, "--src": FOLDER,
                "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--disk": FILE, "--memory": NUMBER,
                "--kernconf": TEXT, "--build": TEXT + ("unbalanced quote",),

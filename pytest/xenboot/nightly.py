@@ -279,6 +279,7 @@ class Context:
     progress: Progress
     lab_config: str = None
     src: pathlib.Path = None
+    objdir: str = None
     source_problem: str = None
     parallel: int = 4
     hosts_started: int = 0
@@ -341,7 +342,7 @@ def _freebsd_kernel(kernel, folder, ctx):
     info = {}
     try:
         built = build.build_kernel(folder, info, src=ctx.src, kernconf=kernel.options["kernconf"],
-                                   target=kernel.options["target"])
+                                   objdir=ctx.objdir, target=kernel.options["target"])
     finally:
         result.write_json(str(folder / "build.json"), info)
     disk = None
@@ -619,7 +620,7 @@ def _now():
 
 
 def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_config=None,
-                bench_dir=None, progress=None):
+                bench_dir=None, progress=None, objdir=None):
     """Runs every stage into one run folder; returns the summary (also in
     summary.json). The report is written even when a stage is interrupted."""
     kernels, rows = load_matrix(matrix, host)
@@ -627,7 +628,7 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     run_dir = pathlib.Path(result.run_dir(out, "nightly"))
     # Every embedded host shares boots/ with dom0, so it exists before any host.
     (run_dir / "boots").mkdir(mode=0o700, exist_ok=True)
-    ctx = Context(run_dir, progress or Progress(), lab_config=lab_config, parallel=parallel)
+    ctx = Context(run_dir, progress or Progress(), lab_config=lab_config, parallel=parallel, objdir=objdir)
     matrix_path = pathlib.Path(matrix or DEFAULT_MATRIX)
     summary = {"schema": SCHEMA, "kind": "nightly", "run_dir": str(run_dir), "started": _now(),
                "matrix": {"path": str(matrix_path.resolve()), "sha256": kernelcheck.sha256(matrix_path)},
@@ -702,7 +703,7 @@ def _command(args):
     try:
         with sigterm_raises(), Progress() as progress:
             summary = run_nightly(matrix, out, args.parallel, args.host, args.src,
-                                  args.lab_config, args.bench_dir, progress)
+                                  args.lab_config, args.bench_dir, progress, args.objdir)
     except (KeyboardInterrupt, Terminated) as e:
         what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
         print(f"xenboot: INFRA: nightly interrupted by {what}; what it did is in {out}/report.html",
@@ -737,6 +738,7 @@ def add_parser(sub):
     option("--parallel", default=4, help="guests booting at once (default 4)", check=PARALLEL)
     option("--host", help="boot every row on this host kind (lab or xl)", check=HOST)
     option("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
+    option("--objdir", help="MAKEOBJDIRPREFIX for the FreeBSD kernels (default: build/obj)", check=build.OBJDIR)
     option("--bench-dir", help="where bench history.jsonl is (default out/bench)",
            check=inputs.Folder("give the folder `xenboot bench` writes to (out/bench)", missing_ok=True))
     p.set_defaults(func=_command)
