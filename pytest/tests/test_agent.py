@@ -240,6 +240,7 @@ def test_line_naming_no_job_wakes_every_waiter(agent):
         job.wait(10)
 
 
+@pytest.mark.slow
 def test_control_line_parser_under_libfuzzer(tmp_path):
     make_dom0(tmp_path, "fuzz")
     corpus = tmp_path / "corpus"

@@ -42,6 +42,7 @@ def bench_run(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.lab
 def test_bench_prints_the_table_and_writes_json(bench_run):
     proc, out = bench_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -68,6 +69,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     assert (out / "last-run" / "debug" / "round-0" / "one" / "result.json").is_file()
 
 
+@pytest.mark.lab
 def test_bench_history_feeds_the_nightly_report(bench_run):
     _, out = bench_run
     (entry,) = nightly.bench_history(out)

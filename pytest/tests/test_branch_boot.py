@@ -11,7 +11,7 @@ import pytest
 
 from xenboot import paths
 
-pytestmark = pytest.mark.branch_tree
+pytestmark = [pytest.mark.lab, pytest.mark.branch_tree]
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
 

@@ -12,6 +12,8 @@ from xenboot.boot import BootRequest, booted
 from xenboot.lab import config as labconfig
 from xenboot.lab.qemu import lab_host
 
+pytestmark = pytest.mark.lab
+
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")
 CRASH_AT_ENTRY = str(paths.REPO / "build" / "probe" / "crash-at-entry")

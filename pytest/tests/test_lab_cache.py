@@ -211,6 +211,7 @@ def test_debug_hypervisor_says_who_and_when_from_the_source_not_the_machine(debu
         assert identity[key].encode() in elf, key
 
 
+@pytest.mark.slow
 def test_debug_hypervisor_builds_the_same_in_another_folder(debug_built, tmp_path):
     """A second build of the same source and config, elsewhere, is byte for
     byte the cached one (about a minute on 2 cores)."""

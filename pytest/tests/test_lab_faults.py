@@ -12,6 +12,8 @@ from test_lab_boot import qemu_processes_for
 from xenboot import paths
 from xenboot.boot import BootRequest, boot, shared_lab_host
 
+pytestmark = pytest.mark.lab
+
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")
 DOM0_XL = "/usr/lib/xen-4.17/bin/xl"

@@ -15,6 +15,8 @@ from test_lab_boot import qemu_processes_for
 from xenboot import nightly, paths
 from xenboot.errors import BadInput
 
+pytestmark = pytest.mark.lab
+
 PROBES = paths.REPO / "build" / "probe"
 
 

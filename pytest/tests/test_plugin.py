@@ -9,6 +9,8 @@ import pytest
 
 from xenboot import paths
 
+pytestmark = pytest.mark.lab
+
 CRASH_AT_ENTRY = str(paths.REPO / "build" / "probe" / "crash-at-entry")
 
 USER_TEST = f'''

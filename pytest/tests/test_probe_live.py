@@ -13,7 +13,7 @@ from xenboot.boot import BootRequest, boot, booted
 from xenboot.console import ExpectFailed
 from xenboot.errors import Verdict
 
-pytestmark = pytest.mark.xenboot(kernel="probe", spec="probe")
+pytestmark = [pytest.mark.lab, pytest.mark.xenboot(kernel="probe", spec="probe")]
 
 
 def test_echo_round_trip(target):

@@ -12,7 +12,7 @@ import pytest
 
 from xenboot import paths
 
-pytestmark = pytest.mark.real_tree
+pytestmark = [pytest.mark.lab, pytest.mark.real_tree]
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXED = "XENBOOT_REAL_TREE_FIXED"
 
