@@ -29,7 +29,7 @@ LAB_FIXTURES = {"target", "debian_vmlinuz"}
 @pytest.fixture(scope="session")
 def debian_vmlinuz():
     """Debian's Linux kernel from the lab cache: a real PV guest kernel."""
-    from xenboot.lab import cache as labcache, config as labconfig
+    from xenboot.host.lab import cache as labcache, config as labconfig
     cache = labcache.LabCache(labconfig.load())
     cache.ensure(log=lambda line: None)
     (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")

@@ -12,9 +12,9 @@ import tempfile
 
 import pytest
 
-from xenboot import paths
-from xenboot.errors import InfraError
-from xenboot.lab.agent import Agent
+from xenboot.core import paths
+from xenboot.core.errors import InfraError
+from xenboot.host.lab.agent import Agent
 
 DOM0 = paths.IMAGES / "dom0"
 SEEDS = DOM0 / "fuzz" / "corpus"

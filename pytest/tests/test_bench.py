@@ -8,8 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xenboot import bench, nightly, paths, report
-from xenboot.build import FIXTURE_MARKER
+from xenboot.core import paths
+from xenboot.pipeline import bench, nightly
+from xenboot.report import report
+from xenboot.build.build import FIXTURE_MARKER
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 REGRESSION = ("ok = checks_run(&failed);",

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from xenboot import paths, tool
-from xenboot.errors import InfraError
+from xenboot.core import paths, tool
+from xenboot.core.errors import InfraError
 
 DEPS = paths.REPO / "ci" / "deps"
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 pytestmark = pytest.mark.lab
 

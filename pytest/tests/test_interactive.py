@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")

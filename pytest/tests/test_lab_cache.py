@@ -6,9 +6,10 @@ import tarfile
 
 import pytest
 
-from xenboot import kernelcheck, paths
-from xenboot.errors import BadInput, InfraError
-from xenboot.lab import cache as labcache, config as labconfig, cpio, elfdeps, xenbuild
+from xenboot.core import paths
+from xenboot.guest import kernelcheck
+from xenboot.core.errors import BadInput, InfraError
+from xenboot.host.lab import cache as labcache, config as labconfig, cpio, elfdeps, xenbuild
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_bad_lab_config_names_file_and_key(tmp_path):
 
 
 def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeypatch):
-    from xenboot.lab import accel
+    from xenboot.host.lab import accel
     raw = dict(built.config.raw, qemu=dict(built.config["qemu"], accelerator="auto"))
     config = labconfig.LabConfig(built.config.path, raw)
     cache = labcache.LabCache(config, root=tmp_path)

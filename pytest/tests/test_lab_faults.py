@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from test_lab_boot import qemu_processes_for
-from xenboot import paths
-from xenboot.boot import BootRequest, boot, shared_lab_host
+from xenboot.core import paths
+from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 
 pytestmark = pytest.mark.lab
 

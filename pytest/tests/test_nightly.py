@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from test_lab_boot import qemu_processes_for
-from xenboot import nightly, paths, result
-from xenboot.errors import BadInput, InfraError
-from xenboot.progress import Progress
+from xenboot.core import paths, result
+from xenboot.pipeline import nightly
+from xenboot.core.errors import BadInput, InfraError
+from xenboot.console.progress import Progress
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 pytestmark = [pytest.mark.lab, pytest.mark.real_tree]
 XENBOOT = str(paths.REPO / "ci" / "xenboot")

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from xenboot import bench, paths, soak
+from xenboot.core import paths
+from xenboot.pipeline import bench, soak
 
 pytestmark = pytest.mark.lab
 

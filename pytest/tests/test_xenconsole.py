@@ -18,16 +18,17 @@ import threading
 import pytest
 
 from test_lab_boot import DOM0_REPO, boot_in_dom0
-from xenboot import checklog, paths
-from xenboot.boot import BootRequest, _stage_kernel, boot, shared_lab_host
-from xenboot.console import ConsoleSession
-from xenboot.errors import BadInput, Verdict
-from xenboot.lab.qemu import lab_host
-from xenboot.matcher import CONSOLE, XEN, Judge, Outcome
-from xenboot.spec import load_spec
-from xenboot.symbols import Symbols
-from xenboot.xenconsole import (FileSource, Resends, Splitter, XenConsole, _after_overlap, crash_facts,
-                                quote_in_verdict)
+from xenboot.core import paths
+from xenboot.report import checklog
+from xenboot.pipeline.boot import BootRequest, _stage_kernel, boot, shared_lab_host
+from xenboot.console.console import ConsoleSession
+from xenboot.core.errors import BadInput, Verdict
+from xenboot.host.lab.qemu import lab_host
+from xenboot.judge.matcher import CONSOLE, XEN, Judge, Outcome
+from xenboot.judge.spec import load_spec
+from xenboot.guest.symbols import Symbols
+from xenboot.console.xenconsole import Resends, Splitter, XenConsole, crash_facts, quote_in_verdict
+from xenboot.host.xenlog import FileSource, _after_overlap
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "xen", "two-crashes-one-host.host.log")
 XENBOOT = str(paths.REPO / "ci" / "xenboot")

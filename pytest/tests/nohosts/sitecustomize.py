@@ -18,8 +18,8 @@ class UnmarkedHost(BaseException):
 def refuse_hosts(record):
     """Every host's start(), from now on, writes one line to the file
     record() names (None: start as usual) and raises UnmarkedHost."""
-    from xenboot.hosts import LocalXenHost
-    from xenboot.lab.qemu import EmbeddedHost
+    from xenboot.host.hosts import LocalXenHost
+    from xenboot.host.lab.qemu import EmbeddedHost
     for cls in (EmbeddedHost, LocalXenHost):
         cls.start = _refusing(cls.start, record)
 
