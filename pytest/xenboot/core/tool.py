@@ -33,14 +33,25 @@ def missing(program, what=None):
     return InfraError(f"{what + ': ' if what else ''}{program} is not installed: run {install_hint(program)}")
 
 
+def _run(argv, what, **options):
+    try:
+        return subprocess.run([str(a) for a in argv], **options)
+    except FileNotFoundError:
+        raise missing(argv[0], what) from None
+
+
 def run(argv, what, cwd=None, env=None, check=True):
     """subprocess.run with text output captured. A tool that is not installed,
     or (with `check`) that fails, is an InfraError naming `what`, the
     package to install, or the tool's last line of complaint."""
-    try:
-        proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise missing(argv[0], what) from None
+    proc = _run(argv, what, cwd=cwd, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise InfraError(f"{what} failed: {last_line(proc.stderr)}")
     return proc
+
+
+def run_to_log(argv, what, log):
+    """A build whose output (stdout and stderr as it interleaved them) goes to
+    the open file `log`, with no stdin. Not installed: an InfraError naming
+    the package; its exit status is the caller's to judge, from the log."""
+    return _run(argv, what, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -24,7 +24,6 @@ import re
 import shutil
 import stat
 import struct
-import subprocess
 import tarfile
 import tempfile
 import tomllib
@@ -149,8 +148,8 @@ def build_init(out_dir, target=DEFAULT_TARGET):
     out_dir/init/<target>/init."""
     build_dir = pathlib.Path(out_dir) / "init"
     build_dir.mkdir(exist_ok=True)
-    proc = subprocess.run(["make", "-s", "-C", str(paths.IMAGES / "init"), f"OUT={build_dir}",
-                           f"TARGETS={check_target(target)}"], capture_output=True, text=True)
+    proc = tool.run(["make", "-s", "-C", paths.IMAGES / "init", f"OUT={build_dir}",
+                     f"TARGETS={check_target(target)}"], "building images/init", check=False)
     (build_dir / "build.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise InfraError(f"building images/init failed (see {build_dir}/build.log); "
@@ -361,12 +360,12 @@ def sorted_readdir_shim():
 def run_makefs(image, stage, spec_path, version, size, timestamp, log_path):
     makefs = shutil.which("makefs") or ("/usr/sbin/makefs" if os.path.exists("/usr/sbin/makefs") else None)
     if not makefs:
-        raise InfraError("makefs not found; install it (apt-get install makefs)")
+        raise tool.missing("makefs", "building the image")
     size_args = ("-s", size) if size else DEFAULT_SIZE_ARGS
     argv = [makefs, "-t", "ffs", "-B", "le", "-T", str(timestamp), "-o", f"version={version}",
             *size_args, "-F", str(spec_path), "-x", str(image), str(stage)]
     env = dict(os.environ, LD_PRELOAD=str(sorted_readdir_shim()), TZ="UTC")
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+    proc = tool.run(argv, "makefs", env=env, check=False)
     pathlib.Path(log_path).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]

@@ -18,14 +18,13 @@ import secrets
 import shlex
 import shutil
 import signal
-import subprocess
 import threading
 
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from xenboot.console import console, xenconsole
-from xenboot.core import inputs, paths, result, terminal
+from xenboot.core import inputs, paths, result, terminal, tool
 from xenboot.guest import kernelcheck, xl
 from xenboot.judge import spec as specs
 from xenboot.guest.symbols import Symbols
@@ -210,8 +209,9 @@ def _stage_kernel(elf, share, kernel_path):
     with open(staged, "wb") as f:
         f.write(elf)
     debug = kernel_path + ".debug"
-    syms = subprocess.run(["nm", "-n", debug if os.path.isfile(debug) else staged],
-                          capture_output=True, text=True)
+    # No symbols only costs xenctx its names; no nm at all is a missing package.
+    syms = tool.run(["nm", "-n", debug if os.path.isfile(debug) else staged], "reading the kernel's symbols",
+                    check=False)
     if syms.returncode == 0 and syms.stdout:
         with open(os.path.join(share, "kernel.syms"), "w") as f:
             f.write(syms.stdout + _text_bounds(staged))

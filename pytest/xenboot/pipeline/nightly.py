@@ -28,7 +28,6 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 import threading
 import time
 import tomllib
@@ -36,7 +35,7 @@ import xml.etree.ElementTree as ET
 from collections import deque
 
 from xenboot.build import build, source
-from xenboot.core import inputs, paths, result
+from xenboot.core import inputs, paths, result, tool
 from xenboot.guest import kernelcheck
 from xenboot.image import image
 from xenboot.judge import spec as specs
@@ -324,8 +323,7 @@ def _probe_kernel(kernel, folder, ctx):
     out = paths.REPO / "build" / "probe"
     log = folder / "build.log"
     with open(log, "wb") as f:
-        proc = subprocess.run(["make", "-C", str(paths.IMAGES / "probe"), f"O={out}"],
-                              stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = tool.run_to_log(["make", "-C", paths.IMAGES / "probe", f"O={out}"], "building the probe", f)
     if proc.returncode != 0:
         raise BuildFailed(f"probe build failed: {build.first_error(log.read_text(errors='replace'))}"
                           f" (see {log})")
