@@ -113,7 +113,10 @@ def test_guest_that_faults_at_its_first_instruction_is_crash(tmp_path):
 
 def test_silent_hang_is_hang_with_registers_and_stack(tmp_path):
     spec = never_spec(tmp_path, hang=5, budget=60)
-    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", spec, "--cmdline", "probe.run=hang")
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", spec, "--cmdline", "probe.run=hang",
+                        "--disk", str(disk))
     assert proc.returncode == 1
     assert result["verdict"] == "HANG"
     assert result["failed_at"] == "never"
@@ -123,6 +126,10 @@ def test_silent_hang_is_hang_with_registers_and_stack(tmp_path):
     assert "where the guest was (xenctx): probe_hang_loop+" in proc.stdout
     assert (tmp_path / "run" / "diagnosis" / "xl-dmesg.txt").read_text().strip()
     assert b"\nPROBE result " in (tmp_path / "run" / "console.log").read_bytes()
+    # dom0's side of a stalled guest includes its devices' backends: here
+    # blkback waiting for a frontend the probe never starts (InitWait).
+    backends = (tmp_path / "run" / "dom0" / "xenstore-backends.txt").read_text()
+    assert f'/local/domain/0/backend/vbd/{result["domain"]["domid"]}/51712/state = "2"' in backends, backends
 
 
 def test_flood_is_capped_and_still_judged(tmp_path):

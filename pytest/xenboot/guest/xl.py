@@ -301,6 +301,9 @@ def dom0_side(host, domid, folder, timeout=30, config=None):
     if domid is not None:
         commands["xenstore.txt"] = ["xenstore-ls", "-f", f"/local/domain/{domid}"]
         commands["xenstore-libxl.txt"] = ["xenstore-ls", "-f", f"/libxl/{domid}"]
+        # The backends' half of each device handshake (a guest waiting for
+        # its disk: did blkback connect, or did the guest miss the news?).
+        commands["xenstore-backends.txt"] = ["xenstore-ls", "-f", "/local/domain/0/backend"]
     commands |= {os.path.basename(path): ["cat", path] for path in host.dom0_logs}
     try:
         os.makedirs(folder, exist_ok=True)
