@@ -28,11 +28,11 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB)))
 
-.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench soak check-log nightly bisect
+.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench soak check-log nightly bisect test-fast
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
-	@echo "make test | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
+	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
@@ -95,8 +95,15 @@ check-log:
 	@test -n $(call q,$(LOG)) || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
 	@$(XENBOOT) check-log $(call q,$(LOG)) --spec $(call q,$(or $(SPEC),generic)) $(if $(OUT),--out $(call q,$(OUT)))
 
+# The whole suite, its 10 slowest tests last (where its minutes go).
 test: deps probe
-	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 $(PYTEST_ARGS)
+	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 --durations=10 $(PYTEST_ARGS)
+
+# Every test that boots nothing (not marked lab or slow): the loop while
+# editing, under a minute; one test: PYTEST_ARGS='-k NAME' or
+# `cd pytest && python3 -m pytest tests/test_spec.py::test_NAME`.
+test-fast: probe
+	@$(PYTHON) -m pytest pytest/tests -m "not lab and not slow" -q $(PYTEST_ARGS)
 
 bench: deps probe
 	@$(XENBOOT) bench

@@ -6,15 +6,30 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import importlib.util  # noqa: E402
+
 import pytest  # noqa: E402
 
+import xenboot  # noqa: E402
+
 pytest_plugins = ["xenboot.plugin"]
+
+# Found from the harness, not from this file: a user's suite may run a copy
+# of this conftest (test_plugin does). Loaded by path, since Python's own
+# sitecustomize already holds that name.
+NOHOSTS = pathlib.Path(xenboot.__file__).parents[1] / "tests" / "nohosts"
+_spec = importlib.util.spec_from_file_location("xenboot_tests_nohosts", NOHOSTS / "sitecustomize.py")
+nohosts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(nohosts)
+# Fixtures that start a Xen host (or fetch what one boots): a test that asks
+# for one is marked `lab` without saying so.
+LAB_FIXTURES = {"target", "debian_vmlinuz"}
 
 
 @pytest.fixture(scope="session")
 def debian_vmlinuz():
     """Debian's Linux kernel from the lab cache: a real PV guest kernel."""
-    from xenboot.lab import cache as labcache, config as labconfig
+    from xenboot.host.lab import cache as labcache, config as labconfig
     cache = labcache.LabCache(labconfig.load())
     cache.ensure(log=lambda line: None)
     (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")
@@ -37,9 +52,17 @@ def pytest_configure(config):
     for marker, (variable, what) in TREES.items():
         config.addinivalue_line("markers", f"{marker}: builds {what}, ${variable} (skipped without it; "
                                            "CI has none)")
+    config.addinivalue_line("markers", "lab: boots QEMU's embedded lab or a real guest (a test not marked "
+                                       "so that starts a Xen host fails; `make test-fast` leaves these out)")
+    config.addinivalue_line("markers", "slow: boots nothing but takes long (builds, downloads); "
+                                       "`make test-fast` leaves these out")
+    nohosts.refuse_hosts(lambda: _unmarked_record)
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.lab)
     for marker, (variable, what) in TREES.items():
         if os.environ.get(variable):
             continue
@@ -63,3 +86,45 @@ def real_tree():
 def branch_tree():
     """The branch reconstruction $XENBOOT_BRANCH_TREE names (only branch_tree tests run with it)."""
     return _tree("branch_tree")
+
+
+
+# While a test not marked `lab` runs: the file its host starts are written
+# to (None while a `lab` test runs, or between tests).
+_unmarked_record = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Setup, call and teardown of a test not marked `lab` with every host
+    start refused, here and in its child processes."""
+    global _unmarked_record
+    if item.get_closest_marker("lab"):
+        yield
+        return
+    record = item.config._tmp_path_factory.getbasetemp() / "unmarked-hosts"
+    saved = {name: os.environ.get(name) for name in (nohosts.RECORD, "PYTHONPATH")}
+    os.environ[nohosts.RECORD] = _unmarked_record = str(record)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NOHOSTS), saved["PYTHONPATH"]]))
+    try:
+        yield
+    finally:
+        _unmarked_record = None
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A host started (and refused) in a test not marked `lab` fails that
+    phase, whatever the test made of the refusal."""
+    report = (yield).get_result()
+    record = _unmarked_record and pathlib.Path(_unmarked_record)
+    if record and record.exists():
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} starts a Xen host but is not marked lab "
+                           f"(mark it @pytest.mark.lab):\n{record.read_text()}")
+        record.unlink()

@@ -12,9 +12,9 @@ import tempfile
 
 import pytest
 
-from xenboot import paths
-from xenboot.errors import InfraError
-from xenboot.lab.agent import Agent
+from xenboot.core import paths
+from xenboot.core.errors import InfraError
+from xenboot.host.lab.agent import Agent
 
 DOM0 = paths.IMAGES / "dom0"
 SEEDS = DOM0 / "fuzz" / "corpus"
@@ -240,6 +240,7 @@ def test_line_naming_no_job_wakes_every_waiter(agent):
         job.wait(10)
 
 
+@pytest.mark.slow
 def test_control_line_parser_under_libfuzzer(tmp_path):
     make_dom0(tmp_path, "fuzz")
     corpus = tmp_path / "corpus"

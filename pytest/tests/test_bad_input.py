@@ -18,7 +18,8 @@ import tempfile
 
 import pytest
 
-from xenboot import cli, inputs, paths
+from xenboot import cli
+from xenboot.core import inputs, paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 # Root reads and writes anything: rows of unreadable or read-only paths run as nobody.

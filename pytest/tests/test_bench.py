@@ -8,8 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xenboot import bench, nightly, paths, report
-from xenboot.build import FIXTURE_MARKER
+from xenboot.core import paths
+from xenboot.pipeline import bench, nightly
+from xenboot.report import report
+from xenboot.build.build import FIXTURE_MARKER
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
@@ -42,6 +44,7 @@ def bench_run(tmp_path_factory):
     return proc, out
 
 
+@pytest.mark.lab
 def test_bench_prints_the_table_and_writes_json(bench_run):
     proc, out = bench_run
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -68,6 +71,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     assert (out / "last-run" / "debug" / "round-0" / "one" / "result.json").is_file()
 
 
+@pytest.mark.lab
 def test_bench_history_feeds_the_nightly_report(bench_run):
     _, out = bench_run
     (entry,) = nightly.bench_history(out)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 REGRESSION = ("ok = checks_run(&failed);",
@@ -73,6 +73,7 @@ def bisect(tree, out, *args):
                           capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.lab
 def test_bisect_finds_the_planted_regression(fixture_tree, tmp_path):
     tree, commits = fixture_tree
     proc = bisect(tree, tmp_path / "run", "--good", commits["good"], "--bad", commits["after-2"],
@@ -97,6 +98,7 @@ def test_bisect_finds_the_planted_regression(fixture_tree, tmp_path):
     assert not (tree / ".git" / "BISECT_START").exists()
 
 
+@pytest.mark.lab
 def test_bisect_refuses_a_range_without_a_regression(fixture_tree, tmp_path):
     tree, commits = fixture_tree
     proc = bisect(tree, tmp_path / "run", "--good", commits["good"], "--bad", commits["more-docs"],

@@ -9,9 +9,9 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
-pytestmark = pytest.mark.branch_tree
+pytestmark = [pytest.mark.lab, pytest.mark.branch_tree]
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 
 

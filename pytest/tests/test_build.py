@@ -15,8 +15,10 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from xenboot import build, cli, paths, source
-from xenboot.xenheaders import constants
+from xenboot import cli
+from xenboot.build import build, source
+from xenboot.core import paths
+from xenboot.guest.xenheaders import constants
 
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
 FIXTURE_SYS = FIXTURE / "sys"
@@ -24,7 +26,7 @@ FIXTURE_SYS = FIXTURE / "sys"
 
 def xenboot(monkeypatch, *argv):
     """Runs `xenboot <argv>` through the real entry point, with only the kernel command."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.build",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.build.build",))
     return cli.main(list(argv))
 
 

@@ -8,11 +8,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from xenboot import cli, player
-from xenboot.checklog import check_log, recorded_diagnosis
-from xenboot.errors import Verdict
-from xenboot.player import replay
-from xenboot.spec import load_spec
+from xenboot import cli
+from xenboot.testing import player
+from xenboot.report.checklog import check_log, recorded_diagnosis
+from xenboot.core.errors import Verdict
+from xenboot.testing.player import replay
+from xenboot.judge.spec import load_spec
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
 SPEED = 40

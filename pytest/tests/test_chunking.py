@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from xenboot import player
+from xenboot.testing import player
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
 SPEED = 40

@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
-from xenboot.console import ConsoleSession, ExpectFailed, debugger_before_console, judge
-from xenboot.matcher import Outcome
-from xenboot.errors import Verdict
-from xenboot.spec import load_spec
+from xenboot.console.console import ConsoleSession, ExpectFailed, debugger_before_console, judge
+from xenboot.judge.matcher import Outcome
+from xenboot.core.errors import Verdict
+from xenboot.judge.spec import load_spec
 
 SPEC = """
     hang = 5

@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from xenboot import paths, tool
-from xenboot.errors import InfraError
+from xenboot.core import paths, tool
+from xenboot.core.errors import InfraError
 
 DEPS = paths.REPO / "ci" / "deps"
 
@@ -30,15 +30,17 @@ def test_check_names_a_missing_package_and_the_install_line(tmp_path):
 
 @pytest.mark.parametrize("program, package", [
     ("xenstore-watch", "xenstore-utils"), ("uudecode", "sharutils"),
-    ("/usr/bin/ld.lld", "lld"), ("bmake", "bmake"),
+    ("/usr/bin/ld.lld", "lld"), ("bmake", "bmake"), ("nm", "binutils"), ("make", "make"), ("makefs", "makefs"),
 ])
 def test_a_missing_program_names_its_package(program, package):
     assert f"apt-get install {package} " in tool.install_hint(program)
 
 
-def test_run_of_a_missing_program_is_infra_naming_the_package(monkeypatch):
+@pytest.mark.parametrize("run", [tool.run, lambda argv, what: tool.run_to_log(argv, what, subprocess.DEVNULL)],
+                         ids=["run", "run_to_log"])
+def test_run_of_a_missing_program_is_infra_naming_the_package(monkeypatch, run):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(InfraError) as e:
-        tool.run(["uudecode", "x"], "unpacking firmware")
+        run(["uudecode", "x"], "unpacking firmware")
     assert str(e.value) == ("unpacking firmware: uudecode is not installed: "
                             "run apt-get install sharutils (or `ci/deps install`)")

@@ -1,6 +1,6 @@
 """The hang diagnosis's stack frames: xenctx's trace named from the kernel's
 own symbols."""
-from xenboot import boot
+from xenboot.pipeline import boot
 
 # The shape of a real xenctx trace of a FreeBSD 10.4 i386 XEN guest waiting
 # in ddb (issue 13), cut to five words: xenctx names the zero word as the

@@ -5,7 +5,11 @@ import json
 import shutil
 import subprocess
 
-from xenboot import paths
+import pytest
+
+from xenboot.core import paths
+
+pytestmark = pytest.mark.lab
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"

@@ -12,8 +12,9 @@ import tarfile
 
 import pytest
 
-from xenboot import cli, image
-from xenboot.errors import BadInput, InfraError
+from xenboot import cli
+from xenboot.image import image
+from xenboot.core.errors import BadInput, InfraError
 
 UFS1_MAGIC, UFS2_MAGIC = 0x011954, 0x19540119
 MAGIC_AT = 8192 + 1372
@@ -21,7 +22,7 @@ MAGIC_AT = 8192 + 1372
 
 def xenboot(monkeypatch, *argv):
     """Runs `xenboot <argv>` through the real entry point, with only this stage's command."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.image",))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.image.image",))
     return cli.main(list(argv))
 
 

@@ -15,8 +15,8 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from xenboot import paths
-from xenboot.kernelcheck import _iter_notes
+from xenboot.core import paths
+from xenboot.guest.kernelcheck import _iter_notes
 
 INIT_DIR = paths.IMAGES / "init"
 FREEBSD_10_VERSION = 1000000

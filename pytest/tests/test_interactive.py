@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")
@@ -17,7 +17,7 @@ PROBE = str(paths.REPO / "build" / "probe" / "probe")
 # read again at this interval until the deadline.
 SCREEN_POLL = 0.2
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
 
 class Terminal:

@@ -7,8 +7,9 @@ import subprocess
 
 import pytest
 
-from xenboot import kernelcheck, paths
-from xenboot.errors import BadInput
+from xenboot.core import paths
+from xenboot.guest import kernelcheck
+from xenboot.core.errors import BadInput
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = paths.REPO / "build" / "probe" / "probe"

@@ -7,10 +7,13 @@ import subprocess
 
 import pytest
 
-from xenboot import image, paths
-from xenboot.boot import BootRequest, booted
-from xenboot.lab import config as labconfig
-from xenboot.lab.qemu import lab_host
+from xenboot.core import paths
+from xenboot.image import image
+from xenboot.pipeline.boot import BootRequest, booted
+from xenboot.host.lab import config as labconfig
+from xenboot.host.lab.qemu import lab_host
+
+pytestmark = pytest.mark.lab
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")

@@ -6,9 +6,10 @@ import tarfile
 
 import pytest
 
-from xenboot import kernelcheck, paths
-from xenboot.errors import BadInput, InfraError
-from xenboot.lab import cache as labcache, config as labconfig, cpio, elfdeps, xenbuild
+from xenboot.core import paths
+from xenboot.guest import kernelcheck
+from xenboot.core.errors import BadInput, InfraError
+from xenboot.host.lab import cache as labcache, config as labconfig, cpio, elfdeps, xenbuild
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_bad_lab_config_names_file_and_key(tmp_path):
 
 
 def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeypatch):
-    from xenboot.lab import accel
+    from xenboot.host.lab import accel
     raw = dict(built.config.raw, qemu=dict(built.config["qemu"], accelerator="auto"))
     config = labconfig.LabConfig(built.config.path, raw)
     cache = labcache.LabCache(config, root=tmp_path)
@@ -211,6 +212,7 @@ def test_debug_hypervisor_says_who_and_when_from_the_source_not_the_machine(debu
         assert identity[key].encode() in elf, key
 
 
+@pytest.mark.slow
 def test_debug_hypervisor_builds_the_same_in_another_folder(debug_built, tmp_path):
     """A second build of the same source and config, elsewhere, is byte for
     byte the cached one (about a minute on 2 cores)."""

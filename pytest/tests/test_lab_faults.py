@@ -10,9 +10,11 @@ import threading
 import pytest
 
 from test_lab_boot import qemu_processes_for
-from xenboot import paths
-from xenboot.boot import BootRequest, boot, shared_lab_host
-from xenboot.errors import InfraError
+from xenboot.core import paths
+from xenboot.core.errors import InfraError
+from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
+
+pytestmark = pytest.mark.lab
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")

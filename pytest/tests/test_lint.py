@@ -4,7 +4,7 @@ undid the option that makes a broken boot fail the suite)."""
 import subprocess
 import sys
 
-from xenboot import paths
+from xenboot.core import paths
 
 
 def test_no_redefinitions_unused_imports_or_undefined_names():

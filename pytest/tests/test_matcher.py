@@ -4,10 +4,12 @@ import textwrap
 
 import pytest
 
-from xenboot import bench_matcher, matcher
-from xenboot.errors import Verdict
-from xenboot.matcher import BlockSearch, Judge, Pattern, Scanner, clean
-from xenboot.spec import load_spec
+from xenboot.judge import matcher
+from xenboot.pipeline import bench_matcher
+from xenboot.core.errors import Verdict
+from xenboot.judge.matcher import BlockSearch, Judge, Pattern, Scanner
+from xenboot.core.text import clean
+from xenboot.judge.spec import load_spec
 
 
 def make_spec(tmp_path, text):

@@ -15,9 +15,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from test_lab_boot import qemu_processes_for
-from xenboot import nightly, paths, result
-from xenboot.errors import BadInput, InfraError
-from xenboot.progress import Progress
+from xenboot.core import paths, result
+from xenboot.pipeline import nightly
+from xenboot.core.errors import BadInput, InfraError
+from xenboot.console.progress import Progress
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "freebsd-src-fixture"
@@ -275,6 +276,7 @@ def real_run(tmp_path_factory):
     return proc, tmp / "run"
 
 
+@pytest.mark.lab
 def test_real_nightly_boots_the_matrix_in_one_host(real_run):
     proc, run = real_run
     # The one unexpected row makes it a guest failure; the rest is as expected.
@@ -313,6 +315,7 @@ def test_real_nightly_boots_the_matrix_in_one_host(real_run):
     assert not qemu_processes_for(run)
 
 
+@pytest.mark.lab
 def test_real_nightly_marks_freebsd_rows_not_run(real_run):
     proc, run = real_run
     if any((paths.REPO / "freebsd-src").iterdir()):
@@ -325,6 +328,7 @@ def test_real_nightly_marks_freebsd_rows_not_run(real_run):
     assert not (run / "boots" / "freebsd-XEN-1").exists()
 
 
+@pytest.mark.lab
 def test_real_nightly_junit_aggregates_every_row(real_run):
     _, run = real_run
     suites = {s.get("name"): s for s in ET.parse(run / "junit.xml").getroot().iter("testsuite")}
@@ -339,6 +343,7 @@ def test_real_nightly_junit_aggregates_every_row(real_run):
                           "probe verdict"]
 
 
+@pytest.mark.lab
 def test_sigterm_stops_the_nightly_with_its_hosts_and_still_reports(tmp_path):
     (tmp_path / "matrix.toml").write_text(
         '[kernel.probe]\nfrom = "probe"\n[[boot]]\nkernel = "probe"\nspec = "generic"\n'
@@ -366,6 +371,7 @@ def test_sigterm_stops_the_nightly_with_its_hosts_and_still_reports(tmp_path):
     assert not qemu_processes_for(run)
 
 
+@pytest.mark.lab
 def test_real_nightly_report_renders_in_a_browser(real_run, tmp_path):
     from test_report import browser_dom, check_links
 
@@ -459,6 +465,7 @@ def test_a_bad_memory_sweep_is_refused(tmp_path, row, words):
     assert words in e.value.message
 
 
+@pytest.mark.lab
 def test_real_memory_sweep_gives_each_guest_its_size(tmp_path):
     """Two sizes of the probe on one host: each guest's start info has the
     pages its row asked for, and the report shows the size and how far each got."""

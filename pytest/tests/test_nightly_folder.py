@@ -12,8 +12,11 @@ import tomllib
 import pytest
 
 from test_lab_boot import qemu_processes_for
-from xenboot import nightly, paths
-from xenboot.errors import BadInput
+from xenboot.core import paths
+from xenboot.pipeline import nightly
+from xenboot.core.errors import BadInput
+
+pytestmark = pytest.mark.lab
 
 PROBES = paths.REPO / "build" / "probe"
 

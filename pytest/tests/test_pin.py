@@ -6,14 +6,16 @@ import subprocess
 
 import pytest
 
-from xenboot import cli, paths, source
+from xenboot import cli
+from xenboot.build import source
+from xenboot.core import paths
 
 PIN = "00a82464f2191a802270470b4634e5b67263c4d3"
 
 
 def xenboot(monkeypatch, *argv):
     """Runs `xenboot <argv>` through the real entry point, with only the commands tested here."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.source", "xenboot.build"))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("xenboot.build.source", "xenboot.build.build"))
     return cli.main(list(argv))
 
 

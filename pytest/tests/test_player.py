@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from xenboot import player
-from xenboot.console import ConsoleSession, ExpectFailed
-from xenboot.errors import BadInput, Verdict
-from xenboot.player import Player
-from xenboot.spec import load_spec
+from xenboot.testing import player
+from xenboot.console.console import ConsoleSession, ExpectFailed
+from xenboot.core.errors import BadInput, Verdict
+from xenboot.testing.player import Player
+from xenboot.judge.spec import load_spec
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
 SPEED = 40
@@ -41,7 +41,7 @@ REAL_TRANSCRIPTS = sorted(p for p in TRANSCRIPTS.glob("*.txt") if player.provena
 @pytest.mark.parametrize("path", REAL_TRANSCRIPTS, ids=[p.stem for p in REAL_TRANSCRIPTS])
 def test_real_transcripts_replay_to_their_live_verdict(tmp_path, path):
     """Real boots' consoles (recorded by the lead, converted with
-    xenboot.transcript) judged again in CI, without the tree they came from."""
+    xenboot.testing.transcript) judged again in CI, without the tree they came from."""
     found = player.provenance(path)
     outcome, _ = play(path.stem, found["spec"], tmp_path)
     assert outcome.verdict.value == found["verdict"]

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
+
+pytestmark = pytest.mark.lab
 
 CRASH_AT_ENTRY = str(paths.REPO / "build" / "probe" / "crash-at-entry")
 

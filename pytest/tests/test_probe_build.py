@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from xenboot import paths
+from xenboot.core import paths
 
 PROBE_DIR = paths.IMAGES / "probe"
 KERNELS = ("probe", "probe-pv32pae", "crash-at-entry")

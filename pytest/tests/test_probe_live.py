@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
-from xenboot.boot import BootRequest, boot, booted
-from xenboot.console import ExpectFailed
-from xenboot.errors import Verdict
+from xenboot.core import paths
+from xenboot.pipeline.boot import BootRequest, boot, booted
+from xenboot.console.console import ExpectFailed
+from xenboot.core.errors import Verdict
 
-pytestmark = pytest.mark.xenboot(kernel="probe", spec="probe")
+pytestmark = [pytest.mark.lab, pytest.mark.xenboot(kernel="probe", spec="probe")]
 
 
 def test_echo_round_trip(target):

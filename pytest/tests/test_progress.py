@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from xenboot import progress as progress_mod
-from xenboot.progress import Progress, is_live, last_line
+from xenboot.console import progress as progress_mod
+from xenboot.console.progress import Progress, is_live, last_line
 
 
 class Clock:

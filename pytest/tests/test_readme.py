@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
 READMES = sorted(p for p in paths.REPO.rglob("README.md")
                  if not {"freebsd-src", ".cache", "out", "build", "fixtures"} & set(p.relative_to(paths.REPO).parts))

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from xenboot import paths
+from xenboot.core import paths
 
-pytestmark = pytest.mark.real_tree
+pytestmark = [pytest.mark.lab, pytest.mark.real_tree]
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXED = "XENBOOT_REAL_TREE_FIXED"
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from xenboot.spec import load_spec
+from xenboot.judge.spec import load_spec
 
 TREE = os.environ.get("XENBOOT_REAL_TREE")
 pytestmark = [pytest.mark.real_tree,

@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from test_nightly import KERNELS, ends, fake_nightly
-from xenboot import paths, report
+from xenboot.core import paths
+from xenboot.report import report
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

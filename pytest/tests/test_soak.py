@@ -3,7 +3,12 @@ causes (issue 19)."""
 import json
 import subprocess
 
-from xenboot import bench, paths, soak
+import pytest
+
+from xenboot.core import paths
+from xenboot.pipeline import bench, soak
+
+pytestmark = pytest.mark.lab
 
 DMESG = ("[   26.711012] xenboot-agent[168]: segfault at 0 ip 000000000044eb52 sp 00007ffeca703188 error 4 "
          "in xenboot-agent[401000+7b000] likely on CPU 1 (core 0, socket 0)\n"

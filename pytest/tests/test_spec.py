@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from xenboot.errors import BadInput, Verdict
-from xenboot.spec import available_specs, load_spec
+from xenboot.core.errors import BadInput, Verdict
+from xenboot.judge.spec import available_specs, load_spec
 
 
 def write(folder, name, text):

@@ -1,4 +1,4 @@
-"""xenboot.transcript: a run folder becomes a REAL transcript that the player
+"""xenboot.testing.transcript: a run folder becomes a REAL transcript that the player
 plays back to the same verdict, milestones and debugger replies, so that a
 real boot's console can join pytest/tests/transcripts/ as one file.
 
@@ -10,10 +10,10 @@ import pathlib
 
 import pytest
 
-from xenboot import player, transcript
-from xenboot.checklog import check_log
-from xenboot.errors import BadInput
-from xenboot.spec import load_spec
+from xenboot.testing import player, transcript
+from xenboot.report.checklog import check_log
+from xenboot.core.errors import BadInput
+from xenboot.judge.spec import load_spec
 
 TRANSCRIPTS = pathlib.Path(__file__).parent / "transcripts"
 SPEED = 40

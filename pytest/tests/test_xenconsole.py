@@ -18,16 +18,17 @@ import threading
 import pytest
 
 from test_lab_boot import DOM0_REPO, boot_in_dom0
-from xenboot import checklog, paths
-from xenboot.boot import BootRequest, _stage_kernel, boot, shared_lab_host
-from xenboot.console import ConsoleSession
-from xenboot.errors import BadInput, Verdict
-from xenboot.lab.qemu import lab_host
-from xenboot.matcher import CONSOLE, XEN, Judge, Outcome
-from xenboot.spec import load_spec
-from xenboot.symbols import Symbols
-from xenboot.xenconsole import (FileSource, Resends, Splitter, XenConsole, _after_overlap, crash_facts,
-                                quote_in_verdict)
+from xenboot.core import paths
+from xenboot.report import checklog
+from xenboot.pipeline.boot import BootRequest, _stage_kernel, boot, shared_lab_host
+from xenboot.console.console import ConsoleSession
+from xenboot.core.errors import BadInput, Verdict
+from xenboot.host.lab.qemu import lab_host
+from xenboot.judge.matcher import CONSOLE, XEN, Judge, Outcome
+from xenboot.judge.spec import load_spec
+from xenboot.guest.symbols import Symbols
+from xenboot.console.xenconsole import Resends, Splitter, XenConsole, crash_facts, quote_in_verdict
+from xenboot.host.xenlog import FileSource, _after_overlap
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "xen", "two-crashes-one-host.host.log")
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
@@ -445,6 +446,7 @@ def boot_together(host, requests):
 NEVER = "hang = 30\n[[milestone]]\nname = \"never\"\npattern = '^never$'\nbudget = 60\n"
 
 
+@pytest.mark.lab
 def test_two_crashing_probes_on_one_host_each_get_only_their_own_xen_report(tmp_path):
     spec = write_spec(tmp_path, NEVER, "never.toml")
     runs = {"a": ("probe.run=fault", spec), "b": ("probe.run=fault", spec), "c": ("", "probe")}
@@ -482,6 +484,7 @@ def test_two_crashing_probes_on_one_host_each_get_only_their_own_xen_report(tmp_
     assert sorted(host_lines) == sorted(split_lines)
 
 
+@pytest.mark.lab
 def test_crash_at_entry_verdict_quotes_xens_reason(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([XENBOOT, "boot", "--out", str(out), "--kernel", CRASH_AT_ENTRY],
@@ -497,6 +500,7 @@ def test_crash_at_entry_verdict_quotes_xens_reason(tmp_path):
     assert "Domain " in (out / "xen.log").read_text()
 
 
+@pytest.mark.lab
 def test_host_xl_follows_xl_dmesg_for_the_domains_xen_report(tmp_path):
     os.makedirs(tmp_path / "share")
     with lab_host(str(tmp_path), str(tmp_path / "share"), host_root=True) as host:
@@ -542,6 +546,7 @@ budget = 60
 """
 
 
+@pytest.mark.lab
 def test_probes_console_io_is_a_milestone_and_xens_refusal_stays_with_its_run(tmp_path):
     """Two probes on one debug host: each prints through console_io (matched
     from Xen's console only), one makes Xen refuse a page-table update; the

@@ -14,24 +14,24 @@ import importlib
 import os
 import sys
 
-from xenboot import inputs
-from xenboot.errors import EXIT_INFRA, BadInput, HarnessError
-from xenboot.result import RunRecord
+from xenboot.core import inputs
+from xenboot.core.errors import EXIT_INFRA, BadInput, HarnessError
+from xenboot.core.result import RunRecord
 
 COMMAND_MODULES = (
-    "xenboot.boot",
-    "xenboot.lab.command",
-    "xenboot.source",
-    "xenboot.build",
-    "xenboot.image",
-    "xenboot.checklog",
-    "xenboot.freebsd",
-    "xenboot.mirror",
-    "xenboot.nightly",
-    "xenboot.report",
-    "xenboot.bisect",
-    "xenboot.bench",
-    "xenboot.soak",
+    "xenboot.pipeline.boot",
+    "xenboot.host.lab.command",
+    "xenboot.build.source",
+    "xenboot.build.build",
+    "xenboot.image.image",
+    "xenboot.report.checklog",
+    "xenboot.pipeline.freebsd",
+    "xenboot.console.mirror",
+    "xenboot.pipeline.nightly",
+    "xenboot.report.report",
+    "xenboot.pipeline.bisect",
+    "xenboot.pipeline.bench",
+    "xenboot.pipeline.soak",
 )
 
 

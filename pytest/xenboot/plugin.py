@@ -24,10 +24,10 @@ import os
 
 import pytest
 
-from xenboot import paths
-from xenboot.boot import BootRequest, booted
-from xenboot.errors import Verdict
-from xenboot.result import new_run_dir
+from xenboot.core import paths
+from xenboot.pipeline.boot import BootRequest, booted
+from xenboot.core.errors import Verdict
+from xenboot.core.result import new_run_dir
 
 FIELDS = {f.name for f in dataclasses.fields(BootRequest)}
 FAIL_UNBOOTED_HELP = "a boot that does not PASS fails the tests that need it (default: skips them)"

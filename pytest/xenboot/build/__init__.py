@@ -1,0 +1,1 @@
+"""The FreeBSD source and kernel build."""

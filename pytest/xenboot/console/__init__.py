@@ -1,0 +1,1 @@
+"""Reading a running guest: its console session, Xen's console, progress, the console mirror."""

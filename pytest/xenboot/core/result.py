@@ -1,0 +1,156 @@
+"""The run folder and what every outcome leaves in it: result.json and junit.xml.
+
+Every run, whatever ends it (BAD_INPUT and INFRA included), writes both, so a
+nightly run can aggregate every boot it attempted.
+"""
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import time
+import xml.etree.ElementTree as ET
+
+from xenboot.core import inputs, paths
+from xenboot.core.errors import HarnessError, Verdict
+
+SCHEMA = 1
+# Room kept in the run folder for its last words (result.json, junit.xml,
+# reproduce.sh), so that they are written even when the run filled its disk.
+RESERVE = ".reserve"
+RESERVE_BYTES = 128 * 1024
+
+
+OUT_TODO = "give a folder this user can write (no result.json can be written there)"
+
+
+def new_run_dir(parent, what="OUT"):
+    """out/<UTC timestamp>-<short id>/: unique even for runs started in the same second."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return inputs.output_folder(os.path.join(parent, f"{stamp}-{secrets.token_hex(3)}"), what,
+                                OUT_TODO, mode=0o700)
+
+
+def prepare_run_dir(path, what="OUT"):
+    """A run folder the user named: new, or one no finished run has used
+    (a run's stages may have filled it already); never another run's."""
+    if os.path.exists(os.path.join(path, "result.json")):
+        raise inputs.refused(what, path, "already holds a run (result.json)", "pick a new folder or remove it")
+    inputs.output_folder(path, what, OUT_TODO, mode=0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError as e:
+        raise inputs.refused(what, path, f"cannot be made private to this user ({e.strerror})",
+                             "give a folder of your own") from None
+    return path
+
+
+def run_dir(out=None, kind=None, what="OUT"):
+    """OUT as given, or a new out/[<kind>/]<UTC timestamp>-<short id>/."""
+    if out:
+        return prepare_run_dir(str(out), what)
+    return new_run_dir(str(paths.out_root() / kind if kind else paths.out_root()), what)
+
+
+def out_input(kind=None):
+    """The check of a command's --out: its run folder, made."""
+    return inputs.RunFolder(lambda value, args, what: run_dir(value, kind, what))
+
+
+@contextlib.contextmanager
+def recorded(out, name):
+    """A RunRecord in run_dir(out) that a HarnessError still finishes (its
+    details merged in) before it goes on up."""
+    record = RunRecord(run_dir(out), name=name)
+    try:
+        yield record
+    except HarnessError as e:
+        record.data.update(e.details)
+        record.finish(e.verdict, e.message)
+        raise
+
+
+class RunRecord:
+    """Collects what a run learns, stage by stage, and writes it out at the end."""
+
+    def __init__(self, out_dir, name="boot"):
+        self.out_dir = out_dir
+        # junit.xml is UTF-8: a kernel's file name need not be.
+        self.name = inputs.shown(name)
+        self._reserve = os.path.join(out_dir, RESERVE)
+        # A disk already full gets no reserve: the run says so as it can.
+        with contextlib.suppress(OSError), open(self._reserve, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+        self.data = {
+            "schema": SCHEMA,
+            "verdict": None,
+            "message": None,
+            "milestones": [],
+            "failed_at": None,
+            "kernel": None,
+            "host": None,
+            "durations": {},
+        }
+
+    def __setitem__(self, key, value):
+        self.data[key] = value
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.data["durations"][name] = round(time.monotonic() - start, 3)
+
+    def release_reserve(self):
+        """Free the room kept for the last words, to write them."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._reserve)
+
+    def finish(self, verdict, message=None):
+        self.release_reserve()
+        verdict = Verdict(verdict)
+        self.data["verdict"] = verdict.value
+        self.data["message"] = message
+        self.data["exit_status"] = verdict.exit_status
+        write_json(os.path.join(self.out_dir, "result.json"), self.data)
+        write_junit(os.path.join(self.out_dir, "junit.xml"), self.name, self.data)
+        return verdict.exit_status
+
+
+def write_json(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_junit(path, name, data):
+    """One testsuite per run: a testcase per milestone reached, one for the verdict."""
+    suite = ET.Element("testsuite", name=name)
+    for m in data.get("milestones") or []:
+        ET.SubElement(suite, "testcase", classname=name, name=f"milestone {m['name']}",
+                      time=f"{m['seconds']:.3f}" if m.get("seconds") is not None else "0")
+    verdict = data["verdict"]
+    case = ET.SubElement(suite, "testcase", classname=name, name="verdict",
+                         time=f"{sum(data.get('durations', {}).values()):.3f}")
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="verdict", value=verdict)
+    if data.get("failed_at"):
+        ET.SubElement(props, "property", name="failed_at", value=data["failed_at"])
+    failures = 0
+    if verdict != Verdict.PASS.value:
+        failures = 1
+        tag = "error" if verdict in (Verdict.INFRA.value, Verdict.BAD_INPUT.value) else "failure"
+        ET.SubElement(case, tag, type=verdict, message=data.get("message") or verdict)
+    suite.set("tests", str(len(suite.findall("testcase"))))
+    suite.set("failures", str(failures))
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)

@@ -1,0 +1,1 @@
+"""The Xen host a guest boots on: this machine's xl (hosts) or QEMU's embedded lab (lab/)."""

@@ -1,0 +1,438 @@
+"""The embedded Xen host as a running QEMU: start it, reach its dom0, stop it.
+
+Channels (all unix sockets in a private 0700 folder, nothing on the network;
+QEMU connects to sockets the harness already listens on, so there is no
+window in which QEMU runs and nobody listens):
+  serial          Xen + dom0 console      -> host.log (file chardev)
+  xenboot.control virtio-serial port      <-> dom0 agent (lab/agent.py)
+  xenboot.consoleN virtio-serial ports    <-> guest consoles, one each
+  9p "xenboot"    the run's share folder, in dom0 at /share
+"""
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from xenboot.guest import xl
+from xenboot.host import xenlog
+from xenboot.core.errors import InfraError
+from xenboot.host.lab import accel, cache as labcache, config as labconfig
+from xenboot.host.lab.agent import Agent
+from xenboot.host.lab.qmp import Qmp
+from xenboot.core.text import console_tail
+
+SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
+CONTROL_PORT = "xenboot.control"
+DOM0_SHARE = "/share"
+DOM0_HOST_ROOT = "/hostroot"
+# Bump when the machine QEMU is given changes shape for the same inputs.
+SNAPSHOT_FORMAT = 2
+
+
+
+
+def _opt(value):
+    """A value inside a QEMU -opt list: commas are doubled."""
+    return str(value).replace(",", ",,")
+
+
+def _boot_log(snapshot):
+    return snapshot.with_suffix(".host.log")
+
+
+def console_port(index):
+    return f"xenboot.console{index}"
+
+
+def tail(path, lines=5):
+    """The last lines of a log, on one line, for an error message."""
+    return " | ".join(console_tail(path, lines))
+
+
+class ConsoleAttachment:
+    """A console byte stream (`fd`, `sock`) relayed by a dom0 `relay` job;
+    `close()` stops the relay and frees the port."""
+
+    def __init__(self, sock, relay, release):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.relay = relay
+        self._release = release
+
+    def ended(self):
+        """None while dom0's relay runs, else how it ended: the port does
+        not close when dom0's side does; the job's end says so."""
+        if not self.relay.done.is_set():
+            return None
+        said = self.relay.stderr.decode(errors="replace").strip()[-200:]
+        how = f"exit status {self.relay.status}" if self.relay.status is not None else self.relay.failure
+        return f"the console relay in dom0 ended ({how}{': ' + said if said else ''})"
+
+    def close(self):
+        if self._release:
+            self._release()
+            self._release = None
+
+
+class EmbeddedHost:
+    kind = "lab"
+    # Where dom0's daemons log (images/dom0/init's syslogd): xenstored's
+    # and xenconsoled's complaints, for a failed boot's run folder.
+    dom0_logs = ("/var/log/messages",)
+
+    def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False):
+        self.config = config
+        # This machine's / read-only at /hostroot in dom0: for running the
+        # harness itself inside dom0, where HOST=xl is tested for real.
+        self.host_root = host_root
+        self.cache = cache
+        self.run_dir = run_dir
+        self.share_dir = share_dir
+        self.accelerator = accelerator
+        self.host_log = os.path.join(run_dir, "host.log")
+        self.proc = None
+        self.agent = None
+        self.consoles = []
+        self.free_ports = []
+        self.ports_lock = threading.Lock()
+        self.timings = {}
+        self._private = None
+        self._own_private = False
+        self._channels = []  # QMP and control sockets, closed with the consoles
+        self._stderr = None
+        self._xen_caps = None
+        self._xen_version = None
+        self.qemu = None
+        self.qemu_version = None
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self):
+        files = self.cache.host_files()
+        q = self.config["qemu"]
+        self.qemu = self.cache.qemu_command()
+        if shutil.which(self.qemu[0]) is None:
+            raise InfraError(f"QEMU {self.qemu[0]} not found: run `make lab` "
+                             f"(or unset {labcache.QEMU_ENV})")
+        self.qemu_version = labcache.qemu_version(self.qemu)
+        self._private = self._private_dir()
+        listeners = {name: self._listen(name) for name in
+                     ["qmp", "control"] + [f"console{i}" for i in range(q["console_ports"])]}
+        # Multiboot module names cannot hold commas; links in the private
+        # folder give QEMU plain paths whatever the cache path is.
+        for name in ("xen.elf", "vmlinux", "initramfs.cpio"):
+            os.symlink(files[name], os.path.join(self._private, name))
+        snapshot = self.cache.snapshot_path(self._snapshot_inputs()) if q["snapshot"] else None
+        warm = snapshot is not None and snapshot.is_file() and _boot_log(snapshot).is_file()
+        argv = self._argv(listeners)
+        if warm:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(snapshot))}"]
+            # Xen's and dom0's boot messages were printed when the snapshot
+            # was taken; host.log starts with them, then goes on live.
+            shutil.copyfile(_boot_log(snapshot), self.host_log)
+            with open(self.host_log, "a") as f:
+                f.write(f"\n--- xenboot: host restored from {snapshot.name}; live from here ---\n")
+        with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
+            f.write(" ".join(argv) + "\n")
+        t0 = time.monotonic()
+        try:
+            self._stderr = open(os.path.join(self.run_dir, "qemu.stderr"), "wb")
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                         preexec_fn=accel.die_with_parent, start_new_session=True)
+            qmp_sock = self._accept(listeners.pop("qmp"))
+            self._channels.append(qmp_sock)
+            control = self._accept(listeners.pop("control"))
+            self._channels.append(control)
+            for i in range(q["console_ports"]):
+                self.consoles.append(self._accept(listeners.pop(f"console{i}")))
+        finally:
+            for listener in listeners.values():
+                listener.close()
+        self.free_ports = list(range(len(self.consoles)))
+        self.agent = Agent(control, closed=lambda: self._qemu_exit(timeout=10))
+        threading.Thread(target=self._qemu_exit, name="qemu-watch", daemon=True).start()
+        self.qmp = Qmp(qmp_sock)
+        if warm:
+            self._resume(q["ready_timeout"])
+        else:
+            self.agent.wait_ready(q["ready_timeout"])
+            if snapshot is not None:
+                self._save_snapshot(snapshot)
+        self.timings["from_snapshot"] = warm
+        # Large messages, and page-cached mmap: Xen's domain builder mmaps the
+        # kernel, which uncached 9p turns into a round trip per 4 KiB page
+        # (6 s for a Linux kernel under TCG). Names and attributes stay
+        # uncached on the share: run folders appear in it while guests run
+        # on a shared host. This machine's root does not change under dom0.
+        mounts = [("xenboot", DOM0_SHARE, "cache=mmap,rw")]
+        if self.host_root:
+            mounts.append(("hostroot", DOM0_HOST_ROOT, "cache=loose,ro"))
+        for tag, where, mode in mounts:
+            self.agent.run(["mount", "-t", "9p", "-o", f"trans=virtio,version=9p2000.L,msize=512000,{mode}",
+                            tag, where], timeout=30)
+        self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
+
+    def _snapshot_inputs(self):
+        q = dict(self.config["qemu"])
+        # Under KVM the saved CPU state is the real CPU's; TCG's is emulated.
+        cpu = accel.cpu_fingerprint() if self.accelerator == "kvm" else "tcg"
+        return {"format": SNAPSHOT_FORMAT, "qemu": [self.qemu_version], "cpu": cpu,
+                "host_root": self.host_root, "xen_layer": self.cache.xen_key,
+                "xen": self.config["xen"]["cmdline"], "dom0": self.config["dom0"]["cmdline"],
+                "machine": {k: q[k] for k in ("memory_mb", "cpus", "cpu", "console_ports")}}
+
+    def _save_snapshot(self, path):
+        """Freeze the just-booted dom0 (before the per-run share is mounted,
+        which would block migration) so the next host starts from here."""
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            self.qmp.execute("migrate-set-capabilities",
+                             capabilities=[{"capability": "events", "state": True}])
+            self.qmp.execute("migrate", uri=f"exec:cat > {shlex.quote(tmp)}")
+            event = self.qmp.wait_event("MIGRATION", 120,
+                                        lambda d: d.get("status") in ("completed", "failed", "cancelled"))
+            if event["data"]["status"] != "completed":
+                raise InfraError(f"saving the lab snapshot failed: {event['data']['status']}")
+            shutil.copyfile(self.host_log, _boot_log(path))
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._cont_after_migration()
+
+    def _cont_after_migration(self, timeout=30):
+        """`cont` once QEMU lets the saved VM run again: QEMU 10 sends the
+        "completed" event a moment before its migration is finalized and
+        refuses `cont` until then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.qmp.execute("cont")
+                return
+            except InfraError as e:
+                if "not finalized" not in e.message or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def _resume(self, timeout):
+        """A restored dom0 said `ready` long ago, in the snapshot's past;
+        its agent answering a command is the proof it runs now."""
+        self.agent.ready.set()
+        self.agent.got_ready = True
+        self.agent.run(["true"], timeout=timeout)
+
+    def stop(self):
+        """Stop QEMU (and with it every dom0 process and guest)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for sock in self.consoles + self._channels:
+            sock.close()
+        if self._stderr:
+            self._stderr.close()
+        if self._private and self._own_private:
+            shutil.rmtree(self._private, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- what the xl driver needs (the same on hosts.LocalXenHost) -----------
+
+    def run(self, argv, timeout=60, check=True):
+        return self.agent.run(argv, timeout, check)
+
+    def start_job(self, argv, on_output=None):
+        return self.agent.start(argv, on_output)
+
+    def stage_file(self, host_path):
+        """Where xl in dom0 sees a file, which must be in the share folder."""
+        rel = os.path.relpath(host_path, self.share_dir)
+        if rel.startswith(".."):
+            raise ValueError(f"{host_path} is not in the share folder {self.share_dir}")
+        return f"{DOM0_SHARE}/{rel}"
+
+    def wait_visible(self, host_path, timeout=10):
+        """Until dom0 sees `host_path`, a file the harness has just written
+        into the share. dom0's 9p client has answered ENOENT for a run
+        folder's guest.cfg that the host had written a moment before and
+        that dom0 saw a second later (0.4% of soak boots: xl create's first
+        lookup in a new run folder, other guests' xl creates running):
+        here such an answer is waited out and measured instead of failing
+        the create. {"enoent": answers, "seconds": waited} when it had to
+        wait, else None."""
+        where = self.stage_file(host_path)
+        started, enoent = time.monotonic(), 0
+        while True:
+            job = self.agent.run(["stat", "-c", "%s", where], timeout=30, check=False)
+            if job.status == 0:
+                break
+            if "No such file" not in job.text or time.monotonic() - started > timeout:
+                raise InfraError(f"dom0 does not see {where} in the share: {job.text.strip()[-200:]}")
+            enoent += 1
+            time.sleep(0.05)
+        return {"enoent": enoent, "seconds": round(time.monotonic() - started, 3)} if enoent else None
+
+    def read_file(self, path):
+        """A dom0 file's bytes, or None when it is not there."""
+        job = self.agent.run(["cat", path], timeout=30, check=False)
+        return bytes(job.stdout) if job.status == 0 else None
+
+    def xen_console(self):
+        """Xen's console from now on: the serial QEMU appends to host.log."""
+        return xenlog.FileSource(self.host_log)
+
+    def xen_caps(self):
+        """The guest types this host's Xen runs (xl.xen_caps), asked once:
+        they are the flavour's, fixed while the host lives."""
+        if self._xen_caps is None:
+            self._xen_caps = xl.xen_caps(self)
+        return self._xen_caps
+
+    def xen_version(self):
+        """Asked once too: every `xl` in dom0 costs every guest on the host."""
+        if self._xen_version is None:
+            self._xen_version = xl.xen_version(self)
+        return self._xen_version
+
+    def attach_console(self, tty, timeout=30):
+        """Relay a guest's console pty in dom0 to a free virtio-serial port;
+        return the harness's end of it."""
+        return self._attach(lambda port: ["xenboot-agent", "relay", tty, port], tty, timeout)
+
+    def open_shell(self, timeout=30):
+        """A shell in dom0 on a pty, relayed to a free port: for a person."""
+        return self._attach(lambda port: ["xenboot-agent", "shell", port], "a dom0 shell", timeout)
+
+    def _attach(self, argv_for_port, what, timeout):
+        with self.ports_lock:
+            if not self.free_ports:
+                raise InfraError(f"all {len(self.consoles)} console ports are in use: "
+                                 f"raise [qemu] console_ports in configs/lab.toml")
+            index = self.free_ports.pop(0)
+        started = threading.Event()
+        relay = self.agent.start(argv_for_port(console_port(index)),
+                                 on_output=lambda stream, data: stream != "err" and started.set())
+        # The relay says so once both ends are open: from then on nothing
+        # the other side prints is lost.
+        started.wait(timeout)
+        if relay.done.is_set() or not started.is_set():
+            how = (f"exit status {relay.status}" if relay.status is not None else relay.failure
+                   or f"no word in {timeout:g} s")
+            self._detach(index, relay)
+            raise InfraError(f"console relay for {what} did not start ({how}): {relay.text.strip()}")
+        return ConsoleAttachment(self.consoles[index], relay, lambda: self._detach(index, relay))
+
+    def _detach(self, index, relay):
+        relay.kill()
+        relay.done.wait(10)
+        with self.ports_lock:
+            self.free_ports.append(index)
+
+    def describe(self):
+        return {"kind": self.kind, "accelerator": self.accelerator, "flavour": self.cache.flavour,
+                "qemu_version": self.qemu_version, "cpu_model": self.config["qemu"]["cpu"],
+                "vcpus": self.config["qemu"]["cpus"],
+                "packages": self.cache.packages_key, "host_layer": self.cache.host_key,
+                "xen_layer": self.cache.xen_key}
+
+    # -- internals ----------------------------------------------------------
+
+    def _private_dir(self):
+        path = os.path.join(self.run_dir, "lab")
+        if len(path) + 20 < SOCKET_PATH_MAX and "," not in path:
+            # Left by a run of this folder that was killed: its sockets and
+            # links mean nothing now.
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path, mode=0o700)
+            return path
+        self._own_private = True
+        return tempfile.mkdtemp(prefix="xenboot-")
+
+    def _listen(self, name):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(os.path.join(self._private, name + ".sock"))
+        sock.listen(1)
+        return sock
+
+    def _accept(self, listener):
+        listener.settimeout(30)
+        try:
+            conn, _ = listener.accept()
+        except socket.timeout:
+            raise InfraError(f"QEMU did not connect to its channels: {tail(self.run_dir + '/qemu.stderr')}") from None
+        conn.settimeout(None)
+        return conn
+
+    def _qemu_exit(self, timeout=None):
+        """Waits for QEMU to exit (`timeout` at most), wakes every waiter
+        on dom0 with how, and returns it."""
+        try:
+            status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return f"the control channel closed; QEMU still runs {timeout:g} s later"
+        if status < 0:
+            # Killed from outside: its logs cannot say why.
+            reason = f"QEMU killed by {signal.Signals(-status).name}"
+        else:
+            why = tail(os.path.join(self.run_dir, "qemu.stderr")) or tail(self.host_log)
+            reason = f"QEMU exited with status {status}" + (f": {why}" if why else "")
+        self.agent.mark_dead(reason)
+        return reason
+
+    def _argv(self, listeners):
+        q, p = self.config["qemu"], self._private
+        dom0_cmdline = " ".join(self.config["dom0"]["cmdline"])
+        argv = [*self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
+                # One host thread per vCPU (MTTCG): guests on both cores.
+                "-no-reboot", "-accel", "tcg,thread=multi" if self.accelerator == "tcg" else self.accelerator,
+                "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
+                "-kernel", os.path.join(p, "xen.elf"),
+                "-append", " ".join(self.config["xen"]["cmdline"]),
+                "-initrd", f"{p}/vmlinux {_opt(dom0_cmdline)},{p}/initramfs.cpio",
+                "-chardev", f"file,id=serial,path={_opt(self.host_log)},append=on",
+                "-serial", "chardev:serial",
+                "-device", "virtio-serial-pci,id=vser",
+                # Writable: a guest's disk is the run folder's own copy.
+                "-fsdev", f"local,id=share,path={_opt(self.share_dir)},security_model=none",
+                "-device", "virtio-9p-pci,fsdev=share,mount_tag=xenboot"]
+        if self.host_root:
+            argv += ["-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",
+                     "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"]
+        argv += ["-chardev", f"socket,id=qmp,path={_opt(os.path.join(p, 'qmp.sock'))}",
+                 "-mon", "chardev=qmp,mode=control"]
+        for name in listeners:
+            if name == "qmp":
+                continue
+            port = CONTROL_PORT if name == "control" else f"xenboot.{name}"
+            argv += ["-chardev", f"socket,id={name},path={_opt(os.path.join(p, name + '.sock'))}",
+                     "-device", f"virtserialport,bus=vser.0,chardev={name},name={port}"]
+        return argv
+
+
+def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False,
+             flavour=None, freebsd=False):
+    """An embedded host (not started yet) for configs/lab.toml or
+    `lab_config`, of `flavour` (None: the default for a FreeBSD boot or
+    not), its cache built if need be, whose dom0 sees `share`."""
+    config = labconfig.load(lab_config)
+    cache = labcache.LabCache(config, flavour=flavour, freebsd=freebsd)
+    files = cache.ensure(log=progress)
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files), host_root)

@@ -1,0 +1,533 @@
+"""`xenboot boot`: check a PV kernel, boot it on a Xen host, judge its console.
+
+Stages, each timed in result.json `durations`:
+  check   the kernel file (kernelcheck), the spec, the command line
+  lab     the lab cache (built once) and the host (QEMU + dom0, or local dom0)
+  create  `xl create -F -p`, console pty relayed, then `xl unpause`
+  console the judge reads the console against the spec
+  teardown evidence (xenconsoled's copy, diagnosis) collected, domain destroyed
+Whatever happens, result.json, junit.xml and reproduce.sh are written and
+QEMU is gone when this returns.
+"""
+import contextlib
+import dataclasses
+import functools
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import threading
+
+from elftools.elf.constants import P_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from xenboot.console import console, xenconsole
+from xenboot.core import inputs, paths, result, terminal, tool
+from xenboot.guest import kernelcheck, xl
+from xenboot.judge import spec as specs
+from xenboot.guest.symbols import Symbols
+from xenboot.core.errors import BadInput, HarnessError, InfraError, Verdict
+from xenboot.host.hosts import HOST, LocalXenHost, check_host_kind
+from xenboot.host.lab import config as labconfig
+from xenboot.host.lab.qemu import lab_host
+from xenboot.console.mirror import ConsoleMirror
+from xenboot.console.progress import Progress
+
+DEFAULT_LOG_CAP = console.DEFAULT_LOG_CAP
+NAMED_KERNELS = {"probe": "build/probe/probe"}
+CMDLINE = inputs.Text("Xen passes a guest at most 1023 characters of printable text", max_len=1023)
+# A guest needs a few MiB to start; more than a big host has is a typo.
+MEMORY = inputs.Integer(16, 65536, "MiB of guest memory")
+LOG_CAP = inputs.Integer(4 * inputs.KiB, 16 * inputs.GiB, "bytes of console.log")
+# A FreeBSD root with a whole world is 1-2 GiB; reproduce.sh hashes it on every boot.
+DISK = inputs.File("disk image", "run `make image` or give DISK=<path of a raw disk image>", 4 * inputs.GiB)
+# reproduce.sh's inputs, each with the rule it is taken by.
+REPRODUCED = {"kernel": kernelcheck.KERNEL_FILE, "spec": specs.SPEC_FILE, "disk": DISK, "template": xl.TEMPLATE,
+              "lab_config": labconfig.CONFIG_FILE}
+
+
+@dataclasses.dataclass
+class BootRequest:
+    kernel: str
+    spec: str = "generic"
+    cmdline: str = ""
+    host: str = "lab"
+    memory_mb: int = 128
+    disk: str = None
+    out_dir: str = None
+    log_cap: int = DEFAULT_LOG_CAP
+    lab_config: str = None
+    # The lab's flavour (lab.toml [flavours]); None: its default.
+    lab: str = None
+    template: str = None
+    interactive: bool = False
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every cleanup runs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """SIGTERM unwinds the main thread like Ctrl-C does, so teardown runs.
+    Boots in other threads (several guests on one host) leave signals to
+    whoever owns the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def resolve_kernel(name, what="KERNEL"):
+    """A path, or a name of a kernel this project builds (KERNEL=probe)."""
+    if not os.path.exists(name) and name in NAMED_KERNELS:
+        path = paths.REPO / NAMED_KERNELS[name]
+        if not path.exists():
+            raise BadInput(f"{what}={name}: {path} is not built; run `make {name}`")
+        return str(path)
+    return name
+
+
+class Target:
+    """One guest and its run folder: the run `record`, the `host`, the xl
+    `domain`, the console `session` (usable after the verdict), and the
+    verdict so far. `live()` boots it, on its own host or, given
+    `shared_host` (see shared_lab_host), as one of several guests there."""
+
+    def __init__(self, req, shared_host=None):
+        self.req = req
+        self.shared_host = shared_host
+        self.out = result.run_dir(req.out_dir)
+        self.record = result.RunRecord(self.out, name=f"boot {os.path.basename(req.kernel)}")
+        self.record["request"] = dataclasses.asdict(req) | {"out_dir": self.out}
+        self.host = None
+        self.domain = None
+        self.session = None
+        self.verdict = None
+        self.message = None
+
+    def finish(self):
+        """result.json, junit.xml and reproduce.sh, for whatever verdict it
+        has, in the room the run folder kept for them."""
+        self.record.release_reserve()
+        _write_reproducer(self.out, self.req, self.record)
+        self.record.finish(self.verdict or Verdict.INFRA, self.message)
+
+    @contextlib.contextmanager
+    def live(self, progress=print):
+        """Boot and judge, then yield (also when the boot failed: the
+        verdict says why and there is no session); on the way out tear
+        down and write result.json, junit.xml and reproduce.sh, whatever
+        happened."""
+        try:
+            with sigterm_raises(), contextlib.ExitStack() as teardown:
+                try:
+                    _bring_up(self, teardown, progress)
+                except HarnessError as e:
+                    self.verdict, self.message = e.verdict, e.message
+                yield self
+        except (KeyboardInterrupt, Terminated) as e:
+            what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
+            self.verdict = Verdict.INFRA
+            self.message = f"interrupted by {what}; partial logs kept in {self.out}"
+            raise
+        finally:
+            self.finish()
+
+
+def booted(req, progress=print, shared_host=None):
+    """`with booted(req) as target:` a live Target for `req`."""
+    return Target(req, shared_host).live(progress)
+
+
+def boot(req, progress=print, shared_host=None, then=None):
+    """Run one boot to its verdict, then `then(target)` if given, while the
+    guest still lives; return the finished RunRecord."""
+    target = Target(req, shared_host)
+    try:
+        with target.live(progress):
+            if then:
+                then(target)
+    except (KeyboardInterrupt, Terminated):
+        pass
+    return target.record
+
+
+def _bring_up(target, teardown, progress):
+    req, out, record = target.req, target.out, target.record
+    with record.stage("check"):
+        check_host_kind(req.host)
+        if req.lab and req.host != "lab":
+            raise BadInput(f"LAB={req.lab} picks the embedded host's Xen: HOST={req.host} runs this machine's")
+        kernel_path = resolve_kernel(req.kernel)
+        record["kernel"], elf = kernelcheck.inspect_kernel(kernel_path)
+        spec = specs.load_spec(req.spec)
+        record["spec"] = {"name": req.spec, "path": str(spec.path),
+                          "sha256": kernelcheck.sha256(spec.path)}
+        cmdline = CMDLINE.check(req.cmdline, "CMDLINE")
+        if req.interactive:
+            terminal.require_tty("INTERACTIVE=1")
+        if req.disk:
+            DISK.check(req.disk, "DISK")
+        share = os.path.join(out, "share")
+        os.makedirs(share, mode=0o700, exist_ok=True)
+        _stage_kernel(elf, share, kernel_path)
+    with record.stage("lab"):
+        target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
+    record["host"] = target.host.describe() | {"xen_version": target.host.xen_version()}
+    _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
+    _run_domain(target, share, spec, cmdline, teardown, progress)
+
+
+def _check_guest_type(kernel, guest_type, host):
+    """Refuse, before any domain is built, a kernel the host's Xen cannot run."""
+    caps = host.xen_caps()
+    if guest_type not in caps:
+        why = ("cannot run 32-bit PV guests (built without CONFIG_PV32): use LAB=debug"
+               if guest_type == "xen-3.0-x86_32p" else f"runs no {guest_type} guests")
+        raise BadInput(f"{kernel}: a {guest_type} kernel, but the host's Xen {why} "
+                       f"(xen_caps: {' '.join(caps)})")
+
+
+def _stage_kernel(elf, share, kernel_path):
+    """Put what Xen will load into the share: the ELF itself (a bzImage is
+    unpacked by the check, as Xen's loader would, because inflating it in
+    dom0 under emulation costs seconds), and its symbols for xenctx: the
+    kernel's own, or those of the kernel.debug FreeBSD leaves beside a
+    stripped kernel."""
+    staged = os.path.join(share, "kernel")
+    with open(staged, "wb") as f:
+        f.write(elf)
+    debug = kernel_path + ".debug"
+    # No symbols only costs xenctx its names; no nm at all is a missing package.
+    syms = tool.run(["nm", "-n", debug if os.path.isfile(debug) else staged], "reading the kernel's symbols",
+                    check=False)
+    if syms.returncode == 0 and syms.stdout:
+        with open(os.path.join(share, "kernel.syms"), "w") as f:
+            f.write(syms.stdout + _text_bounds(staged))
+
+
+def _text_bounds(elf_path):
+    """`_stext`/`_etext` lines for xenctx, which names only addresses
+    between them (Linux's names; FreeBSD and the probe have others)."""
+    with open(elf_path, "rb") as f:
+        text = [s.header for s in ELFFile(f).iter_segments()
+                if s.header.p_type == "PT_LOAD" and s.header.p_flags & P_FLAGS.PF_X]
+    if not text:
+        return ""
+    start = min(h.p_vaddr for h in text)
+    end = max(h.p_vaddr + h.p_memsz for h in text)
+    return f"{start:016x} T _stext\n{end:016x} T _etext\n"
+
+
+def _make_host(req, out, share, progress):
+    if req.host == "xl":
+        return LocalXenHost(out)
+    return lab_host(out, share, req.lab_config, progress, flavour=req.lab)
+
+
+def shared_lab_host(folder, lab_config=None, progress=print, flavour=None):
+    """One embedded host for several boots (`Target(req, shared_host=...)`)
+    whose run folders all lie inside `folder`; its own logs go to
+    folder/host/."""
+    host_dir = os.path.join(folder, "host")
+    os.makedirs(host_dir, mode=0o700, exist_ok=True)
+    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour)
+
+
+def _run_domain(target, share, spec, cmdline, teardown, progress):
+    req, out, record, host = target.req, target.out, target.record, target.host
+    # Unique per run: guests on one shared host may have run folders of the
+    # same name in different places.
+    name = f"xenboot-{os.path.basename(out)[:40]}-{secrets.token_hex(3)}"
+    disk = ""
+    if req.disk:
+        # The guest writes to a copy (FreeBSD mounts its root read-write),
+        # so the image stays as built and the copy shows what the guest did.
+        # script= makes libxl take a file target (through a loop device).
+        staged = os.path.join(share, "disk.img")
+        shutil.copyfile(req.disk, staged)
+        spec_line = f"format=raw, vdev=xvda, access=rw, script=block, target={host.stage_file(staged)}"
+        disk = f"disk = [ {xl.xl_string(spec_line)} ]"
+    template = req.template or str(paths.CONFIGS / "xl" / "pv.cfg.in")
+    cfg_text = xl.render_config(template, {
+        "NAME": xl.xl_string(name), "KERNEL": xl.xl_string(host.stage_file(os.path.join(share, "kernel"))),
+        "CMDLINE": xl.xl_string(cmdline), "MEMORY": str(int(req.memory_mb)), "DISK": disk})
+    cfg = os.path.join(share, "guest.cfg")
+    with open(cfg, "w") as f:
+        f.write(cfg_text)
+    domain = target.domain = xl.Domain(host, name, host.stage_file(cfg), log_dir=out)
+    teardown.callback(_tear_down_domain, target, name)
+    # From here on: what Xen says while it builds the domain is its too.
+    xen_source = host.xen_console()
+    with record.stage("create"):
+        with _step(record, "share"):
+            if waited := host.wait_visible(cfg):
+                record["share_wait"] = waited
+        with _step(record, "create"):
+            domain.create_paused(timeout=120)
+        xen = xenconsole.XenConsole(xen_source, domain.domid, out).start()
+        teardown.callback(xen.close)
+        with _step(record, "console pty"):
+            tty = domain.console_tty(timeout=30)
+        with _step(record, "console relay"):
+            attachment = host.attach_console(tty)
+        teardown.callback(attachment.close)
+        with _step(record, "unpause"):
+            domain.unpause()
+    progress(f"boot: domain {name} (domid {domain.domid}) running; judging with spec {req.spec}")
+    symbols = os.path.join(share, "kernel.syms")
+    watcher = _DomainWatch(domain, out, symbols if os.path.exists(symbols) else None, attachment)
+    target.session = teardown.enter_context(console.ConsoleSession(
+        attachment.fd, spec, out, domain=watcher, t0=domain.unpaused_at, log_cap=req.log_cap,
+        on_match=lambda event: _report_match(event, progress), xen=xen, lost=watcher.lost))
+    mirror = ConsoleMirror(out, target.session.send_bytes)
+    teardown.callback(mirror.close)
+    target.session.tee = mirror.broadcast
+    with record.stage("console"):
+        outcome = target.session.judge()
+    if outcome.verdict is Verdict.INFRA:
+        record["failed_step"] = "console"
+    report = xen.conclude(outcome, Symbols(watcher.symbols).name)
+    if report is not None:
+        record["xen"] = report
+    outcome.to_result(record)
+    target.verdict, target.message = outcome.verdict, outcome.message
+
+
+def _report_match(event, progress):
+    where = " (from Xen's console)" if event.get("source") == xenconsole.XEN else ""
+    if "milestone" in event:
+        progress(f"boot: {event['t']:8.3f}s  milestone {event['milestone']}{where}: {event['text'][:120]}")
+    elif "fatal" in event:
+        progress(f"boot: {event['t']:8.3f}s  {event['fatal']}{where}: {event['text']}")
+
+
+@contextlib.contextmanager
+def _step(record, name):
+    """An infrastructure failure says which step of the boot it stopped."""
+    try:
+        yield
+    except InfraError as e:
+        record["failed_step"] = name
+        raise InfraError(f"{name}: {e.message}", **e.details) from None
+
+
+# Verdicts whose run folder gets dom0's side (dom0/): what the host did is
+# part of the story. None: the boot was cut short.
+DOM0_SIDE = {Verdict.INFRA, Verdict.CRASH, Verdict.HANG, Verdict.TIMEOUT, None}
+
+
+def _tear_down_domain(target, name):
+    record = target.record
+    with record.stage("teardown"):
+        domain = target.domain
+        record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
+                            "xl_create": domain.create_log}
+        _fetch(target.host, f"/var/log/xen/console/guest-{name}.log",
+               os.path.join(target.out, "console.xenconsoled.log"))
+        if target.verdict in DOM0_SIDE:
+            _keep_dom0_side(target, "dom0")
+        try:
+            domain.destroy()
+        except HarnessError as e:
+            # The verdict stands; the destroy's failure and the host after
+            # it are recorded (the next guest on this host meets it).
+            record["domain"]["destroy_error"] = e.message
+            _keep_dom0_side(target, "dom0-after-destroy")
+
+
+def _keep_dom0_side(target, folder):
+    domain = target.domain
+    config = None if domain.created.is_set() else domain.cfg
+    missing = xl.dom0_side(target.host, domain.domid, os.path.join(target.out, folder), config=config)
+    target.record.data.setdefault("dom0", {})[folder] = {"missing": missing} if missing else {}
+
+
+class _DomainWatch:
+    """What the judge may ask of the domain: has it ended, has the harness
+    lost it, and, when it has gone quiet, what Xen can tell about it (kept
+    in the run folder too)."""
+
+    # A console relay ends when xenconsoled closes the guest's pty, which a
+    # domain's end does too, and QEMU's end closes the console channel: the
+    # end gets this long to be seen first.
+    RELAY_GRACE = 2.0
+
+    def __init__(self, domain, out, symbols, attachment):
+        self.domain = domain
+        self.out = out
+        self.symbols = symbols  # nm listing in the share, or None
+        self.attachment = attachment
+
+    def end_reason(self):
+        return self.domain.end_reason()
+
+    def lost(self, channel_closed=False):
+        """Why the console no longer shows a running guest, or None. A
+        closed console channel or relay has a cause that may still be on
+        its way (the domain's end, the host's); it gets RELAY_GRACE."""
+        relay = self.attachment.ended()
+        if relay or channel_closed:
+            self.domain.ended.wait(self.RELAY_GRACE)
+        if self.domain.lost:
+            return self.domain.lost
+        if relay and self.domain.end_reason() is None:
+            return f"{relay} while the domain ran"
+        return None
+
+    def diagnose(self, verdict):
+        found = self.domain.diagnose(self.symbols and self.domain.host.stage_file(self.symbols))
+        folder = os.path.join(self.out, "diagnosis")
+        os.makedirs(folder, exist_ok=True)
+        for what, text in found.items():
+            with open(os.path.join(folder, what.replace(" ", "-") + ".txt"), "w") as f:
+                f.write(text)
+        return {"verdict": str(verdict), "files": sorted(os.listdir(folder)),
+                "frames": _frames(found["xenctx"], self.symbols),
+                "xenctx": found["xenctx"].strip().splitlines()[:40]}
+
+
+FRAME = re.compile(r"\[<([0-9a-f]+)>\]\s+(\S+)")
+
+
+def _frames(xenctx, symbols):
+    """The return addresses in xenctx's stack trace, innermost first, as
+    function+offset: only words that land in a function (an nm text
+    symbol), not the stack's own addresses or data."""
+    symbols = Symbols(symbols)
+    trace = xenctx.split("Stack Trace:", 1)[-1]
+    # Named again from the address: xenctx names a 32-bit guest's zero words
+    # as the symbol 4 GiB below them (hypercall_page+0x3ffa5000).
+    names = (symbols.name(int(address, 16)) for address, _ in FRAME.findall(trace))
+    return [name for name in names if name and name.split("+")[0] in symbols.functions]
+
+
+def _fetch(host, path, dest):
+    """Copy a file of the Xen host's into the run folder: evidence, so a
+    failure to get it is never fatal."""
+    try:
+        data = host.read_file(path)
+    except HarnessError:
+        return
+    if data is not None:
+        xl.keep(dest, data)
+
+
+def _usable(rule, path):
+    """Whether `path` passes its rule: a refused boot may name a FIFO (hashing
+    it would block) or an unreadable or huge file, which has no bytes to pin."""
+    try:
+        rule.check(path, "input")
+    except BadInput:
+        return False
+    return True
+
+
+def _write_reproducer(out, req, record):
+    """reproduce.sh: the same boot, by path, on a fresh host (a new run
+    folder), refused when an input's bytes changed since this run."""
+    spec = record.get("spec") or {}
+    given = {"kernel": resolve_kernel(req.kernel) if req.kernel in NAMED_KERNELS else req.kernel,
+             "spec": spec.get("path", req.spec), "disk": req.disk, "template": req.template,
+             "lab_config": req.lab_config or (str(paths.CONFIGS / "lab.toml") if req.host == "lab" else None)}
+    given = {k: os.path.abspath(v) for k, v in given.items() if v and _usable(REPRODUCED[k], v)}
+    argv = ["ci/xenboot", "boot", "--cmdline", req.cmdline, "--host", req.host,
+            "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
+    flavour = (record.get("host") or {}).get("flavour") or req.lab
+    if flavour:
+        argv += ["--lab", flavour]
+    for name, path in given.items():
+        argv += [f"--{name.replace('_', '-')}", path]
+    lines = ["#!/bin/sh",
+             f"# Re-runs the boot of {out} on a fresh host from the recorded inputs;",
+             "# refuses when an input changed since (its sha256 no longer matches).",
+             "# Extra arguments go to `ci/xenboot boot` (e.g. --interactive, --out DIR).",
+             "set -eu", f"cd {shlex.quote(str(paths.REPO))}"]
+    for path in given.values():
+        line = f"{kernelcheck.sha256(path)}  {path}"
+        lines.append(f"echo {shlex.quote(line)} | sha256sum --check --status || "
+                     f"{{ echo {shlex.quote(f'reproduce: {path} changed since this run (sha256 differs)')} >&2; exit 2; }}")
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
+    path = os.path.join(out, "reproduce.sh")
+    # A command line's bytes that are not UTF-8 go back as they came.
+    with open(path, "w", errors="surrogateescape") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o755)
+
+
+def add_parser(sub):
+    p = sub.add_parser("boot", help="boot a Xen PV kernel and judge its console against a spec")
+    option = functools.partial(inputs.option, p)
+    option("--kernel", required=True, help="kernel file (ELF or bzImage), or `probe`",
+           check=kernelcheck.KERNEL_FILE.given(resolve=resolve_kernel))
+    option("--spec", default="generic", help="milestone spec name or path", check=specs.SPEC_INPUT)
+    option("--cmdline", default="", help="guest kernel command line", check=CMDLINE)
+    option("--host", default="lab", help="lab (embedded Xen in QEMU) or xl (this dom0)", check=HOST)
+    option("--memory", dest="memory_mb", default=128, help="guest MiB", check=MEMORY)
+    option("--disk", help="disk image attached as xvda", check=DISK)
+    option("--out", dest="out_dir", help="run folder (default out/<UTC time>-<id>)", check=result.out_input())
+    option("--log-cap", default=DEFAULT_LOG_CAP, help="console.log size cap, bytes", check=LOG_CAP)
+    option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
+    option("--lab", help="the lab's Xen: debian or debug (lab.toml [flavours]; default debian)",
+           check=labconfig.FLAVOUR_INPUT)
+    option("--template", help="xl domain config template (default configs/xl/pv.cfg.in)", check=xl.TEMPLATE)
+    p.add_argument("--interactive", action="store_true",
+                   help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
+    p.set_defaults(func=_command, refuse=_refuse)
+
+
+def _request(args):
+    fields = {f.name for f in dataclasses.fields(BootRequest)}
+    return BootRequest(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def _command(args):
+    req = _request(args)
+    with Progress() as progress:
+        progress.stage("boot", logs=[os.path.join(req.out_dir, "console.log")])
+        # The status line must stop redrawing before a person takes the console.
+        record = boot(req, progress=progress,
+                      then=(lambda target: (progress.close(), hand_over(target))) if req.interactive else None)
+    summarize(record)
+    return record.data["exit_status"]
+
+
+def _refuse(args, error):
+    """A boot refused before its check stage leaves what a boot refused in
+    it leaves: result.json, junit.xml, reproduce.sh and the verdict line."""
+    target = Target(_request(args))
+    target.verdict, target.message = error.verdict, error.message
+    target.finish()
+    summarize(target.record)
+    return target.record.data["exit_status"]
+
+
+def hand_over(target):
+    """The live console to the user, after the spec has run."""
+    if target.session is None or target.domain.end_reason() is not None:
+        print("xenboot: the guest is not running any more; nothing to hand over", flush=True)
+        return
+    print(f"xenboot: you are on the guest console of {target.domain.name}; "
+          f"{terminal.ESCAPE_NAME} ends the session and tears everything down\r", flush=True)
+    why = target.session.interact()
+    print(f"\r\nxenboot: console session ended ({why})", flush=True)
+
+
+def summarize(record):
+    data = record.data
+    frames = (data.get("diagnosis") or {}).get("frames")
+    if frames:
+        print(f"  where the guest was (xenctx): {' < '.join(frames[:6])}")
+    where = f" at {data['failed_at']}" if data.get("failed_at") else ""
+    print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

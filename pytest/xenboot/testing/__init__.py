@@ -1,0 +1,1 @@
+"""Replaying recorded consoles: the player and the transcripts."""
