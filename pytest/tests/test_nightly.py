@@ -421,15 +421,16 @@ def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
     assert used <= make_targets(), f"Makefile lacks {used - make_targets()}"
 
 
-def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path, monkeypatch):
+def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path):
     """The default matrix's i386 XEN kernel, from the labelled source
-    fixture: built for i386, imaged with the i386 init."""
+    fixture: built for i386 in the run's object folder (--objdir), imaged
+    with the i386 init."""
     kernels, _ = nightly.load_matrix()
-    monkeypatch.setattr(nightly.build, "DEFAULT_OBJDIR", str(tmp_path / "obj"))
-    ctx = types.SimpleNamespace(src=str(FIXTURE), source_problem=None)
+    ctx = types.SimpleNamespace(src=str(FIXTURE), source_problem=None, objdir=str(tmp_path / "obj"))
     kernel, disk = nightly._freebsd_kernel(kernels["freebsd-i386-XEN"], tmp_path, ctx)
     built = json.loads((tmp_path / "build.json").read_text())
-    assert built["target"] == "i386" and f"/i386.i386{FIXTURE}/sys/XEN/kernel" in built["built"]["path"]
+    assert built["target"] == "i386"
+    assert built["built"]["path"] == f"{tmp_path}/obj/i386.i386{FIXTURE}/sys/XEN/kernel", built["built"]
     assert kernel == tmp_path / "kernel"
     manifest = json.loads((tmp_path / "image" / "rootfs.manifest.json").read_text())
     assert manifest["target"] == "i386" and disk == tmp_path / "image" / manifest["image"]
