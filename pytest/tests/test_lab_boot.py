@@ -125,6 +125,11 @@ def test_silent_hang_is_hang_with_registers_and_stack(tmp_path):
     assert any(f.startswith("probe_main+") for f in result["diagnosis"]["frames"])
     assert "where the guest was (xenctx): probe_hang_loop+" in proc.stdout
     assert (tmp_path / "run" / "diagnosis" / "xl-dmesg.txt").read_text().strip()
+    # Xen's 'q' and 'e' dumps, read: the probe spins (not blocked), and its
+    # console port, pending or not, is nothing it lost.
+    events = result["diagnosis"]["events"]
+    assert [v["vcpu"] for v in events["vcpus"]] == [0] and events["lost"] == [], events
+    assert "console" in [p["name"] for p in events["ports"]], events
     assert b"\nPROBE result " in (tmp_path / "run" / "console.log").read_bytes()
     # dom0's side of a stalled guest includes its devices' backends: here
     # blkback waiting for a frontend the probe never starts (InitWait).

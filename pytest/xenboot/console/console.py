@@ -157,7 +157,7 @@ class ConsoleSession:
             outcome.end_reason = self.end_reason
         if outcome.verdict in (Verdict.HANG, Verdict.TIMEOUT) and self.domain is not None:
             outcome.diagnosis = self._diagnose(outcome.verdict)
-            if debugger_before_console(outcome):
+            if conclude_diagnosis(outcome):
                 self._jsonl_write({"t": round(self.now(), 3), "dir": "match", "verdict": "DEBUGGER",
                                    "text": f"verdict DEBUGGER: {outcome.message}"})
         self.outcome = outcome
@@ -430,6 +430,19 @@ def debugger_before_console(outcome):
                        f"{' < '.join(frames)}), whose prompt never reached the console; "
                        f"{outcome.message}")
     return True
+
+
+def conclude_diagnosis(outcome):
+    """What the diagnosis of a guest gone quiet adds to the verdict: the
+    kernel debugger on its stack makes a HANG DEBUGGER; events Xen shows
+    it lost (xl.event_state) are quoted. Returns whether it became
+    DEBUGGER."""
+    if debugger_before_console(outcome):
+        return True
+    finding = ((outcome.diagnosis or {}).get("events") or {}).get("finding")
+    if finding and outcome.message is not None:
+        outcome.message = f"{outcome.message} [{finding}]"
+    return False
 
 
 def judge(fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP, send=None):

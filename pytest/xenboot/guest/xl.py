@@ -225,9 +225,72 @@ class Domain:
         found = {"xl list": text(["xl", "list", "-l", str(self.domid)])[:20000]}
         found["xenctx"] = text(["xenctx", "-a", "-S"] + (["-s", symbols] if symbols else [])
                                + [str(self.domid)])
+        # Xen's view of a silent guest: each vCPU's upcall pending/mask bits
+        # and timers ('q'), and each event channel's pending/masked bits
+        # ('e'): a guest blocked with an event pending it never took, or
+        # waiting for one nobody sent.
         text(["xl", "debug-keys", "q"])
+        text(["xl", "debug-keys", "e"])
         found["xl dmesg"] = text(["xl", "dmesg"])
+        found["xenstore"] = text(["xenstore-ls", "-f", f"/local/domain/{self.domid}"])
         return found
+
+
+# Xen's 'q' and 'e' debug keys, as xl dmesg shows them (common/keyhandler.c
+# dump_domains, common/event_channel.c domain_dump_evtchn_info).
+_DUMP_LINE = re.compile(r"^\(XEN\) (?:\[[^\]]*\] )?(.*)$")
+_VCPU = re.compile(r"^\s*VCPU(\d+): CPU\d+ \[has=[TF]\] poll=\d+ upcall_pend=(\d+) upcall_mask=(\d+)")
+_PAUSE_FLAGS = re.compile(r"^\s*pause_count=\d+ pause_flags=([0-9a-f]+)")
+_PORT = re.compile(r"^\s*(\d+) \[(\d)/(\d)/\s*(-|\d)\s*\]: s=(\d+) n=(\d+)(?:.*? v=(\d+))?")
+_VPF_BLOCKED = 1
+
+
+def event_state(dmesg, domid, xenstore=""):
+    """The domain's vCPUs and event channels as the last 'q' and 'e' dumps
+    in `dmesg` show them, and the ports it lost: pending and unmasked with
+    their selector bit clear while no vCPU has upcall_pending. Xen signals
+    a port once, when it becomes pending; a guest that cleared the
+    selector without taking the port never hears of it again, and a vCPU
+    blocked in SCHEDOP_block sleeps on. None when the dumps are not there."""
+    lines = [m.group(1) for line in dmesg.splitlines() if (m := _DUMP_LINE.match(line))]
+    vcpus, ports, section = {}, {}, None
+    for line in lines:
+        if line.startswith("General information for domain "):
+            section = ("q", int(line.rsplit(" ", 1)[1].rstrip(":")))
+            if section[1] == domid:
+                vcpus = {}
+        elif line.startswith("Event channel information for domain "):
+            section = ("e", int(line.rsplit(" ", 1)[1].rstrip(":")))
+            if section[1] == domid:
+                ports = {}
+        elif section == ("q", domid) and (m := _VCPU.match(line)):
+            vcpus[int(m[1])] = {"vcpu": int(m[1]), "upcall_pending": int(m[2]), "upcall_mask": int(m[3])}
+            last = int(m[1])
+        elif section == ("q", domid) and (m := _PAUSE_FLAGS.match(line)) and vcpus:
+            vcpus[last]["blocked"] = bool(int(m[1], 16) & _VPF_BLOCKED)
+        elif section == ("e", domid) and (m := _PORT.match(line)):
+            ports[int(m[1])] = {"port": int(m[1]), "pending": int(m[2]), "masked": int(m[3]),
+                                "selector": None if m[4] == "-" else int(m[4]), "state": int(m[5]),
+                                "vcpu": int(m[6]), "virq": None if m[7] is None else int(m[7])}
+    if not ports and not vcpus:
+        return None
+    names = {int(port): what for what, port in re.findall(r"/local/domain/\d+/(store|console)/port = \"(\d+)\"", xenstore)}
+    virqs = constants("xen.h", "VIRQ_")
+    for port in ports.values():
+        port["name"] = ({"store": "xenstore"}.get(names.get(port["port"]), names.get(port["port"]))
+                        or (f"VIRQ_{virqs.get(port['virq'], port['virq'])}" if port["virq"] is not None else None))
+    signalled = any(v["upcall_pending"] for v in vcpus.values())
+    lost = [p for p in ports.values() if p["pending"] and not p["masked"] and p["selector"] == 0 and not signalled]
+    return {"vcpus": list(vcpus.values()), "ports": list(ports.values()), "lost": [p["port"] for p in lost],
+            "finding": _lost_events(lost, vcpus) if lost else None}
+
+
+def _lost_events(lost, vcpus):
+    named = ", ".join(f"{p['port']} ({p['name']})" if p["name"] else str(p["port"]) for p in lost)
+    blocked = [f"vCPU{v['vcpu']}" for v in vcpus.values() if v.get("blocked")]
+    return (f"Xen: event channel{'s' if len(lost) > 1 else ''} {named} pending and unmasked but never "
+            f"signalled (selector and upcall_pending clear){' while ' + ', '.join(blocked) + ' blocked' if blocked else ''}:"
+            f" the guest lost {'them' if len(lost) > 1 else 'it'}")
 
 
 def xl_string(value):

@@ -395,7 +395,8 @@ class _DomainWatch:
                 f.write(text)
         return {"verdict": str(verdict), "files": sorted(os.listdir(folder)),
                 "frames": _frames(found["xenctx"], self.symbols),
-                "xenctx": found["xenctx"].strip().splitlines()[:40]}
+                "xenctx": found["xenctx"].strip().splitlines()[:40],
+                "events": xl.event_state(found["xl dmesg"], self.domain.domid, found["xenstore"])}
 
 
 FRAME = re.compile(r"\[<([0-9a-f]+)>\]\s+(\S+)")

@@ -19,7 +19,7 @@ import os
 
 from xenboot.console import xenconsole
 from xenboot.core import inputs
-from xenboot.console.console import debugger_before_console
+from xenboot.console.console import conclude_diagnosis
 from xenboot.core.errors import BadInput, HarnessError, Verdict
 from xenboot.judge.matcher import XEN, Judge, Scanner
 from xenboot.core.result import RunRecord, prepare_run_dir
@@ -109,9 +109,9 @@ def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):
     if not judge.done:
         judge.end(end_reason or recorded_end or ("alive" if jsonl_path else "unknown"), t)
     outcome = judge.outcome
-    if diagnosis and outcome.verdict is Verdict.HANG:
+    if diagnosis and outcome.verdict in (Verdict.HANG, Verdict.TIMEOUT):
         outcome.diagnosis = diagnosis
-        debugger_before_console(outcome)
+        conclude_diagnosis(outcome)
     return outcome
 
 
