@@ -9,7 +9,8 @@ import pytest
 
 from xenboot.core import paths
 from xenboot.image import image
-from xenboot.pipeline.boot import BootRequest, booted
+from xenboot.guest import xl
+from xenboot.pipeline.boot import BootRequest, booted, shared_lab_host
 from xenboot.host.lab import config as labconfig
 from xenboot.host.lab.qemu import lab_host
 
@@ -342,3 +343,12 @@ def test_make_passes_a_hostile_command_line_verbatim(tmp_path):
     assert not planted.exists()
     assert json.loads((tmp_path / "run" / "result.json").read_text())["milestones"][-1]["name"] == "echoed"
     assert f"\n{cmdline.split('echo ', 1)[1]}\r\n".encode() in (tmp_path / "run" / "console.log").read_bytes()
+
+
+@pytest.mark.parametrize("flavour", ["debian", "debug"])
+def test_the_guest_memory_the_nightly_plans_with_is_free_in_the_lab_s_xen(tmp_path, flavour):
+    """lab.toml's guest_memory_mb, what the nightly packs a host's guests
+    into, is no more than the host's Xen has free with dom0 running."""
+    with shared_lab_host(str(tmp_path), progress=lambda line: None, flavour=flavour) as host:
+        free = int(xl.xl_info(host)["free_memory"])
+    assert labconfig.load()["qemu"]["guest_memory_mb"] <= free

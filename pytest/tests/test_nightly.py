@@ -438,6 +438,36 @@ def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path):
 
 # -- the memory sweep -------------------------------------------------------------
 
+def sweep_rows(tmp_path, sizes):
+    path = tmp_path / "m.toml"
+    path.write_text(KERNELS + f'[[boot]]\nname = "s"\nkernel = "probe"\nmemory = {sizes}\n')
+    rows = nightly.load_matrix(path)[1]
+    nightly.assign_flavours(rows)
+    return rows
+
+
+def test_waves_never_put_more_guest_memory_on_a_host_than_its_xen_has(tmp_path):
+    """512 + 256 MiB do not fit the lab's 720: one waits for the next wave
+    (it once made Xen refuse the create, out of memory: an INFRA)."""
+    pending = collections.deque(sweep_rows(tmp_path, [64, 96, 128, 192, 256, 512, 100]))
+    waves = []
+    while pending:
+        wave, hosts = nightly.next_wave(pending, parallel=4, ports=4, capacity=720)
+        assert [r.id for _, rows in hosts for r in rows] == [r.id for r in wave]
+        assert all(sum(r.memory for r in rows) <= 720 and len(rows) <= 4 for _, rows in hosts)
+        waves.append([r.memory for r in wave])
+    assert waves == [[64, 96, 128, 192], [256, 100], [512]]
+    # More rows at once than one host's ports: a second host, as before.
+    pending = collections.deque(sweep_rows(tmp_path, [16, 17, 18, 19, 20, 21]))
+    wave, hosts = nightly.next_wave(pending, parallel=6, ports=4, capacity=720)
+    assert [len(rows) for _, rows in hosts] == [4, 2] and not pending
+
+
+def test_a_row_bigger_than_the_lab_s_guest_memory_is_bad_input(tmp_path):
+    with pytest.raises(BadInput, match=r"row s\.4096M: memory 4096 MiB: an embedded host has room for 720 MiB"):
+        sweep_rows(tmp_path, [128, 4096])
+
+
 def test_a_memory_list_sweeps_one_row_a_size_with_its_own_expectation(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text(KERNELS + '[[boot]]\nname = "sweep"\nkernel = "freebsd-XEN"\n'

@@ -438,21 +438,40 @@ def _boot_row(ctx, row, folder, kernel, host, host_dir):
     _record_attempt(ctx, row, folder, data)
 
 
-def _chunks(items, size):
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def next_wave(pending, parallel, ports, capacity):
+    """The next rows to boot together and the embedded hosts they share,
+    [(flavour, rows)]: at most `parallel` rows; on each host at most `ports`
+    guests whose memory together fits in `capacity` MiB (more and Xen
+    refuses the next `xl create`: out of memory, an INFRA of our own
+    making). A row that fits no host, when the wave has as many hosts of
+    its flavour as `parallel` rows need, waits for the next wave."""
+    wave, hosts, waiting = [], [], deque()
+    while pending and len(wave) < parallel:
+        row = pending.popleft()
+        if row.host == "lab":
+            mine = [h for h in hosts if h[0] == row.lab]
+            host = next((h for h in mine if len(h[1]) < ports
+                         and sum(r.memory for r in h[1]) + row.memory <= capacity), None)
+            if host is None and len(mine) >= -(-parallel // ports):
+                waiting.append(row)
+                continue
+            if host is None:
+                host = (row.lab, [])
+                hosts.append(host)
+            host[1].append(row)
+        wave.append(row)
+    pending.extendleft(reversed(waiting))
+    return wave, hosts
 
 
-def _run_wave(ctx, wave, kernels, ports):
-    """One embedded host per `ports` lab rows (xl rows boot on this machine),
-    all guests at once; hosts stop when the wave is over."""
+def _run_wave(ctx, wave, kernels, lab_hosts):
+    """The embedded hosts `lab_hosts` ([(flavour, rows)], next_wave), the
+    xl rows on this machine, all guests at once; hosts stop when the wave
+    is over."""
     folders = {row.id: _attempt_dir(ctx, row) for row in wave}
-    lab_rows = [row for row in wave if row.host == "lab"]
     placed = [(row, None, None) for row in wave if row.host != "lab"]
-    by_flavour = {}
-    for row in lab_rows:
-        by_flavour.setdefault(row.lab, []).append(row)
     with contextlib.ExitStack() as hosts:
-        for flavour, chunk in [(f, c) for f, rows in by_flavour.items() for c in _chunks(rows, ports)]:
+        for flavour, chunk in lab_hosts:
             host_dir = ctx.new_host_dir()
             try:
                 # Started on this thread: QEMU dies with the thread that
@@ -505,21 +524,25 @@ def assign_flavours(rows, lab_config=None):
     if not lab_rows:
         return None
     config = labconfig.load(lab_config)
+    room = config["qemu"]["guest_memory_mb"]
     for row in lab_rows:
         row.lab = labconfig.flavour(config, row.lab, freebsd=row.kernel.source == "freebsd")[0]
+        if row.memory > room:
+            raise BadInput(f"row {row.id}: memory {row.memory} MiB: an embedded host has room for {room} MiB "
+                           f"of guests (lab.toml [qemu] guest_memory_mb); give a smaller size")
     return config
 
 
 def run_boots(ctx, rows, kernels):
     config = assign_flavours(rows, ctx.lab_config)
-    ports = config["qemu"]["console_ports"] if config else ctx.parallel
+    ports, room = (config["qemu"]["console_ports"], config["qemu"]["guest_memory_mb"]) if config else (1, 0)
     pending = deque(rows)
     waves = 0
     while pending:
-        wave = [pending.popleft() for _ in range(min(ctx.parallel, len(pending)))]
+        wave, lab_hosts = next_wave(pending, ctx.parallel, ports, room)
         waves += 1
         ctx.progress.stage(f"boots, wave {waves}: {', '.join(row.id for row in wave)}")
-        _run_wave(ctx, wave, kernels, ports)
+        _run_wave(ctx, wave, kernels, lab_hosts)
         pending.extend(row for row in wave if Verdict(row.attempts[-1]["verdict"]).retryable
                        and len(row.attempts) < MAX_ATTEMPTS)
 

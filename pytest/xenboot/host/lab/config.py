@@ -14,7 +14,7 @@ SCHEMA = {
     "dom0": {"kernel_glob": str, "cmdline": list, "programs": list,
              "libraries": list, "links": dict, "modules": list},
     "qemu": {"packages": list, "suite": str, "version": str, "binary": str, "data": str,
-             "memory_mb": int, "cpus": int, "cpu": str, "accelerator": str, "kvm_probe_seconds": int,
+             "memory_mb": int, "guest_memory_mb": int, "cpus": int, "cpu": str, "accelerator": str, "kvm_probe_seconds": int,
              "console_ports": int, "ready_timeout": int, "snapshot": bool},
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
