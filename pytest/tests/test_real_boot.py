@@ -79,7 +79,7 @@ def test_an_amd64_init_panics_no_init_and_ddb_answers(fixed_run):
     out = tmp / "no-init"
     subprocess.run([XENBOOT, "boot", "--kernel", str(tmp / "run" / "kernel" / "kernel"),
                     "--spec", "freebsd-xen-pv-i386", "--cmdline", "vfs.root.mountfrom=ufs:/dev/xbd0",
-                    "--disk", str(image / "rootfs.img"), "--template", str(paths.CONFIGS / "xl" / "freebsd.cfg.in"),
+                    "--disk", str(image / "rootfs.img"),
                     "--lab", "debug", "--memory", "256", "--out", str(out)], capture_output=True, timeout=900)
     result = json.loads((out / "result.json").read_text())
     assert result["verdict"] == "PANIC" and result["message"].startswith("panic: no init"), result["message"]

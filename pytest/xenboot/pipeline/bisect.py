@@ -139,7 +139,7 @@ def step(config, src, commit, progress=print):
         run = folder / f"boot-{attempt}"
         req = BootRequest(kernel=str(kernel), spec=config["spec"], cmdline=config["cmdline"],
                           host=config["host"], memory_mb=config["memory"], disk=config["disk"],
-                          template=config["template"], out_dir=str(run),
+                          out_dir=str(run),
                           lab=freebsd_flavour(config["host"]))
         data = boot(req, progress=lambda line: None).data
         if not Verdict(data["verdict"]).retryable:
@@ -233,14 +233,12 @@ def bisect(good, bad, milestone, src=None, spec="freebsd-xen-pv", cmdline="", ho
     out = pathlib.Path(result.run_dir(out, "bisect"))
     config = {"out": str(out), "src": str(src), "milestone": milestone, "spec": spec,
               "cmdline": cmdline, "host": host, "disk": os.path.abspath(disk) if disk else None,
-              "memory": memory or 128, "template": None, "kernconf": kernconf, "build": build_argv,
+              "memory": memory or 128, "kernconf": kernconf, "build": build_argv,
               "kernel": kernel, "good": good_commit, "bad": bad_commit}
     if not build_argv:
-        # FreeBSD boots as `make boot` boots it: root device first in its
-        # environment, its own domain config, the root image (made once:
-        # it does not depend on the kernel's commit).
-        config.update(cmdline=freebsd.kernel_cmdline(cmdline), memory=memory or 256,
-                      template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
+        # FreeBSD boots as `make boot` boots it, with the root image made
+        # once: it does not depend on the kernel's commit.
+        config.update(cmdline=freebsd.kernel_cmdline(cmdline), memory=memory or freebsd.DEFAULT_MEMORY_MB)
         if not disk:
             progress.stage("bisect: root image")
             made = image.make_image(out / "image")

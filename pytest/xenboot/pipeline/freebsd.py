@@ -8,11 +8,13 @@ durations added, or, when a stage before the boot fails, that stage's
 verdict (BUILD_FAILED, BAD_INPUT with the fetch hint when freebsd-src is not
 checked out).
 """
+import contextlib
 import functools
 import os
+import pathlib
 
 from xenboot.build import build, source
-from xenboot.core import inputs, paths, result
+from xenboot.core import inputs, result
 from xenboot.image import image
 from xenboot.judge import spec as specs
 from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, boot, hand_over, summarize
@@ -23,16 +25,38 @@ from xenboot.core.result import recorded
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"
 # The spec a target's XEN kernel is judged by when SPEC is not given.
 SPECS = {"amd64": "freebsd-xen-pv", "i386": "freebsd-xen-pv-i386"}
+# Guest MiB when none is given: the 128 other kernels get is too little for
+# a FreeBSD world, and the nightly's rows name their own.
+DEFAULT_MEMORY_MB = 256
 
 
 def kernel_cmdline(extra):
-    """The branch splits its command line on ',' into kernel environment
-    variables; the root device comes first, the user's words after it."""
+    """The branch's xen_setbootenv() splits its command line on ',' into
+    kernel environment variables (no spaces; ",," ends the environment),
+    so the root is one of them, first, not xl's `root=`, which xl would
+    prepend with a space; the user's words come after it. xbd0 is the
+    first blkfront disk: the run's copy of the root image, as xvda."""
     return ",".join(filter(None, [ROOT_DEVICE, extra.strip(",")]))
 
 
 # What Xen gets is the root device, a comma, then these words.
 EXTRA_CMDLINE = inputs.Rule("text", lambda value, what, args: CMDLINE.check(kernel_cmdline(value), what))
+
+
+def build_and_image(kernel_dir, image_dir, info, src=None, kernconf="XEN", target="amd64", objdir=None,
+                    world=None, stage=lambda name: contextlib.nullcontext()):
+    """FreeBSD's recipe, in one place: the XEN kernel built into kernel_dir
+    (`info` filled as it goes, result.json's "build") and, unless image_dir
+    is None, the root image with the target's init made into image_dir.
+    Returns (kernel, disk image or None, the image's record or None)."""
+    with stage("build"):
+        os.makedirs(kernel_dir, exist_ok=True)
+        kernel = build.build_kernel(kernel_dir, info, src=src, kernconf=kernconf, objdir=objdir, target=target)
+    if image_dir is None:
+        return kernel, None, None
+    with stage("image"):
+        made = image.make_image(image_dir, world=world, target=target)
+    return kernel, pathlib.Path(image_dir) / made["image"], made
 
 
 def freebsd_flavour(host, lab=None, lab_config=None):
@@ -47,17 +71,12 @@ def run(args):
     with recorded(args.out, "freebsd") as record:
         out = record.out_dir
         info = record["build"] = {}
-        with record.stage("build"):
-            os.makedirs(os.path.join(out, "kernel"), exist_ok=True)
-            kernel = build.build_kernel(os.path.join(out, "kernel"), info, src=args.src,
-                                        kernconf=args.kernconf, objdir=args.objdir, target=args.target)
-        with record.stage("image"):
-            built = image.make_image(os.path.join(out, "image"), world=args.world, target=args.target)
-    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], cmdline=kernel_cmdline(args.cmdline),
-                      interactive=args.interactive,
+        kernel, disk, built = build_and_image(os.path.join(out, "kernel"), os.path.join(out, "image"), info,
+                                              src=args.src, kernconf=args.kernconf, target=args.target,
+                                              objdir=args.objdir, world=args.world, stage=record.stage)
+    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], interactive=args.interactive,
                       host=args.host, memory_mb=args.memory_mb, lab=freebsd_flavour(args.host, args.lab),
-                      disk=os.path.join(out, "image", built["image"]), out_dir=out,
-                      template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in"))
+                      disk=str(disk), out_dir=out, cmdline=kernel_cmdline(args.cmdline))
     booted = boot(req, progress=lambda line: print(line, flush=True),
                   then=hand_over if args.interactive else None)
     booted["build"] = info
@@ -87,7 +106,7 @@ def add_parser(sub):
     option("--host", default="lab", check=HOST)
     option("--lab", help="the lab's Xen: debug or debian (default: lab.toml [flavours] freebsd)",
            check=labconfig.FLAVOUR_INPUT)
-    option("--memory", dest="memory_mb", default=256, check=MEMORY,
+    option("--memory", dest="memory_mb", default=DEFAULT_MEMORY_MB, check=MEMORY,
            help="guest MiB (the branch's amd64 kernel gets past pmap_bootstrap at 128, not 256)")
     p.add_argument("--interactive", action="store_true",
                    help="after the spec, hand the live console to this terminal (as `xenboot boot`)")

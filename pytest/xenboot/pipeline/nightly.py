@@ -37,7 +37,6 @@ from collections import deque
 from xenboot.build import build, source
 from xenboot.core import inputs, paths, result, tool
 from xenboot.guest import kernelcheck
-from xenboot.image import image
 from xenboot.judge import spec as specs
 from xenboot.pipeline import freebsd
 from xenboot.report import report
@@ -345,14 +344,11 @@ def _freebsd_kernel(kernel, folder, ctx):
         raise NotRun(ctx.source_problem)
     info = {}
     try:
-        built = build.build_kernel(folder, info, src=ctx.src, kernconf=kernel.options["kernconf"],
-                                   objdir=ctx.objdir, target=kernel.options["target"])
+        built, disk, _ = freebsd.build_and_image(folder, folder / "image" if kernel.options["image"] else None,
+                                                 info, src=ctx.src, kernconf=kernel.options["kernconf"],
+                                                 target=kernel.options["target"], objdir=ctx.objdir)
     finally:
         result.write_json(str(folder / "build.json"), info)
-    disk = None
-    if kernel.options["image"]:
-        made = image.make_image(folder / "image", target=kernel.options["target"])
-        disk = folder / "image" / made["image"]
     return built, disk
 
 
@@ -417,14 +413,11 @@ def _unbooted(ctx, row, folder, verdict, message):
 
 
 def _boot_row(ctx, row, folder, kernel, host, host_dir):
-    # FreeBSD boots as `make boot` boots it: root device first in its
-    # environment, its own domain config.
-    is_freebsd = row.kernel.source == "freebsd"
-    req = BootRequest(kernel=kernel["path"], spec=row.spec, host=row.host,
-                      cmdline=freebsd.kernel_cmdline(row.cmdline) if is_freebsd else row.cmdline,
-                      memory_mb=row.memory, disk=kernel["disk"], out_dir=str(folder),
-                      lab_config=ctx.lab_config, lab=row.lab,
-                      template=str(paths.CONFIGS / "xl" / "freebsd.cfg.in") if is_freebsd else None)
+    # FreeBSD boots as `make boot` boots it: the root device first in its
+    # environment.
+    cmdline = freebsd.kernel_cmdline(row.cmdline) if row.kernel.source == "freebsd" else row.cmdline
+    req = BootRequest(kernel=kernel["path"], spec=row.spec, host=row.host, cmdline=cmdline, memory_mb=row.memory,
+                      disk=kernel["disk"], out_dir=str(folder), lab_config=ctx.lab_config, lab=row.lab)
     try:
         data = boot(req, progress=lambda line: ctx.progress(f"{row.id}: {line}"),
                     shared_host=host).data
