@@ -30,7 +30,8 @@ def test_the_figures_count_every_attempt_with_dom0_s_crashes(tmp_path):
     summary = {"finished": "now", "parallel": 4, "seconds": 12.5, "counts": {"retried": 1}, "exit_status": 0,
                "rows": [{"verdict": "PASS", "attempts": [
                             {"verdict": "INFRA", "message": relay, "folder": "boots/soak-0001-1"},
-                            {"verdict": "PASS", "message": "ok", "folder": "boots/soak-0001-2"}]},
+                            {"verdict": "PASS", "message": "ok", "folder": "boots/soak-0001-2",
+                             "share_wait": {"enoent": 2, "seconds": 0.144}}]},
                         {"verdict": "PASS", "attempts": [{"verdict": "PASS", "message": "ok",
                                                           "folder": "boots/soak-0002-1"}]}]}
     load = {"start": 1.0, "end": 2.0, "mean": 1.5, "max": 2.0}
@@ -43,6 +44,8 @@ def test_the_figures_count_every_attempt_with_dom0_s_crashes(tmp_path):
     text = "\n".join(soak.lines(data))
     assert "soak [debug]: 3 boots for 2 rows, 4 at once, in 12 s (load 1.0 at the start" in text
     assert "INFRA 1 of 3 (33.3%)" in text and "xenboot-agent: segfault at 0" in text
+    assert data["share_waits"] == {"boots": 1, "enoent": 2, "max_seconds": 0.144}
+    assert "dom0 saw a just-written guest.cfg only after 2 ENOENT answer(s) in 1 boots (waited at most 0.144 s" in text
 
 
 def test_make_soak_boots_and_counts_and_make_bench_shows_it(tmp_path, monkeypatch):

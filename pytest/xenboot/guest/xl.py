@@ -274,11 +274,12 @@ def event_state(dmesg, domid, xenstore=""):
                                 "vcpu": int(m[6]), "virq": None if m[7] is None else int(m[7])}
     if not ports and not vcpus:
         return None
-    names = {int(port): what for what, port in re.findall(r"/local/domain/\d+/(store|console)/port = \"(\d+)\"", xenstore)}
+    names = {int(port): "xenstore" if what == "store" else what
+             for what, port in re.findall(r"/local/domain/\d+/(store|console)/port = \"(\d+)\"", xenstore)}
     virqs = constants("xen.h", "VIRQ_")
     for port in ports.values():
-        port["name"] = ({"store": "xenstore"}.get(names.get(port["port"]), names.get(port["port"]))
-                        or (f"VIRQ_{virqs.get(port['virq'], port['virq'])}" if port["virq"] is not None else None))
+        virq = port["virq"]
+        port["name"] = names.get(port["port"]) or (None if virq is None else f"VIRQ_{virqs.get(virq, virq)}")
     signalled = any(v["upcall_pending"] for v in vcpus.values())
     lost = [p for p in ports.values() if p["pending"] and not p["masked"] and p["selector"] == 0 and not signalled]
     return {"vcpus": list(vcpus.values()), "ports": list(ports.values()), "lost": [p["port"] for p in lost],

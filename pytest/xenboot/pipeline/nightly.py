@@ -25,6 +25,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -398,7 +399,7 @@ def _record_attempt(ctx, row, folder, data):
     row.attempts.append({"folder": os.path.relpath(folder, ctx.run_dir),
                          "verdict": data["verdict"], "message": data.get("message"),
                          "reached": milestones[-1]["name"] if milestones else None,
-                         "failed_at": data.get("failed_at")})
+                         "failed_at": data.get("failed_at"), "share_wait": data.get("share_wait")})
 
 
 def _unbooted(ctx, row, folder, verdict, message):
@@ -445,7 +446,7 @@ def next_wave(pending, parallel, ports, capacity):
             mine = [h for h in hosts if h[0] == row.lab]
             host = next((h for h in mine if len(h[1]) < ports
                          and sum(r.memory for r in h[1]) + row.memory <= capacity), None)
-            if host is None and len(mine) >= -(-parallel // ports):
+            if host is None and len(mine) >= math.ceil(parallel / ports):
                 waiting.append(row)
                 continue
             if host is None:

@@ -11,7 +11,6 @@ folder and out/soak/last-<flavour>.json, which `make bench` shows.
 """
 import collections
 import functools
-import json
 import os
 import pathlib
 import re
@@ -54,15 +53,6 @@ def dom0_crashes(folder):
     return sorted(set(found))
 
 
-def share_wait(folder):
-    """How long dom0 took to see the boot's guest.cfg in the share (boot.py:
-    `share_wait`), or None when it saw it at once."""
-    try:
-        return json.loads((folder / "result.json").read_text()).get("share_wait")
-    except (OSError, ValueError):
-        return None
-
-
 class LoadSampler:
     """The 1-minute load average while the soak runs."""
 
@@ -101,7 +91,8 @@ def summarize(summary, run_dir, flavour, load):
         causes[key] += 1
         examples.setdefault(key, attempt["folder"])
         crashes.update(dom0_crashes(run_dir / attempt["folder"]))
-    waits = [w for attempt in attempts if (w := share_wait(run_dir / attempt["folder"]))]
+    # How long dom0 took to see a boot's guest.cfg (boot.py `share_wait`).
+    waits = [w for attempt in attempts if (w := attempt.get("share_wait"))]
     rows = collections.Counter(row["verdict"] for row in summary["rows"])
     return {"schema": SCHEMA, "when": summary["finished"], "run_dir": str(run_dir), "flavour": flavour,
             "parallel": summary["parallel"], "rows": len(summary["rows"]), "boots": len(attempts),
