@@ -32,7 +32,7 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
-	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=..."
+	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
@@ -93,7 +93,7 @@ init:
 
 check-log:
 	@test -n $(call q,$(LOG)) || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
-	@$(XENBOOT) check-log $(call q,$(LOG)) --spec $(call q,$(or $(SPEC),generic)) $(if $(OUT),--out $(call q,$(OUT)))
+	@$(XENBOOT) check-log $(call q,$(LOG)) --spec $(call q,$(or $(SPEC),generic)) $(if $(OUT),--out $(call q,$(OUT))) $(if $(KERNEL),--kernel $(call q,$(KERNEL)))
 
 # The whole suite, its 10 slowest tests last (where its minutes go).
 test: deps probe

@@ -152,7 +152,7 @@ def test_crash_facts_name_the_reason_rip_and_cr2(tmp_path):
     listing.write_text("ffffffff80000000 T _start\nffffffff800047e0 t probe_fault\n"
                        "ffffffff80004860 t cmd_help\nffffffff80000000 T _stext\n"
                        "ffffffff80010000 T _etext\n")
-    facts = facts_for(1, Symbols(str(listing)))
+    facts = facts_for(1, Symbols.read(str(listing)))
     assert facts["fault_in"] == "create_bounce_frame"
     assert facts["rip"] == "0xffffffff80004809" and facts["rip_symbol"] == "probe_fault+0x29"
     assert facts["cr2"] == "0xdeadb000"
@@ -194,14 +194,14 @@ def test_symbols_come_from_kernel_debug_beside_a_stripped_kernel(tmp_path):
     subprocess.run(["strip", "-o", str(kernel), PROBE], check=True)
     subprocess.run(["cp", PROBE, str(kernel) + ".debug"], check=True)
     _stage_kernel(kernel.read_bytes(), str(share), str(kernel))
-    assert "probe_fault" in Symbols(str(share / "kernel.syms")).functions
+    assert "probe_fault" in Symbols.read(str(share / "kernel.syms")).functions
 
 
 def test_symbols_name_only_addresses_inside_the_text(tmp_path):
     listing = tmp_path / "kernel.syms"
     listing.write_text("ffffffff80000000 T _start\nffffffff80000100 t f\n"
                        "ffffffff80000000 T _stext\nffffffff80000200 T _etext\n")
-    symbols = Symbols(str(listing))
+    symbols = Symbols.read(str(listing))
     assert symbols.name(0xffffffff80000000) == "_start"
     assert symbols.name(0xffffffff80000104) == "f+0x4"
     assert symbols.name(0xffffffff80000200) is None and symbols.name(0x1000) is None

@@ -20,14 +20,11 @@ import shutil
 import signal
 import threading
 
-from elftools.elf.constants import P_FLAGS
-from elftools.elf.elffile import ELFFile
-
 from xenboot.console import console, xenconsole
 from xenboot.core import inputs, paths, result, terminal, tool
-from xenboot.guest import kernelcheck, xl
+from xenboot.guest import kernelcheck, symbolize, xl
 from xenboot.judge import spec as specs
-from xenboot.guest.symbols import Symbols
+from xenboot.guest.symbols import Symbols, text_bounds
 from xenboot.core.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.host.hosts import HOST, LocalXenHost, check_host_kind
 from xenboot.host.lab import config as labconfig
@@ -121,6 +118,7 @@ class Target:
         has, in the room the run folder kept for them."""
         self.record.release_reserve()
         _write_reproducer(self.out, self.req, self.record)
+        _symbolize(self.record, self.out)
         self.record.finish(self.verdict or Verdict.INFRA, self.message)
 
     @contextlib.contextmanager
@@ -143,6 +141,23 @@ class Target:
             raise
         finally:
             self.finish()
+
+
+def _symbolize(record, out):
+    """The symbolize stage, once the console is complete: every kernel
+    address of the run named (guest/symbolize.py) in result.json
+    `symbolized` and console.decoded.log. A boot refused before its kernel
+    was staged has nothing to name; a failure to name is recorded, never
+    the run's verdict."""
+    staged = os.path.join(out, "share", "kernel")
+    if not os.path.isfile(staged):
+        return
+    with record.stage("symbolize"):
+        try:
+            symbolizer = symbolize.Symbolizer(symbolize.debug_file(record["kernel"]["path"], staged))
+            record["symbolized"] = symbolize.decode_run(symbolizer, record.data, os.path.join(out, "console.log"), out)
+        except HarnessError as e:
+            record["symbolized"] = {"error": e.message}
 
 
 def booted(req, progress=print, shared_host=None):
@@ -208,26 +223,12 @@ def _stage_kernel(elf, share, kernel_path):
     staged = os.path.join(share, "kernel")
     with open(staged, "wb") as f:
         f.write(elf)
-    debug = kernel_path + ".debug"
     # No symbols only costs xenctx its names; no nm at all is a missing package.
-    syms = tool.run(["nm", "-n", debug if os.path.isfile(debug) else staged], "reading the kernel's symbols",
+    syms = tool.run(["nm", "-n", symbolize.debug_file(kernel_path, staged)], "reading the kernel's symbols",
                     check=False)
     if syms.returncode == 0 and syms.stdout:
         with open(os.path.join(share, "kernel.syms"), "w") as f:
-            f.write(syms.stdout + _text_bounds(staged))
-
-
-def _text_bounds(elf_path):
-    """`_stext`/`_etext` lines for xenctx, which names only addresses
-    between them (Linux's names; FreeBSD and the probe have others)."""
-    with open(elf_path, "rb") as f:
-        text = [s.header for s in ELFFile(f).iter_segments()
-                if s.header.p_type == "PT_LOAD" and s.header.p_flags & P_FLAGS.PF_X]
-    if not text:
-        return ""
-    start = min(h.p_vaddr for h in text)
-    end = max(h.p_vaddr + h.p_memsz for h in text)
-    return f"{start:016x} T _stext\n{end:016x} T _etext\n"
+            f.write(syms.stdout + text_bounds(staged))
 
 
 def _make_host(req, out, share, progress):
@@ -298,7 +299,7 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         outcome = target.session.judge()
     if outcome.verdict is Verdict.INFRA:
         record["failed_step"] = "console"
-    report = xen.conclude(outcome, Symbols(watcher.symbols).name)
+    report = xen.conclude(outcome, Symbols.read(watcher.symbols).name)
     if report is not None:
         record["xen"] = report
     outcome.to_result(record)
@@ -406,7 +407,7 @@ def _frames(xenctx, symbols):
     """The return addresses in xenctx's stack trace, innermost first, as
     function+offset: only words that land in a function (an nm text
     symbol), not the stack's own addresses or data."""
-    symbols = Symbols(symbols)
+    symbols = Symbols.read(symbols)
     trace = xenctx.split("Stack Trace:", 1)[-1]
     # Named again from the address: xenctx names a 32-bit guest's zero words
     # as the symbol 4 GiB below them (hypercall_page+0x3ffa5000).
@@ -530,5 +531,8 @@ def summarize(record):
     frames = (data.get("diagnosis") or {}).get("frames")
     if frames:
         print(f"  where the guest was (xenctx): {' < '.join(frames[:6])}")
+    rip = (data.get("symbolized") or {}).get("rip")
+    if rip and rip["line"]:
+        print(f"  where Xen stopped it (RIP): {rip['name']} at {rip['line']}")
     where = f" at {data['failed_at']}" if data.get("failed_at") else ""
     print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

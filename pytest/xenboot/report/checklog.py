@@ -11,7 +11,9 @@ Without it there are no timestamps and no deadlines, and the log's end is
 the domain's end given by --end-reason. A run folder's console.jsonl is
 used when it is beside the log, and so is what Xen said about the domain
 (the recorded result.json's `xen`, else xen.log): the verdict quotes Xen
-as the live run's did.
+as the live run's did. With --kernel every kernel address is named from
+that kernel's symbols and DWARF (its kernel.debug when beside it), as a boot
+does: result.json `symbolized` and console.decoded.log in the out folder.
 """
 import functools
 import json
@@ -19,6 +21,7 @@ import os
 
 from xenboot.console import xenconsole
 from xenboot.core import inputs
+from xenboot.guest import kernelcheck, symbolize
 from xenboot.console.console import conclude_diagnosis
 from xenboot.core.errors import BadInput, HarnessError, Verdict
 from xenboot.judge.matcher import XEN, Judge, Scanner
@@ -47,6 +50,8 @@ def add_parser(subparsers):
     option("--jsonl", help="the run's console.jsonl, for timestamps and the domain's end"
                             " (default: the one beside LOG, if any)", check=JSONL_FILE)
     option("--out", help="folder for result.json and junit.xml (default: check-log/ next to LOG)", check=OUT)
+    option("--kernel", help="the kernel that printed the log: its addresses are named (file:line with DWARF)",
+           check=kernelcheck.KERNEL_FILE)
     option("--end-reason", check=inputs.Choice(END_REASONS),
            help=f"how the domain ended where the log ends ({', '.join(END_REASONS)}); 'alive': the recording"
                 " stopped while it ran (default: the end --jsonl records, else alive"
@@ -84,10 +89,25 @@ def run(args):
                 record["xen"] = xen
                 xenconsole.quote_in_verdict(outcome, xen)
         outcome.to_result(record)
+        if args.kernel:
+            with record.stage("symbolize"):
+                record["symbolized"] = _symbolized(args.kernel, record, args.log, args.out)
         verdict, message = outcome.verdict, outcome.message
     except HarnessError as e:
         verdict, message = e.verdict, e.message
     return _finish(record, verdict, message)
+
+
+def _symbolized(kernel, record, log, out):
+    """The log's addresses named from `kernel` (a bzImage's ELF unpacked
+    into `out`, as a boot stages it)."""
+    info, elf = kernelcheck.inspect_kernel(kernel)
+    path = symbolize.debug_file(kernel)
+    if path == kernel and info["format"] != "elf":
+        path = os.path.join(out, "kernel.elf")
+        with open(path, "wb") as f:
+            f.write(elf)
+    return symbolize.decode_run(symbolize.Symbolizer(path), record.data, log, out)
 
 
 def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):

@@ -23,8 +23,8 @@ TAIL_LINES = 25
 TAIL_BYTES = 32 * 1024
 MAX_SENDS = 100
 # The files of a boot folder worth a link, in the order shown.
-BOOT_FILES = ("console.log", "console.jsonl", "result.json", "junit.xml", "xen.log", "host.log",
-              "console.xenconsoled.log", "reproduce.sh")
+BOOT_FILES = ("console.log", "console.decoded.log", "console.jsonl", "result.json", "junit.xml", "xen.log",
+              "host.log", "console.xenconsoled.log", "reproduce.sh")
 # Only the head of a console.jsonl line is read for most records; a flood
 # can make the file large.
 _JSONL_HEAD = re.compile(rb'^\{"t": (-?[0-9.eE+-]+|null), "dir": "(\w+)"')
@@ -385,9 +385,15 @@ def boot_section(run_dir, row):
         parts.append(f"<p>Earlier attempts (INFRA, retried on a fresh host):</p><ul>{earlier}</ul>")
     parts.append("<h4>Timeline since unpause</h4>" + timeline_svg(data, events))
     parts.append(stages_svg(data.get("durations")))
-    tail = console_tail(run_dir / folder / "console.log", TAIL_LINES, TAIL_BYTES)
+    # The symbolize stage's text where it named addresses: each kernel
+    # address with its function and file:line (result.json keeps the raw).
+    decoded = data.get("symbolized") or {}
+    console = "console.decoded.log" if decoded.get("console") else "console.log"
+    tail = console_tail(run_dir / folder / console, TAIL_LINES, TAIL_BYTES)
     parts.append(f"<h4>Last console lines</h4><pre>{esc(chr(10).join(tail)) or '(no console output)'}</pre>")
-    replies = data.get("debugger") or []
+    if decoded.get("note"):
+        parts.append(f'<p class="muted">{esc(decoded["note"])}</p>')
+    replies = decoded.get("debugger") or data.get("debugger") or []
     if replies:
         parts.append("<h4>Debugger replies</h4>" + "".join(
             f"<details open><summary><code>{esc(r.get('command'))}</code></summary>"
@@ -395,10 +401,11 @@ def boot_section(run_dir, row):
     xen = data.get("xen") or {}
     if xen.get("messages"):
         parts.append(f"<h4>Xen's messages about the domain (xen.log)</h4>"
-                     f"<pre>{esc(chr(10).join(xen['messages']))}</pre>")
+                     f"<pre>{esc(chr(10).join(decoded.get('xen') or xen['messages']))}</pre>")
     diagnosis = data.get("diagnosis") or {}
     if diagnosis.get("xenctx"):
-        parts.append(f"<h4>Xen's view of the guest (xenctx)</h4><pre>{esc(chr(10).join(diagnosis['xenctx']))}</pre>")
+        xenctx = decoded.get("xenctx") or diagnosis["xenctx"]
+        parts.append(f"<h4>Xen's view of the guest (xenctx)</h4><pre>{esc(chr(10).join(xenctx))}</pre>")
     parts.append("</section>")
     return "".join(parts)
 
