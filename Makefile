@@ -28,11 +28,11 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB)))
 
-.PHONY: help deps lab lab-clean shell console probe init boot kernel image pin test bench soak check-log nightly bisect test-fast
+.PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly bisect test-fast
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
-	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
+	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
@@ -49,6 +49,10 @@ lab-clean:
 # default the newest); Ctrl-] leaves, the boot goes on.
 console:
 	@$(XENBOOT) console $(if $(OUT),$(call q,$(OUT)))
+
+# gdb on the domain of a running boot (LAB=debug: Xen's gdbsx), with its kernel.
+gdb:
+	@$(XENBOOT) gdb $(if $(OUT),$(call q,$(OUT)))
 
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps

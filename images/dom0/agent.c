@@ -28,11 +28,15 @@
  * a guest's console pty to the virtio-serial port named PORT and back, over
  * one read-write descriptor (two opens of a port lose host input).
  * `xenboot-agent shell PORT` relays a login shell on a new pty the same way,
- * for a person at the harness's terminal. `xenboot-agent serve -` serves
+ * for a person at the harness's terminal. `xenboot-agent connect TCPPORT
+ * PORT` relays a connection to 127.0.0.1:TCPPORT the same way: gdbsx, Xen's
+ * gdb server for a domain, listens only on TCP, and dom0's loopback is its
+ * only network. `xenboot-agent serve -` serves
  * on standard input, one read-write socket: how the tests drive a native
  * build of the agent.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -410,6 +416,34 @@ static int shell(const char *port_name)
 	return 0;
 }
 
+/* gdbsx listens a moment after it starts: tried for this long. */
+#define CONNECT_TRIES 100
+#define CONNECT_WAIT_US 100000
+
+static int connect_relay(const char *tcp_port, const char *port_name)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_port = htons((unsigned short)atoi(tcp_port)),
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int port = open_port_or_die(port_name);
+
+	for (int try = 0;; try++) {
+		int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (sock < 0)
+			die("socket");
+		if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+			printf("connect 127.0.0.1:%s <-> %s\n", tcp_port, port_name);
+			fflush(stdout);
+			return relay_fds(sock, port);
+		}
+		if (try == CONNECT_TRIES)
+			die("connect");
+		close(sock);
+		usleep(CONNECT_WAIT_US);
+	}
+}
+
 static int serve(const char *port_name)
 {
 	/* One request's line. One too long for it is answered from its start
@@ -506,6 +540,9 @@ int main(int argc, char **argv)
 		return serve(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "shell") == 0)
 		return shell(argv[2]);
-	fprintf(stderr, "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT\n");
+	if (argc == 4 && strcmp(argv[1], "connect") == 0)
+		return connect_relay(argv[2], argv[3]);
+	fprintf(stderr, "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT"
+		" | connect TCPPORT PORT\n");
 	return 2;
 }

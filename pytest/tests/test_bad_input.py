@@ -50,7 +50,7 @@ TABLE = {
               "--size": CHOICE, "--out": RUN_FOLDER},
     # A silent guest's console.log is empty, and still judged.
     "check-log": {"LOG": tuple(k for k in FILE if k != "empty"), "--spec": TEXT_FILE, "--jsonl": TEXT_FILE,
-                  "--out": RUN_FOLDER, "--end-reason": CHOICE},
+                  "--out": RUN_FOLDER, "--end-reason": CHOICE, "--kernel": FILE},
     # No bench history yet is no --bench-dir folder yet.
     "nightly": {"--matrix": TEXT_FILE, "--kernels": FOLDER, "--glob": TEXT + ("absolute pattern",),
                 "--spec": TEXT_FILE, **LAB, "--out": RUN_FOLDER, "--parallel": NUMBER, "--host": CHOICE,
@@ -64,6 +64,7 @@ TABLE = {
     **{f"lab {name}": LAB for name in ("build", "status", "clean", "prune", "shell")},
     "lab exec": {"--share": FOLDER, "--timeout": NUMBER, "ARGV": ("control character",), **LAB},
     "console": {"OUT": FOLDER},
+    "gdb": {"OUT": FOLDER},
     "report": {"RUN_DIR": FOLDER},
     "pin": {"REV": TEXT},
 }

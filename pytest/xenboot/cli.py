@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "xenboot.report.checklog",
     "xenboot.pipeline.freebsd",
     "xenboot.console.mirror",
+    "xenboot.guest.gdb",
     "xenboot.pipeline.nightly",
     "xenboot.report.report",
     "xenboot.pipeline.bisect",

@@ -6,16 +6,13 @@ run folder's path is too long for a socket address). Every byte the guest
 prints goes to each client too; what a client types goes to the guest
 through the console session, so console.log and console.jsonl keep both.
 """
-import os
 import socket
-import tempfile
 import threading
 
-from xenboot.core import inputs, paths, terminal
+from xenboot.core import inputs, paths, sockets, terminal
 from xenboot.core.errors import BadInput
 
 SOCKET_NAME = "console.sock"
-SUN_PATH_MAX = 100  # sun_path holds 108 bytes; keep a margin
 SLOW_CLIENT = 5  # seconds a client may hold up the console before it is dropped
 
 
@@ -24,20 +21,8 @@ class ConsoleMirror:
         self.send = send
         self.clients = []
         self.lock = threading.Lock()
-        self.link = os.path.join(run_dir, SOCKET_NAME)
-        self.private = None
-        path = self.link
-        if len(path) > SUN_PATH_MAX:
-            self.private = tempfile.mkdtemp(prefix="xenboot-console-")
-            path = os.path.join(self.private, SOCKET_NAME)
-            os.symlink(path, self.link)
-        self.path = path
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if os.path.exists(path):
-            os.unlink(path)  # left by a run of this folder that was killed
-        self.listener.bind(path)
-        os.chmod(path, 0o600)
-        self.listener.listen(4)
+        self.socket = sockets.RunSocket(run_dir, SOCKET_NAME)
+        self.listener = self.socket.listener
         threading.Thread(target=self._accept, name="console-mirror", daemon=True).start()
 
     def _accept(self):
@@ -81,22 +66,17 @@ class ConsoleMirror:
                 self._drop(client)
 
     def close(self):
-        self.listener.close()
+        self.socket.close()
         with self.lock:
             clients, self.clients = self.clients, []
         for client in clients:
             client.close()
-        for path in (self.path, self.link):
-            if os.path.lexists(path):
-                os.unlink(path)
-        if self.private:
-            os.rmdir(self.private)
 
 
 def connect(run_dir):
     """A client socket on the live console of the run in `run_dir`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(os.path.realpath(os.path.join(run_dir, SOCKET_NAME)))
+    sock.connect(sockets.address(run_dir, SOCKET_NAME))
     return sock
 
 

@@ -40,11 +40,15 @@ def _run(argv, what, **options):
         raise missing(argv[0], what) from None
 
 
-def run(argv, what, cwd=None, env=None, check=True, input=None):
+def run(argv, what, cwd=None, env=None, check=True, input=None, timeout=None):
     """subprocess.run with text output captured (and `input` its stdin). A tool that is not installed,
-    or (with `check`) that fails, is an InfraError naming `what`, the
-    package to install, or the tool's last line of complaint."""
-    proc = _run(argv, what, cwd=cwd, env=env, capture_output=True, text=True, input=input)
+    or (with `check`) that fails, or outlives `timeout` seconds (then it is
+    killed), is an InfraError naming `what`, the package to install, or the
+    tool's last line of complaint."""
+    try:
+        proc = _run(argv, what, cwd=cwd, env=env, capture_output=True, text=True, input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise InfraError(f"{what}: no answer in {timeout:g} s") from None
     if check and proc.returncode != 0:
         raise InfraError(f"{what} failed: {last_line(proc.stderr)}")
     return proc

@@ -22,7 +22,7 @@ import threading
 
 from xenboot.console import console, xenconsole
 from xenboot.core import inputs, paths, result, terminal, tool
-from xenboot.guest import kernelcheck, symbolize, xl
+from xenboot.guest import gdb, kernelcheck, symbolize, xl
 from xenboot.judge import spec as specs
 from xenboot.guest.symbols import Symbols, text_bounds
 from xenboot.core.errors import BadInput, HarnessError, InfraError, Verdict
@@ -223,9 +223,12 @@ def _stage_kernel(elf, share, kernel_path):
     staged = os.path.join(share, "kernel")
     with open(staged, "wb") as f:
         f.write(elf)
+    debug = symbolize.debug_file(kernel_path, staged)
+    if debug != staged:
+        # For gdb (gdb.kernel_in): the DWARF of a stripped kernel.
+        os.symlink(os.path.abspath(debug), os.path.join(share, "kernel.debug"))
     # No symbols only costs xenctx its names; no nm at all is a missing package.
-    syms = tool.run(["nm", "-n", symbolize.debug_file(kernel_path, staged)], "reading the kernel's symbols",
-                    check=False)
+    syms = tool.run(["nm", "-n", debug], "reading the kernel's symbols", check=False)
     if syms.returncode == 0 and syms.stdout:
         with open(os.path.join(share, "kernel.syms"), "w") as f:
             f.write(syms.stdout + text_bounds(staged))
@@ -295,6 +298,11 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     mirror = ConsoleMirror(out, target.session.send_bytes)
     teardown.callback(mirror.close)
     target.session.tee = mirror.broadcast
+    gdb_server = None
+    if hasattr(host, "attach_gdbsx"):
+        bits = gdb.BITS[record["kernel"]["guest_type"]]
+        gdb_server = gdb.GdbServer(out, lambda: host.attach_gdbsx(domain.domid, bits))
+        teardown.callback(gdb_server.close)
     with record.stage("console"):
         outcome = target.session.judge()
     if outcome.verdict is Verdict.INFRA:
@@ -303,7 +311,24 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     if report is not None:
         record["xen"] = report
     outcome.to_result(record)
+    if gdb_server and outcome.verdict in GDB_VERDICTS:
+        with record.stage("gdb"):
+            record["gdb"] = _gdb_record(gdb_server, out)
     target.verdict, target.message = outcome.verdict, outcome.message
+
+
+# Verdicts whose domain is still there to look at: crashed and preserved,
+# at db>, or quiet.
+GDB_VERDICTS = {Verdict.CRASH, Verdict.PANIC, Verdict.DEBUGGER, Verdict.HANG, Verdict.TIMEOUT}
+
+
+def _gdb_record(server, out):
+    """result.json `gdb`: a batch gdb session on the failed domain, or why
+    there is none (never the verdict's business)."""
+    try:
+        return gdb.batch(gdb.kernel_in(out), server.path)
+    except HarnessError as e:
+        return {"error": "; ".join([e.message, *server.errors])}
 
 
 def _report_match(event, progress):
@@ -534,5 +559,8 @@ def summarize(record):
     rip = (data.get("symbolized") or {}).get("rip")
     if rip and rip["line"]:
         print(f"  where Xen stopped it (RIP): {rip['name']} at {rip['line']}")
+    frames = (data.get("gdb") or {}).get("backtrace")
+    if frames:
+        print(f"  gdb's innermost frame: {frames[0]}")
     where = f" at {data['failed_at']}" if data.get("failed_at") else ""
     print(f"xenboot: {data['verdict']}{where}: {data.get('message') or ''} ({record.out_dir})".rstrip(), flush=True)

@@ -402,6 +402,10 @@ def boot_section(run_dir, row):
     if xen.get("messages"):
         parts.append(f"<h4>Xen's messages about the domain (xen.log)</h4>"
                      f"<pre>{esc(chr(10).join(decoded.get('xen') or xen['messages']))}</pre>")
+    found = data.get("gdb") or {}
+    if found:
+        text = found.get("error") or "\n".join(found.get("backtrace", []) + [""] + found.get("instruction", []))
+        parts.append(f"<h4>gdb on the domain (gdbsx)</h4><pre>{esc(text)}</pre>")
     diagnosis = data.get("diagnosis") or {}
     if diagnosis.get("xenctx"):
         xenctx = decoded.get("xenctx") or diagnosis["xenctx"]

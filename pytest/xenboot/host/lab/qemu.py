@@ -28,6 +28,8 @@ from xenboot.core.text import console_tail
 
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin
 CONTROL_PORT = "xenboot.control"
+# gdbsx of domain N listens on dom0's loopback port BASE+N.
+GDBSX_PORT_BASE = 9000
 DOM0_SHARE = "/share"
 DOM0_HOST_ROOT = "/hostroot"
 # Bump when the machine QEMU is given changes shape for the same inputs.
@@ -320,6 +322,31 @@ class EmbeddedHost:
     def open_shell(self, timeout=30):
         """A shell in dom0 on a pty, relayed to a free port: for a person."""
         return self._attach(lambda port: ["xenboot-agent", "shell", port], "a dom0 shell", timeout)
+
+    def attach_gdbsx(self, domid, bits, timeout=30):
+        """Xen's gdb server for domain `domid` (a `bits`-bit guest) in dom0,
+        its one TCP connection (dom0's loopback) relayed to a free port:
+        the harness's end of a gdb remote-protocol stream. gdbsx pauses
+        the domain until gdb detaches; closing stops gdbsx too."""
+        tcp = str(GDBSX_PORT_BASE + domid)
+        server = self.agent.start(["gdbsx", "-a", str(domid), str(bits), tcp])
+        try:
+            relay = self._attach(lambda port: ["xenboot-agent", "connect", tcp, port], f"gdbsx of domain {domid}",
+                                 timeout)
+        except InfraError as e:
+            server.kill()
+            said = server.text.strip()
+            if "Hyp is NOT enabled" in said:
+                # Xen builds gdbsx's domctls only with CONFIG_DEBUG or EXPERT.
+                raise InfraError(f"gdbsx: the lab's {self.cache.flavour} Xen has no gdbsx support (CONFIG_GDBSX): "
+                                 f"use LAB=debug") from None
+            raise InfraError(f"{e.message}{'; gdbsx: ' + said[-200:] if said else ''}") from None
+
+        def close():
+            relay.close()
+            server.kill()
+            server.done.wait(10)
+        return ConsoleAttachment(relay.sock, relay.relay, close)
 
     def _attach(self, argv_for_port, what, timeout):
         with self.ports_lock:

@@ -1,0 +1,109 @@
+"""gdb on a PV domain through Xen (issue 22): Xen's gdbsx in the lab's dom0
+(debug Xen: gdbsx's hypercalls need CONFIG_DEBUG), relayed over
+virtio-serial, Debian's gdb on this side, the probe (built with -g) as the
+guest. All real: Xen, QEMU, gdbsx, gdb."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pexpect
+import pytest
+
+from xenboot.console import mirror
+from xenboot.core import paths
+
+pytestmark = pytest.mark.lab
+
+XENBOOT = str(paths.REPO / "ci" / "xenboot")
+PROBES = {"pv64": "probe", "pv32pae": str(paths.REPO / "build" / "probe" / "probe-pv32pae")}
+COMMANDS = paths.REPO / "images" / "probe" / "common" / "commands.c"
+
+
+def line_of(text):
+    """The line number of `text` in the probe's common/commands.c."""
+    return next(n for n, line in enumerate(COMMANDS.read_text().splitlines(), 1) if text in line)
+
+
+def boot(out, *args):
+    proc = subprocess.run([XENBOOT, "boot", "--out", str(out), *args], capture_output=True, text=True, timeout=300)
+    return proc, json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.parametrize("guest", sorted(PROBES))
+def test_a_crashed_domain_gets_gdbs_registers_backtrace_and_instruction(tmp_path, guest):
+    proc, result = boot(tmp_path / "run", "--kernel", PROBES[guest], "--lab", "debug",
+                        "--cmdline", "probe.run=fault")
+    assert result["verdict"] == "CRASH", proc.stdout + proc.stderr
+    found = result["gdb"]
+    assert "error" not in found, found
+    fault = line_of("PROBE_UNMAPPED_VA;")
+    assert re.match(rf"#0  probe_fault \(.*\) at common/commands\.c:{fault}$", found["backtrace"][0]), found
+    assert any(" in probe_main " in frame and "common/main.c:" in frame for frame in found["backtrace"])
+    pc = "rip" if guest == "pv64" else "eip"
+    assert any(re.match(rf"{pc}\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <probe_fault\+\d+>", r) for r in found["registers"])
+    assert found["instruction"][0].startswith("=> ") and "<probe_fault+" in found["instruction"][0]
+    # The same RIP Xen reported, named the same way by the symbolize stage.
+    assert result["symbolized"]["rip"]["line"] == f"common/commands.c:{fault}"
+    assert f"gdb's innermost frame: {found['backtrace'][0]}" in proc.stdout
+
+
+def test_without_gdbsx_in_xen_the_record_says_which_lab_has_it(tmp_path):
+    """Debian's release Xen is built without CONFIG_GDBSX."""
+    _, result = boot(tmp_path / "run", "--kernel", "probe", "--cmdline", "probe.run=fault")
+    assert result["verdict"] == "CRASH"
+    assert "has no gdbsx support" in result["gdb"]["error"] and "LAB=debug" in result["gdb"]["error"]
+
+
+def test_make_gdb_stops_the_probe_at_a_breakpoint_and_continues_it(tmp_path):
+    """A developer's session, driven through a pty: gdb on a running boot,
+    a breakpoint on a probe command, hit when the command is typed at
+    probe>, continued; the probe finishes the command and the boot passes."""
+    out = tmp_path / "run"
+    spec = tmp_path / "after-gdb.toml"
+    spec.write_text("hang = 240\n[[milestone]]\nname = \"prompt\"\npattern = '^probe> '\npartial = true\n"
+                    "budget = 60\n[[milestone]]\nname = \"after-gdb\"\npattern = '^after gdb$'\nbudget = 240\n")
+    booting = subprocess.Popen([XENBOOT, "boot", "--out", str(out), "--kernel", "probe", "--lab", "debug",
+                                "--spec", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (b"probe> " in _read(out / "console.log") and (out / "gdb.sock").exists()):
+            assert booting.poll() is None and time.monotonic() < deadline, booting.stdout.read()
+            time.sleep(0.2)
+        gdb = pexpect.spawn(XENBOOT, ["gdb", str(out)], encoding="utf-8", timeout=60,
+                            env=dict(os.environ, TERM="dumb"))
+        try:
+            gdb.expect_exact("(gdb) ")
+            gdb.sendline("break cmd_echo")
+            gdb.expect(r"Breakpoint 1 at 0x[0-9a-f]+: file common/commands\.c, line (\d+)\.")
+            gdb.expect_exact("(gdb) ")
+            gdb.sendline("continue")
+            gdb.expect_exact("Continuing.")
+            with mirror.connect(str(out)) as console:
+                console.sendall(b"echo after gdb\r")
+                gdb.expect(r"Breakpoint 1, cmd_echo \(arg=[^)]*\)\s+at common/commands\.c:(\d+)")
+                assert int(gdb.match.group(1)) == line_of("static void cmd_echo") + 2
+                gdb.expect_exact("(gdb) ")
+                # Stopped: the echo has not happened yet.
+                assert b"\nafter gdb" not in _read(out / "console.log")
+                gdb.sendline("continue")
+                assert booting.wait(120) == 0
+            gdb.sendline("quit")
+            gdb.expect(pexpect.EOF)
+        finally:
+            gdb.close(force=True)
+    finally:
+        if booting.poll() is None:
+            booting.terminate()
+            booting.wait(60)
+    result = json.loads((out / "result.json").read_text())
+    assert result["verdict"] == "PASS" and [m["name"] for m in result["milestones"]] == ["prompt", "after-gdb"]
+    assert not (out / "gdb.sock").exists()
+
+
+def _read(path):
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

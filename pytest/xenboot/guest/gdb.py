@@ -1,0 +1,165 @@
+"""gdb on a domain through Xen, needing nothing in the guest: gdbsx, Xen's
+gdb server, runs in dom0 and its connection is relayed to the harness (the
+lab's virtio-serial ports, like a console); the boot offers it to gdb as a
+unix socket in the run folder, `gdb.sock` (`target remote | relay`).
+Each connection attaches gdbsx anew, which pauses the domain until gdb
+detaches or goes. `make gdb` opens gdb on it; `batch` records what gdb
+sees of a failed guest: registers, backtrace (file:line with DWARF), the
+instruction at the PC. Xen builds gdbsx's hypercalls only into a debug (or
+EXPERT) hypervisor: in the lab, LAB=debug."""
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+
+from xenboot.core import inputs, paths, sockets, terminal, tool
+from xenboot.core.errors import BadInput, HarnessError, InfraError
+
+SOCKET_NAME = "gdb.sock"
+# gdbsx's word size for a guest type.
+BITS = {"xen-3.0-x86_64": 64, "xen-3.0-x86_32p": 32}
+# A batch session's parts, each after its marker line in gdb's output.
+BATCH = (("registers", "info registers"), ("backtrace", "bt 40"), ("instruction", "x/3i $pc"))
+MARK = "@@xenboot-gdb@@"
+
+
+class GdbServer:
+    """The run folder's gdb.sock: each client gets `attach()` (an object with
+    a connected `sock` to gdbsx's stream and `close()`), bridged to it, one
+    client at a time; `errors` keeps why an attach failed."""
+
+    def __init__(self, run_dir, attach):
+        self.attach = attach
+        self.socket = sockets.RunSocket(run_dir, SOCKET_NAME, backlog=1)
+        self.path = self.socket.path
+        self.errors = []
+        self.lock = threading.Lock()
+        self.active = None
+        threading.Thread(target=self._serve, name="gdb-server", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                client, _ = self.socket.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                attachment = self.attach()
+            except HarnessError as e:
+                self.errors.append(e.message)
+                client.close()
+                continue
+            with self.lock:
+                self.active = (client, attachment)
+            _bridge(client, attachment.sock)
+            with self.lock:
+                self.active = None
+            client.close()
+            attachment.close()
+
+    def close(self):
+        self.socket.close()
+        with self.lock:
+            active, self.active = self.active, None
+        if active:
+            # Ends the bridge: gdbsx is stopped, its domain let go.
+            active[0].close()
+            active[1].close()
+
+
+def _bridge(a, b):
+    """Copy both ways until either side ends."""
+    def pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    back = threading.Thread(target=pump, args=(b, a), daemon=True)
+    back.start()
+    pump(a, b)
+    back.join()
+
+
+def target(path):
+    """gdb's command to reach the socket at `path`, through a relay."""
+    relay = [sys.executable, sockets.__file__, path]
+    return "target remote | " + " ".join(shlex.quote(str(a)) for a in relay)
+
+
+def batch(kernel, path, timeout=120):
+    """One gdb -batch session on the domain behind the socket `path`,
+    with `kernel`'s symbols: {registers, backtrace, instruction: [lines],
+    log: gdb's whole output}. gdb leaves at the end, letting the domain
+    go on as it was."""
+    # gdbsx answers at once or not at all (a crashed domain's detach): a
+    # short remote timeout keeps gdb from retrying for long.
+    argv = ["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+            "-ex", "set width 0", "-ex", "set remotetimeout 2", "-ex", target(path)]
+    for name, command in BATCH:
+        argv += ["-ex", f"echo {MARK} {name}\\n", "-ex", command]
+    # disconnect, not detach: gdbsx lets the domain go when gdb leaves, and
+    # a crashed domain's detach is never answered.
+    argv += ["-ex", "disconnect", kernel]
+    proc = tool.run(argv, "gdb on the domain", check=False, timeout=timeout)
+    # gdb -batch goes on after a failed command: the connection's failure is
+    # the line before the first "not being run".
+    proc.stderr = proc.stderr.split("The program is not being run.")[0] or proc.stderr
+    found = {"command": " ".join(c for _, c in BATCH), "log": (proc.stdout + proc.stderr).strip().splitlines()}
+    part = None
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARK):
+            part = found.setdefault(line.split()[1], [])
+        elif part is not None and not line.startswith(("[Inferior ", "Ignoring packet error")):
+            part.append(line)
+    if "registers" not in found or not found["registers"]:
+        raise InfraError(f"gdb on the domain got no registers: {tool.last_line(proc.stderr)}")
+    return found
+
+
+def kernel_in(run_dir):
+    """The kernel gdb reads for a run: the kernel.debug the boot staged
+    beside it, else the staged kernel."""
+    share = os.path.join(run_dir, "share")
+    debug = os.path.join(share, "kernel.debug")
+    return debug if os.path.exists(debug) else os.path.join(share, "kernel")
+
+
+def latest_live_run(root):
+    """The newest run folder under `root` whose domain gdb can reach."""
+    found = sorted(root.glob(f"**/{SOCKET_NAME}"), key=lambda p: p.lstat().st_mtime)
+    if not found:
+        raise BadInput(f"no running boot under {root} offers gdb: start one with `make boot` "
+                       f"(INTERACTIVE=1 keeps it alive), or pass OUT=<its run folder>")
+    return str(found[-1].parent)
+
+
+def open_gdb(args):
+    """gdb with the run's kernel, attached to its live domain: break,
+    continue, look; quitting gdb detaches and the boot goes on."""
+    terminal.require_tty("make gdb")
+    run_dir = args.out or latest_live_run(paths.out_root())
+    address = sockets.address(run_dir, SOCKET_NAME)
+    if not os.path.exists(address):
+        raise BadInput(f"{run_dir}: its domain is not offered to gdb (no {SOCKET_NAME}): the boot has ended, "
+                       f"or runs on a host without gdbsx (HOST=xl)")
+    argv = ["gdb", "-q", "-ex", "set confirm off", "-ex", target(address), kernel_in(run_dir)]
+    print(f"gdb: on the domain of {run_dir} (it is paused while gdb is attached; quit detaches)", flush=True)
+    try:
+        return subprocess.run(argv).returncode
+    except FileNotFoundError:
+        raise tool.missing("gdb", "make gdb") from None
+
+
+def add_parser(sub):
+    p = sub.add_parser("gdb", help="gdb on the domain of a running boot (through Xen's gdbsx)")
+    inputs.option(p, "out", metavar="OUT", nargs="?", help="its run folder (default: the newest running one)",
+                  check=inputs.Folder("give the run folder of a running boot"))
+    p.set_defaults(func=open_gdb)
