@@ -6,6 +6,7 @@ stack top it returns (the fix the native locore.s has; never committed).
 Without the second, its tests skip with that reason."""
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -37,6 +38,18 @@ def test_the_stock_i386_kernel_crashes_and_the_verdict_quotes_xen(real_tree, tmp
     assert result["host"]["flavour"] == "debug"
     assert result["message"].startswith("Xen: fault in compat_crash_page_fault"), result["message"]
     assert "RIP trap_pfault+0x" in result["message"] and result["xen"]["cr2"]
+    # Issue 22: the RIP's source line, from kernel.debug in the object
+    # folder (sources under /usr/src, the build's prefix map), and gdb's
+    # backtrace through gdbsx agreeing with it.
+    rip = result["symbolized"]["rip"]
+    assert rip["name"] == result["xen"]["rip_symbol"], rip
+    path, line = rip["line"].rsplit(":", 1)
+    assert path == "/usr/src/sys/i386/i386/trap.c", rip
+    source = (pathlib.Path(real_tree) / "sys/i386/i386/trap.c").read_text(errors="replace").splitlines()
+    assert source[int(line) - 1].strip(), rip  # a line of code, not a blank
+    frame = result["gdb"]["backtrace"][0]
+    assert frame.startswith("#0  trap_pfault (") and frame.endswith(f" at {rip['line']}"), result["gdb"]
+    assert result["gdb"]["instruction"][0].startswith(f"=> {rip['address']} <trap_pfault+"), result["gdb"]
 
 
 @pytest.fixture(scope="module")
