@@ -9,7 +9,8 @@ through the console session, so console.log and console.jsonl keep both.
 import socket
 import threading
 
-from xenboot.core import inputs, paths, sockets, terminal
+from xenboot.core import inputs, sockets, terminal
+from xenboot.core.result import newest_live_run
 from xenboot.core.errors import BadInput
 
 SOCKET_NAME = "console.sock"
@@ -80,21 +81,11 @@ def connect(run_dir):
     return sock
 
 
-def latest_live_run(root):
-    """The newest run folder under `root` (nightly boots included) whose
-    console is being offered."""
-    found = sorted(root.glob(f"**/{SOCKET_NAME}"), key=lambda p: p.lstat().st_mtime)
-    if not found:
-        raise BadInput(f"no running boot under {root} offers its console: start one with "
-                       f"`make boot`, or pass OUT=<its run folder>")
-    return str(found[-1].parent)
-
-
 def attach(args):
     """A second terminal on a running boot's guest console; the escape key
     leaves it, the boot goes on."""
     terminal.require_tty("make console")
-    run_dir = args.out or latest_live_run(paths.out_root())
+    run_dir = args.out or newest_live_run(SOCKET_NAME, "its console")
     try:
         sock = connect(run_dir)
     except OSError as e:

@@ -12,7 +12,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from xenboot.core import inputs, paths
-from xenboot.core.errors import HarnessError, Verdict
+from xenboot.core.errors import BadInput, HarnessError, Verdict
 
 SCHEMA = 1
 # Room kept in the run folder for its last words (result.json, junit.xml,
@@ -55,6 +55,18 @@ def run_dir(out=None, kind=None, what="OUT"):
 def out_input(kind=None):
     """The check of a command's --out: its run folder, made."""
     return inputs.RunFolder(lambda value, args, what: run_dir(value, kind, what))
+
+
+def newest_live_run(name, what, hint=""):
+    """The newest run folder under out/ (nightly boots included) that a
+    running boot offers the socket `name` in (`what` it offers, for the
+    error)."""
+    root = paths.out_root()
+    found = sorted(root.glob(f"**/{name}"), key=lambda p: p.lstat().st_mtime)
+    if not found:
+        raise BadInput(f"no running boot under {root} offers {what}: start one with `make boot`{hint}, "
+                       f"or pass OUT=<its run folder>")
+    return str(found[-1].parent)
 
 
 @contextlib.contextmanager

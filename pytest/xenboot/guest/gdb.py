@@ -14,7 +14,8 @@ import subprocess
 import sys
 import threading
 
-from xenboot.core import inputs, paths, sockets, terminal, tool
+from xenboot.core import inputs, sockets, terminal, tool
+from xenboot.core.result import newest_live_run
 from xenboot.core.errors import BadInput, HarnessError, InfraError
 
 SOCKET_NAME = "gdb.sock"
@@ -132,20 +133,11 @@ def kernel_in(run_dir):
     return debug if os.path.exists(debug) else os.path.join(share, "kernel")
 
 
-def latest_live_run(root):
-    """The newest run folder under `root` whose domain gdb can reach."""
-    found = sorted(root.glob(f"**/{SOCKET_NAME}"), key=lambda p: p.lstat().st_mtime)
-    if not found:
-        raise BadInput(f"no running boot under {root} offers gdb: start one with `make boot` "
-                       f"(INTERACTIVE=1 keeps it alive), or pass OUT=<its run folder>")
-    return str(found[-1].parent)
-
-
 def open_gdb(args):
     """gdb with the run's kernel, attached to its live domain: break,
     continue, look; quitting gdb detaches and the boot goes on."""
     terminal.require_tty("make gdb")
-    run_dir = args.out or latest_live_run(paths.out_root())
+    run_dir = args.out or newest_live_run(SOCKET_NAME, "gdb", " (INTERACTIVE=1 keeps it alive)")
     address = sockets.address(run_dir, SOCKET_NAME)
     if not os.path.exists(address):
         raise BadInput(f"{run_dir}: its domain is not offered to gdb (no {SOCKET_NAME}): the boot has ended, "
