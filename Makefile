@@ -26,12 +26,12 @@ q = '$(subst ','\'',$(1))'
 MEMORY_ARG = $(if $(MEMORY),--memory $(call q,$(MEMORY)))
 BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
-	$(if $(LAB),--lab $(call q,$(LAB)))
+	$(if $(LAB),--lab $(call q,$(LAB))) $(if $(NOCORE),--no-core)
 
 .PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly bisect test-fast
 
 help:
-	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1]"
+	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1] [NOCORE=1]"
 	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
@@ -69,7 +69,8 @@ ifeq ($(KERNEL),)
 		$(if $(OUT),--out $(call q,$(OUT))) $(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) \
 		$(if $(KERNCONF),--kernconf $(call q,$(KERNCONF))) $(if $(TARGET),--target $(call q,$(TARGET))) \
 		$(if $(WORLD),--world $(call q,$(WORLD))) $(if $(LAB),--lab $(call q,$(LAB))) \
-		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) $(MEMORY_ARG) $(if $(INTERACTIVE),--interactive)
+		$(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) $(MEMORY_ARG) $(if $(INTERACTIVE),--interactive) \
+		$(if $(NOCORE),--no-core)
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
 		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)

@@ -107,3 +107,26 @@ def _read(path):
         return path.read_bytes()
     except FileNotFoundError:
         return b""
+
+
+def test_a_crashed_domain_leaves_its_core_and_no_core_keeps_none(tmp_path, debian_vmlinuz):
+    """Linux publishes its p2m list, which xl dump-core walks; with
+    xen_legacy_crash its panic crashes the domain (on_crash preserve)."""
+    proc, result = boot(tmp_path / "run", "--kernel", debian_vmlinuz, "--cmdline", "console=hvc0 xen_legacy_crash")
+    assert result["domain"]["end"] == "crash", proc.stdout + proc.stderr
+    core = tmp_path / "run" / "core.xen"
+    assert result["core"] == {"file": "core.xen", "bytes": core.stat().st_size}, result["core"]
+    sections = subprocess.run(["readelf", "-SW", str(core)], capture_output=True, text=True, check=True).stdout
+    pages = re.search(r"\.xen_pages\s+PROGBITS\s+\S+\s+\S+\s+(\S+)", sections)
+    assert ".xen_prstatus" in sections and ".xen_p2m" in sections and pages, sections
+    assert int(pages.group(1), 16) == 128 << 20  # the guest's memory, every page
+    assert not (tmp_path / "run" / "share" / "core.xen").exists()
+
+
+def test_a_guest_without_a_p2m_list_gets_why_and_no_core_is_opt_out(tmp_path):
+    _, result = boot(tmp_path / "run", "--kernel", "probe", "--cmdline", "probe.run=fault")
+    assert "had not published its p2m list" in result["core"]["error"]
+    assert not (tmp_path / "run" / "core.xen").exists()
+    _, result = boot(tmp_path / "quiet", "--kernel", "probe", "--cmdline", "probe.run=fault", "--no-core")
+    assert result["domain"]["end"] == "crash" and "core" not in result
+    assert "--no-core" in (tmp_path / "quiet" / "reproduce.sh").read_text()

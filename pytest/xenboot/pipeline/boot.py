@@ -60,6 +60,8 @@ class BootRequest:
     lab: str = None
     template: str = None
     interactive: bool = False
+    # A crashed domain's memory kept as core.xen (xl dump-core).
+    core: bool = True
 
 
 class Terminated(BaseException):
@@ -364,6 +366,8 @@ def _tear_down_domain(target, name):
                os.path.join(target.out, "console.xenconsoled.log"))
         if target.verdict in DOM0_SIDE:
             _keep_dom0_side(target, "dom0")
+        if record["domain"]["end"] == "crash" and target.req.core:
+            record["core"] = _dump_core(target)
         try:
             domain.destroy()
         except HarnessError as e:
@@ -371,6 +375,45 @@ def _tear_down_domain(target, name):
             # it are recorded (the next guest on this host meets it).
             record["domain"]["destroy_error"] = e.message
             _keep_dom0_side(target, "dom0-after-destroy")
+
+
+# A core is the guest's memory, copied out of dom0 at about 2 MiB/s under
+# TCG (128 MiB: a minute): above this it is not kept (--no-core: never).
+CORE_CAP_MB = 256
+CORE_FILE = "core.xen"
+
+
+def _dump_core(target):
+    """result.json `core`: `xl dump-core` of the crashed domain (preserved
+    until teardown, whatever the verdict: a panic may end in a crash) written through the share into the run folder as
+    core.xen, Xen's own ELF core format (README: reading it), or why not."""
+    memory = target.req.memory_mb
+    if memory > CORE_CAP_MB:
+        return {"skipped": f"the guest's {memory} MiB is over the {CORE_CAP_MB} MiB cap on a kept core"}
+    staged = os.path.join(target.out, "share", CORE_FILE)
+    # libxc writes the guest's pages straight from their foreign mapping,
+    # which a 9p share refuses (EFAULT): through a FIFO, cat copies them.
+    fifo = f"/tmp/xenboot-core-{target.domain.domid}"
+    script = (f"rm -f {fifo} && mkfifo {fifo} && {{ cat {fifo} > {shlex.quote(target.host.stage_file(staged))} & }}"
+              f" && xl dump-core {target.domain.domid} {fifo}; status=$?; wait; rm -f {fifo}; exit $status")
+    try:
+        job = target.host.run(["sh", "-c", script], timeout=300, check=False)
+    except HarnessError as e:
+        return {"error": e.message}
+    if job.status != 0:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
+        if "p2m_size < nr_pages" in job.text:
+            # libxc walks the guest's own pfn-to-mfn list; a kernel that
+            # crashed before publishing it (the probe, FreeBSD's early
+            # crashes) leaves nothing to walk.
+            return {"error": "xl dump-core: the guest had not published its p2m list (shared_info's max_pfn, "
+                             "pfn_to_mfn_frame_list_list) when it crashed"}
+        said = "; ".join(line.strip() for line in job.text.splitlines() if line.strip())
+        return {"error": f"xl dump-core exited {job.status}: {said[-400:]}"}
+    path = os.path.join(target.out, CORE_FILE)
+    os.replace(staged, path)
+    return {"file": CORE_FILE, "bytes": os.path.getsize(path)}
 
 
 def _keep_dom0_side(target, folder):
@@ -471,6 +514,8 @@ def _write_reproducer(out, req, record):
     given = {k: os.path.abspath(v) for k, v in given.items() if v and _usable(REPRODUCED[k], v)}
     argv = ["ci/xenboot", "boot", "--cmdline", req.cmdline, "--host", req.host,
             "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
+    if not req.core:
+        argv.append("--no-core")
     flavour = (record.get("host") or {}).get("flavour") or req.lab
     if flavour:
         argv += ["--lab", flavour]
@@ -511,7 +556,13 @@ def add_parser(sub):
     option("--template", help="xl domain config template (default configs/xl/pv.cfg.in)", check=xl.TEMPLATE)
     p.add_argument("--interactive", action="store_true",
                    help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
+    add_core_option(p)
     p.set_defaults(func=_command, refuse=_refuse)
+
+
+def add_core_option(parser):
+    parser.add_argument("--no-core", dest="core", action="store_false",
+                        help=f"keep no core.xen of a crashed domain (kept up to {CORE_CAP_MB} MiB of guest memory)")
 
 
 def _request(args):

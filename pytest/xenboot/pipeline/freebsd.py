@@ -17,7 +17,7 @@ from xenboot.build import build, source
 from xenboot.core import inputs, result
 from xenboot.image import image
 from xenboot.judge import spec as specs
-from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, boot, hand_over, summarize
+from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, add_core_option, boot, hand_over, summarize
 from xenboot.host.hosts import HOST
 from xenboot.host.lab import config as labconfig
 from xenboot.core.result import recorded
@@ -74,7 +74,7 @@ def run(args):
         kernel, disk, built = build_and_image(os.path.join(out, "kernel"), os.path.join(out, "image"), info,
                                               src=args.src, kernconf=args.kernconf, target=args.target,
                                               objdir=args.objdir, world=args.world, stage=record.stage)
-    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], interactive=args.interactive,
+    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], interactive=args.interactive, core=args.core,
                       host=args.host, memory_mb=args.memory_mb, lab=freebsd_flavour(args.host, args.lab),
                       disk=str(disk), out_dir=out, cmdline=kernel_cmdline(args.cmdline))
     booted = boot(req, progress=lambda line: print(line, flush=True),
@@ -110,5 +110,6 @@ def add_parser(sub):
            help="guest MiB (the branch's amd64 kernel gets past pmap_bootstrap at 128, not 256)")
     p.add_argument("--interactive", action="store_true",
                    help="after the spec, hand the live console to this terminal (as `xenboot boot`)")
+    add_core_option(p)
     option("--out", help="run folder (default out/<UTC time>-<id>)", check=result.out_input())
     p.set_defaults(func=run)

@@ -332,7 +332,7 @@ class EmbeddedHost:
         server = self.agent.start(["gdbsx", "-a", str(domid), str(bits), tcp])
         try:
             relay = self._attach(lambda port: ["xenboot-agent", "connect", tcp, port], f"gdbsx of domain {domid}",
-                                 timeout)
+                                 timeout, serving=server)
         except InfraError as e:
             server.kill()
             said = server.text.strip()
@@ -348,7 +348,7 @@ class EmbeddedHost:
             server.done.wait(10)
         return ConsoleAttachment(relay.sock, relay.relay, close)
 
-    def _attach(self, argv_for_port, what, timeout):
+    def _attach(self, argv_for_port, what, timeout, serving=None):
         with self.ports_lock:
             if not self.free_ports:
                 raise InfraError(f"all {len(self.consoles)} console ports are in use: "
@@ -358,8 +358,12 @@ class EmbeddedHost:
         relay = self.agent.start(argv_for_port(console_port(index)),
                                  on_output=lambda stream, data: stream != "err" and started.set())
         # The relay says so once both ends are open: from then on nothing
-        # the other side prints is lost.
-        started.wait(timeout)
+        # the other side prints is lost. A server it connects to (`serving`,
+        # a job) that ends first is its answer.
+        deadline = time.monotonic() + timeout
+        while not started.wait(0.05) and time.monotonic() < deadline:
+            if serving is not None and serving.done.is_set():
+                break
         if relay.done.is_set() or not started.is_set():
             how = (f"exit status {relay.status}" if relay.status is not None else relay.failure
                    or f"no word in {timeout:g} s")
