@@ -49,6 +49,23 @@ def test_a_crashed_domain_gets_gdbs_registers_backtrace_and_instruction(tmp_path
     assert f"gdb's innermost frame: {found['backtrace'][0]}" in proc.stdout
 
 
+def test_a_silent_domain_gets_gdbs_backtrace_agreeing_with_xenctx(tmp_path):
+    """HANG: the guest still runs; gdb's frames are xenctx's, decoded."""
+    spec = tmp_path / "never.toml"
+    spec.write_text("hang = 5\n[[milestone]]\nname = \"never\"\npattern = '^never$'\nbudget = 60\n")
+    _, result = boot(tmp_path / "run", "--kernel", "probe", "--lab", "debug", "--spec", str(spec),
+                     "--cmdline", "probe.run=hang")
+    assert result["verdict"] == "HANG"
+    frames = result["gdb"]["backtrace"]
+    spin = line_of("cpu_relax();")
+    # cpu_relax is inlined into probe_hang_loop: gdb shows both frames, the
+    # symbolize stage the same inlining on xenctx's RIP line.
+    assert "in cpu_relax () at arch/x86/include/arch/cpu.h:" in frames[0], frames
+    assert frames[1].startswith("#1  probe_hang_loop (") and frames[1].endswith(f"common/commands.c:{spin}")
+    rip = next(line for line in result["symbolized"]["xenctx"] if line.startswith("rip:"))
+    assert f"at common/commands.c:{spin}, inlined: cpu_relax at arch/x86/include/arch/cpu.h:" in rip, rip
+
+
 def test_without_gdbsx_in_xen_the_record_says_which_lab_has_it(tmp_path):
     """Debian's release Xen is built without CONFIG_GDBSX."""
     _, result = boot(tmp_path / "run", "--kernel", "probe", "--cmdline", "probe.run=fault")

@@ -165,18 +165,15 @@ class Symbolizer:
         return found
 
     def decode(self, text):
-        """The text with every kernel address named: (decoded text, the
-        number of lines that changed)."""
-        lines = text.split("\n")
-        tokens = [(_call_sites(line), _tokens(line)) for line in lines]
-        self.locate_all({(self._address(t), call) for call, found in tokens for t in found
-                         if self._address(t) is not None})
-        decoded = [self._decode_line(line, call, found) for line, (call, found) in zip(lines, tokens)]
-        return "\n".join(decoded), sum(a != b for a, b in zip(lines, decoded))
+        """The text with every kernel address named."""
+        return "\n".join(self.decode_lines(text.split("\n")))
 
     def decode_lines(self, lines):
         """decode() of a list of lines, as a list."""
-        return self.decode("\n".join(lines))[0].split("\n")
+        tokens = [(_call_sites(line), _tokens(line)) for line in lines]
+        self.locate_all({(self._address(t), call) for call, found in tokens for t in found
+                         if self._address(t) is not None})
+        return [self._decode_line(line, call, found) for line, (call, found) in zip(lines, tokens)]
 
     def _address(self, token):
         kind, value, match = token
@@ -270,7 +267,7 @@ def decode_run(symbolizer, data, console_log, out):
         found["rip"] = rip.describe()
     replies = [r for r in data.get("debugger") or [] if isinstance(r, dict) and r.get("reply")]
     if replies:
-        found["debugger"] = [{"command": r.get("command"), "reply": symbolizer.decode(r["reply"])[0]}
+        found["debugger"] = [{"command": r.get("command"), "reply": symbolizer.decode(r["reply"])}
                              for r in replies]
     xenctx = (data.get("diagnosis") or {}).get("xenctx")
     if xenctx:
