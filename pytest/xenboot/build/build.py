@@ -366,6 +366,9 @@ def build_kernel(out_dir, info, src=None, kernconf="XEN", objdir=None, system=No
     debug = built.with_name("kernel.debug")
     if debug.is_file():
         info["built"]["debug_sha256"] = kernelcheck.sha256(debug)
+        # Beside the kernel as in the object folder: the boot's symbolize
+        # stage and gdb read its DWARF (a copy: the next build rewrites it).
+        shutil.copyfile(debug, kernel.with_name("kernel.debug"))
     return kernel
 
 
