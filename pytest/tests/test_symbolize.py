@@ -181,3 +181,27 @@ def test_crash_of_the_probe_names_its_faulting_line(tmp_path):
     assert any("(probe_main+" in line for line in symbolized["xen"])
     assert not any(" at " in line for line in result["xen"]["messages"] if line.startswith("RIP:"))
     assert (out / DECODED_CONSOLE).is_file() and symbolized["console"]["lines_decoded"] >= 1
+
+
+def test_the_report_shows_the_decoded_text(tmp_path):
+    """report.html's boot section: the decoded console, Xen's messages,
+    ddb's replies and gdb's frames, where the run has them."""
+    from xenboot.report import report
+    folder = tmp_path / "boots" / "probe-1"
+    folder.mkdir(parents=True)
+    (folder / "console.log").write_text("raw 0xffffffff80006869\n")
+    (folder / DECODED_CONSOLE).write_text("raw 0xffffffff80006869 (probe_fault+0x29 at common/commands.c:87)\n")
+    (folder / "result.json").write_text(json.dumps({
+        "verdict": "CRASH", "message": "m", "xen": {"messages": ["RIP:    e033:[<ffffffff80006869>]"]},
+        "debugger": [{"command": "bt", "reply": "probe_fault() at probe_fault+0x29/frame 0x1"}],
+        "symbolized": {"console": {"file": DECODED_CONSOLE}, "dwarf": False, "note": "symbols only: no DWARF",
+                       "xen": ["RIP:    e033:[<ffffffff80006869>] (probe_fault+0x29)"],
+                       "debugger": [{"command": "bt", "reply": "probe_fault() at probe_fault+0x29/frame 0x1 (at x.c:1)"}]},
+        "gdb": {"backtrace": ["#0  probe_fault () at common/commands.c:87"], "instruction": ["=> 0x1"]}}))
+    row = {"id": "probe-1", "verdict": "CRASH", "outcome": "expected", "kernel": "probe", "spec": "generic",
+           "host": "lab", "cmdline": "", "expect": "CRASH", "folder": "boots/probe-1", "attempts": [{}]}
+    page = report.boot_section(tmp_path, row)
+    for shown in ("(probe_fault+0x29 at common/commands.c:87)", "symbols only: no DWARF",
+                  "[&lt;ffffffff80006869&gt;] (probe_fault+0x29)", "/frame 0x1 (at x.c:1)",
+                  "#0  probe_fault () at common/commands.c:87", "console.decoded.log"):
+        assert shown in page, shown
