@@ -10,8 +10,11 @@ import re
 from re import _constants as sre_constants
 from re import _parser as sre_parser
 
+from xenboot.core import consolelog
+from xenboot.core.consolelog import CONSOLE, XEN
 from xenboot.core.errors import Verdict
 from xenboot.core.text import clean
+from xenboot.judge.verdict import crashed_message
 
 # A line longer than this is cut, so an endless line cannot grow the window.
 MAX_LINE = 64 * 1024
@@ -179,7 +182,7 @@ FATAL_KINDS = {
 
 # Where a line comes from: the guest's console (its PV console ring) or Xen's
 # console (its console_io writes, `(dN) text`). A spec pattern watches one or both.
-CONSOLE, XEN, BOTH = "console", "xen", "both"
+BOTH = "both"
 SOURCES = (CONSOLE, XEN, BOTH)
 
 MATCHING, FATAL_WAIT, SESSION, DONE = "matching", "fatal-wait", "session", "done"
@@ -339,8 +342,7 @@ class Judge:
                 return self._reach(waiting, t, f"domain end: {reason}")
             name = waiting.name
         if reason == "crash":
-            self._finish(Verdict.CRASH, f"the domain crashed while waiting for '{name}'"
-                         " (no panic line seen)", t, failed_at=name)
+            self._finish(Verdict.CRASH, crashed_message(name), t, failed_at=name)
         elif reason == "alive":
             self._finish(Verdict.MILESTONE_MISSING, f"the recording ends while waiting for"
                          f" '{name}'", t, failed_at=name)
@@ -629,8 +631,7 @@ class Judge:
         return {"source": XEN} if self._source == XEN else {}
 
     def _event(self, t, text, **what):
-        self.events.append({"t": _seconds(t), "dir": "match", "source": self._source,
-                            "text": text, **what})
+        self.events.append(consolelog.judged(t, text, source=self._source, **what))
 
     def _finish(self, verdict, message, t, failed_at=None):
         """Ends judging; a verdict a fatal line set stands."""

@@ -13,9 +13,8 @@ import json
 import math
 import os
 import pathlib
-import re
 
-from xenboot.core import inputs
+from xenboot.core import consolelog, inputs
 from xenboot.core.errors import Verdict
 from xenboot.core.text import console_tail
 
@@ -27,7 +26,6 @@ BOOT_FILES = ("console.log", "console.jsonl", "result.json", "junit.xml", "xen.l
               "console.xenconsoled.log", "reproduce.sh")
 # Only the head of a console.jsonl line is read for most records; a flood
 # can make the file large.
-_JSONL_HEAD = re.compile(rb'^\{"t": (-?[0-9.eE+-]+|null), "dir": "(\w+)"')
 RUN_DIR = inputs.Folder("give a nightly run folder (it holds summary.json)")
 # A row's summary is a few KiB; a nightly has tens of rows.
 SUMMARY = inputs.File("summary.json", RUN_DIR.todo, 64 * inputs.MiB, text=True)
@@ -87,27 +85,7 @@ def read_json(path):
 def console_events(path):
     """From console.jsonl: the first and last receive times and what was
     typed (time, text), each time in seconds since unpause."""
-    first = last = None
-    sends = []
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return {"first": None, "last": None, "sends": []}
-    with f:
-        for line in f:
-            m = _JSONL_HEAD.match(line)
-            if not m or m.group(1) == b"null":
-                continue
-            t, kind = float(m.group(1)), m.group(2)
-            if kind == b"recv":
-                first = t if first is None else first
-                last = t
-            elif kind == b"send" and len(sends) < MAX_SENDS:
-                try:
-                    sends.append((t, json.loads(line).get("text", "")))
-                except ValueError:
-                    continue
-    return {"first": first, "last": last, "sends": sends}
+    return consolelog.timing(path, MAX_SENDS)
 
 
 # -- the timeline ----------------------------------------------------------------
