@@ -100,10 +100,12 @@ test: deps probe
 	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 --durations=10 $(PYTEST_ARGS)
 
 # Every test that boots nothing (not marked lab or slow): the loop while
-# editing, under a minute; one test: PYTEST_ARGS='-k NAME' or
+# editing, in FAST_WORKERS processes (more than the cores: they mostly wait
+# on a pty or a child process); one test: PYTEST_ARGS='-k NAME' or
 # `cd pytest && python3 -m pytest tests/test_spec.py::test_NAME`.
-test-fast: probe
-	@$(PYTHON) -m pytest pytest/tests -m "not lab and not slow" -q $(PYTEST_ARGS)
+FAST_WORKERS ?= 4
+test-fast: deps probe
+	@$(PYTHON) -m pytest pytest/tests -m "not lab and not slow" -q -n $(FAST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 bench: deps probe
 	@$(XENBOOT) bench

@@ -232,12 +232,13 @@ class XenConsole:
 
     def wait_for_crash(self, timeout=CRASH_REPORT_WAIT):
         """After a crash, until Xen's report of it (the register dump's
-        RIP) is in, or `timeout`."""
+        RIP) is in, the source has no more to give, or `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            complete = self.source.complete()
             self.poll()
             with self._lock:
-                if any(_RIP.match(m) for m in self.messages):
+                if complete or any(_RIP.match(m) for m in self.messages):
                     return
             time.sleep(POLL)
 
