@@ -8,11 +8,13 @@ script, font or image comes from anywhere: everything is in the page or a
 relative link into the run folder, so the folder can be copied or archived
 as it is. `xenboot report RUN_DIR` writes it again from summary.json.
 """
+import contextlib
 import html
 import json
 import math
 import os
 import pathlib
+import statistics
 
 from xenboot.core import consolelog, inputs
 from xenboot.core.errors import Verdict
@@ -266,12 +268,59 @@ def bench_svg(name, series):
     return "".join(out)
 
 
+# A bench figure this much worse than before is flagged: more than the run
+# to run spread of a shared 2-core machine, less than a real regression.
+WORSE = 1.2
+# Before: the median of the previous runs' medians, up to this many.
+WORSE_BASE_RUNS = 5
+
+
+def bench_history(bench_dir, keep=None):
+    """The bench runs `xenboot bench` kept in bench_dir/history.jsonl, oldest
+    first, the last `keep` of them; a line that is not one (a run killed
+    while writing) is passed over."""
+    runs = []
+    path = pathlib.Path(bench_dir) / "history.jsonl"
+    # Not a file: no history (opening a FIFO would block).
+    if not path.is_file():
+        return runs
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            with contextlib.suppress(ValueError):
+                runs.append(json.loads(line))
+    return runs[-keep:] if keep else runs
+
+
+def worse_than_before(history):
+    """{figure: how many times worse} for the figures of the last bench run
+    (history's last entry) more than WORSE times worse than before it: a
+    time (s) longer, a throughput (MB/s) lower."""
+    if not history:
+        return {}
+    flagged = {}
+    for name, figure in history[-1].get("figures", {}).items():
+        before = [entry["figures"][name]["median"] for entry in history[-1 - WORSE_BASE_RUNS:-1]
+                  if (entry.get("figures", {}).get(name) or {}).get("median")]
+        if not figure.get("median") or not before:
+            continue
+        base = statistics.median(before)
+        ratio = base / figure["median"] if figure.get("unit") == "MB/s" else figure["median"] / base
+        if ratio > WORSE:
+            flagged[name] = round(ratio, 2)
+    return flagged
+
+
 def bench_section(history):
     if not history:
         return ('<p class="muted">No benchmark history (out/bench/history.jsonl): '
                 'run <code>make bench</code> before the nightly to plot it here.</p>')
     names = list(history[-1].get("figures", {}))
+    worse = worse_than_before(history)
     charts = []
+    if worse:
+        charts.append('<p class="unexpected">Worse than the runs before (median of up to '
+                      f'{WORSE_BASE_RUNS}): ' + ", ".join(f"{esc(name)} {ratio:.2f}x"
+                                                        for name, ratio in worse.items()) + "</p>")
     for name in names:
         series = [dict(entry["figures"][name], when=entry.get("when"))
                   for entry in history if entry.get("figures", {}).get(name, {}).get("median") is not None]
