@@ -109,6 +109,7 @@ def test_kernel_build_figures_time_clean_no_change_and_one_object(tmp_path, monk
     assert "machdep.o" not in logs["no-change"] and "i386/i386/machdep.c" in logs["one-object"]
 
 
+@pytest.mark.lab
 @pytest.mark.real_tree
 def test_a_real_kernel_s_milestone_times_and_the_developer_s_loop(real_tree, tmp_path, monkeypatch):
     """$XENBOOT_REAL_TREE_FIXED (a tree whose i386 XEN boots, e.g. 10.4 with
@@ -128,6 +129,7 @@ def test_a_real_kernel_s_milestone_times_and_the_developer_s_loop(real_tree, tmp
     assert "i386/i386/machdep.c" in (tmp_path / "dev-loop" / "kernel" / "build.log").read_text()
 
 
+@pytest.mark.lab
 @pytest.mark.branch_tree
 def test_the_branch_kernel_s_builds_milestone_times_and_loop(branch_tree, tmp_path):
     """$XENBOOT_BRANCH_TREE's amd64 XEN at 128 MB: built three ways, timed to
