@@ -27,7 +27,7 @@ COMMAND_MODULES = (
     "xenboot.report.checklog",
     "xenboot.pipeline.freebsd",
     "xenboot.console.mirror",
-    "xenboot.pipeline.nightly",
+    "xenboot.pipeline.nightly.command",
     "xenboot.report.report",
     "xenboot.pipeline.bisect",
     "xenboot.pipeline.bench",
