@@ -401,22 +401,31 @@ def make_targets():
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
 def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
+    """The nightly fans out over the engine's own shards, and a merge job
+    after all of them makes one run folder of theirs."""
     yaml = pytest.importorskip("yaml")
     data = yaml.safe_load((paths.REPO / "ci" / name).read_text())
     jobs = data["jobs"] if "jobs" in data else data
     commands = ci_commands(jobs)
     assert "bash .ci/run" in commands["test"]
-    assert "make nightly OUT=out/nightly/run" in commands["nightly"]
+    assert "make bench" in commands["bench"]
+    assert "make merge SHARDS=" in commands["merge"] and "OUT=out/nightly/run" in commands["merge"]
     assert "make nightly HOST=xl" in commands["nightly-xl"]
     text = (paths.REPO / "ci" / name).read_text()
     assert "xen-dom0" in text and "schedule" in text
     if "jobs" in data:
         assert data[True]["schedule"] and "push" in data[True]      # YAML 1.1 reads `on` as True
-        uploads = [s["with"]["path"] for s in jobs["nightly"]["steps"] if "upload-artifact" in s.get("uses", "")]
+        assert jobs["nightly"]["strategy"]["matrix"]["shard"] == [1, 2]
+        assert "make nightly SHARD=${{ matrix.shard }}/${{ strategy.job-total }}" in commands["nightly"]
+        assert jobs["merge"]["needs"] == "nightly" and "always()" in jobs["merge"]["if"]
+        uploads = [s["with"]["path"] for s in jobs["merge"]["steps"] if "upload-artifact" in s.get("uses", "")]
         assert "out/nightly/run/" in uploads[0]
         assert "xen-dom0" in jobs["nightly-xl"]["runs-on"]
     else:
-        assert "out/nightly/run/" in jobs["nightly"]["artifacts"]["paths"]
+        assert jobs["nightly"]["parallel"] == 2
+        assert "make nightly SHARD=$CI_NODE_INDEX/$CI_NODE_TOTAL" in commands["nightly"]
+        assert jobs["merge"]["needs"] == [{"job": "nightly", "artifacts": True}]
+        assert "out/nightly/run/" in jobs["merge"]["artifacts"]["paths"]
         assert jobs["nightly-xl"]["tags"] == ["xen-dom0"]
     # Every make target they run is one the Makefile has.
     used = {word.split()[0] for cmd in commands.values() for word in cmd.split("make ")[1:]}

@@ -28,7 +28,7 @@ COMMAND_MODULES = (
     "xenboot.pipeline.freebsd",
     "xenboot.console.mirror",
     "xenboot.pipeline.nightly.command",
-    "xenboot.report.report",
+    "xenboot.report.command",
     "xenboot.pipeline.bisect",
     "xenboot.pipeline.bench",
     "xenboot.pipeline.soak",

@@ -5,6 +5,7 @@ a merge (report --merge) for shards put together."""
 import contextlib
 import json
 import pathlib
+import statistics
 
 from xenboot.core import result
 from xenboot.core.errors import EXIT_GUEST_FAILED, EXIT_PASS, Verdict
@@ -38,6 +39,10 @@ def row_summary(row):
 
 def exit_status(rows):
     unexpected = {Verdict(r["verdict"]) for r in rows if r["outcome"] == "unexpected"}
+    # A row a shard should have booted and did not report is the
+    # pipeline's failure, not the guest's.
+    if any(r["outcome"] == "missing" for r in rows):
+        unexpected.add(Verdict.INFRA)
     if not unexpected:
         return EXIT_PASS
     for verdict in EXIT_PRECEDENCE:
@@ -49,7 +54,8 @@ def exit_status(rows):
 def counts(rows):
     found = {"rows": len(rows), "as-expected": 0, "unexpected": 0, "not-run": 0}
     for r in rows:
-        found[r["outcome"]] += 1
+        # "missing" (a merge's rows no shard reported) only where there are some.
+        found[r["outcome"]] = found.get(r["outcome"], 0) + 1
     found["retried"] = sum(1 for r in rows if r["retried"])
     return found
 
@@ -65,20 +71,24 @@ def write_junit(path, summary):
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads((run_dir / row["folder"] / "result.json").read_text())
         properties = {key: row.get(key) for key in ("kernel", "spec", "host", "memory", "cmdline", "expect",
-                                                     "verdict", "retried", "flag", "folder")}
+                                                     "verdict", "retried", "flag", "folder", "shard")}
+        if row["outcome"] == "missing":
+            # What no shard reported is the pipeline's error, not a guest's.
+            data = {"verdict": Verdict.INFRA.value, "message": row["reason"]}
         suites.append(result.junit_suite(
-            row["id"], data | {"verdict": row["verdict"], "message": row.get("message")}, expect=row["expect"],
-            classname=f"nightly.{row['kernel']}", case_prefix=f"{row['id']} ", properties=properties,
+            row["id"], data | {"verdict": row["verdict"] or data.get("verdict"),
+                               "message": row.get("message") or data.get("message")},
+            expect=row["expect"] or Verdict.PASS,
+            classname=f"nightly.{row['kernel'] or 'missing'}", case_prefix=f"{row['id']} ", properties=properties,
             skipped=row["reason"] if row["outcome"] == "not-run" else None,
             note=f"flagged: {row['flag']}" if row["flag"] else None))
     result.write_junit(path, suites, name="nightly")
 
 
-def bench_history(bench_dir, keep=30):
-    """The last `keep` bench runs (bench.py's history.jsonl), for the report's plots."""
+def _jsonl(path):
+    """The objects of a JSON-lines file, lines that are not one skipped; none
+    when it is not a file (opening a FIFO would block)."""
     entries = []
-    path = pathlib.Path(bench_dir) / "history.jsonl"
-    # Not a file: no history (opening a FIFO would block).
     if not path.is_file():
         return entries
     with contextlib.suppress(OSError):
@@ -86,5 +96,44 @@ def bench_history(bench_dir, keep=30):
             for line in f:
                 with contextlib.suppress(ValueError):
                     entries.append(json.loads(line))
-    return entries[-keep:]
+    return entries
 
+
+def bench_history(bench_dir, keep=30):
+    """The last `keep` bench runs (bench.py's history.jsonl), for the report's plots."""
+    return _jsonl(pathlib.Path(bench_dir) / "history.jsonl")[-keep:]
+
+
+# -- boot costs, for cutting a matrix into shards -------------------------------
+
+COST_HISTORY = "nightly-history.jsonl"
+COST_RUNS = 5
+
+
+def row_seconds(summary, run_dir):
+    """{row id: seconds its final boot took (its result.json durations)} of the rows that booted."""
+    found = {}
+    for row in summary["rows"]:
+        if row.get("folder"):
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads((pathlib.Path(run_dir) / row["folder"] / "result.json").read_text())
+                found[row["id"]] = round(sum((data.get("durations") or {}).values()), 3)
+    return found
+
+
+def append_costs(bench_dir, summary, run_dir):
+    """One line in bench_dir's nightly-history.jsonl: when, and each row's boot seconds."""
+    path = pathlib.Path(bench_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / COST_HISTORY, "a") as f:
+        f.write(json.dumps({"when": summary.get("finished"), "rows": row_seconds(summary, run_dir)}) + "\n")
+
+
+def row_costs(bench_dir):
+    """{row id: median seconds of its last COST_RUNS boots} from nightly-history.jsonl."""
+    seen = {}
+    for entry in _jsonl(pathlib.Path(bench_dir) / COST_HISTORY):
+        for row_id, seconds in (entry.get("rows") or {}).items():
+            if isinstance(seconds, (int, float)):
+                seen.setdefault(row_id, []).append(seconds)
+    return {row_id: statistics.median(found[-COST_RUNS:]) for row_id, found in seen.items()}

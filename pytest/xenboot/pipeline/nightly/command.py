@@ -31,7 +31,8 @@ def _command(args):
     try:
         with sigterm_raises(), Progress() as progress:
             summary = run_nightly(matrix, out, args.parallel, args.host, args.src,
-                                  args.lab_config, args.bench_dir, progress, args.objdir)
+                                  args.lab_config, args.bench_dir, progress, args.objdir, shard=args.shard,
+                                  record_costs=args.shard is None)
     except (KeyboardInterrupt, Terminated) as e:
         what = "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM"
         print(f"xenboot: INFRA: nightly interrupted by {what}; what it did is in {out}/report.html",
@@ -43,7 +44,8 @@ def _command(args):
         flag = f" [{row['flag']}]" if row["flag"] else ""
         print(f"  {row['outcome']:<11} {shown:<17} {row['id']}{flag}: {extra or ''}")
     c = summary["counts"]
-    print(f"xenboot: nightly: {c['rows']} rows: {c['as-expected']} as expected, {c['unexpected']} "
+    shard = f"shard {args.shard[0]}/{args.shard[1]}: " if args.shard else ""
+    print(f"xenboot: nightly: {shard}{c['rows']} rows: {c['as-expected']} as expected, {c['unexpected']} "
           f"unexpected, {c['not-run']} not run, {c['retried']} retried; "
           f"report {summary['run_dir']}/report.html", flush=True)
     return summary["exit_status"]
@@ -67,6 +69,10 @@ def add_parser(sub):
     option("--host", help="boot every row on this host kind (lab or xl)", check=HOST)
     option("--src", help="FreeBSD source tree (default: $FREEBSD_SRC, else freebsd-src)", check=source.SRC)
     option("--objdir", help="MAKEOBJDIRPREFIX for the FreeBSD kernels (default: build/obj)", check=build.OBJDIR)
-    option("--bench-dir", help="where bench history.jsonl is (default out/bench)",
+    option("--shard", metavar="I/N", help="run only share I of N of the matrix rows, cut by their boot "
+           "times in the nightly history (else by count); `report --merge` puts the shards together",
+           check=inputs.Shard(64))
+    option("--bench-dir", help="where bench history.jsonl is, and the nightly history of boot times "
+           "(default out/bench)",
            check=inputs.Folder("give the folder `xenboot bench` writes to (out/bench)", missing_ok=True))
     p.set_defaults(func=_command)

@@ -12,7 +12,7 @@ from xenboot.core import paths, result
 from xenboot.core.errors import Verdict
 from xenboot.guest import kernelcheck
 from xenboot.pipeline.boot import Terminated
-from xenboot.pipeline.nightly import kernels as kernel_stage, schedule
+from xenboot.pipeline.nightly import kernels as kernel_stage, schedule, shard as shards
 from xenboot.pipeline.nightly.matrix import DEFAULT_MATRIX, load_matrix
 from xenboot.report import report, summary as summaries
 
@@ -47,10 +47,19 @@ def _now():
 
 
 def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_config=None,
-                bench_dir=None, progress=None, objdir=None):
+                bench_dir=None, progress=None, objdir=None, shard=None, record_costs=False):
     """Runs every stage into one run folder; returns the summary (also in
-    summary.json). The report is written even when a stage is interrupted."""
+    summary.json). The report is written even when a stage is interrupted.
+    `shard` (I, N) runs only the I-th share of the rows (shard.plan);
+    `record_costs` adds each row's boot time to the history shards are cut by."""
     kernels, rows = load_matrix(matrix, host)
+    bench_dir = pathlib.Path(bench_dir or paths.out_root() / "bench")
+    share = None
+    if shard:
+        costs = summaries.row_costs(bench_dir)
+        shares, used = shards.plan(rows, shard[1], costs)
+        share = shards.describe(*shard, shares, used, "boot seconds" if costs else "count")
+        rows = [row for row in rows if row.id in share["rows"]]
     schedule.PARALLEL(parallel, "--parallel", None)
     run_dir = pathlib.Path(result.run_dir(out, "nightly"))
     # Every embedded host shares boots/ with dom0, so it exists before any host.
@@ -60,6 +69,8 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
     summary = {"schema": summaries.SCHEMA, "kind": "nightly", "run_dir": str(run_dir), "started": _now(),
                "matrix": {"path": str(matrix_path.resolve()), "sha256": kernelcheck.sha256(matrix_path)},
                "parallel": parallel, "stages": {}, "interrupted": False}
+    if share:
+        summary["shard"] = share
     # The matrix as run, next to what it produced (--kernels wrote it there).
     with contextlib.suppress(shutil.SameFileError):
         shutil.copyfile(matrix_path, run_dir / "matrix.toml")
@@ -108,10 +119,12 @@ def run_nightly(matrix=None, out=None, parallel=4, host=None, src=None, lab_conf
             summary["rows"] = [summaries.row_summary(r) for r in rows if r.not_run or r.attempts]
             summary["counts"] = summaries.counts(summary["rows"])
             summary["exit_status"] = summaries.exit_status(summary["rows"])
-            summary["bench"] = summaries.bench_history(bench_dir or paths.out_root() / "bench")
+            summary["bench"] = summaries.bench_history(bench_dir)
             summary["finished"] = _now()
             summary["seconds"] = round(time.monotonic() - started, 3)
             result.write_json(str(run_dir / "summary.json"), summary)
             summaries.write_junit(str(run_dir / "junit.xml"), summary)
             report.write_report(run_dir)
+            if record_costs and not summary["interrupted"]:
+                summaries.append_costs(bench_dir, summary, run_dir)
     return summary
