@@ -12,6 +12,7 @@ a row is neither lost nor counted twice: a row its shard did not report
 import os
 import pathlib
 import shutil
+import stat
 import time
 
 from xenboot.core import result
@@ -60,6 +61,13 @@ def _read_shards(folders):
     return present, unknown, count, plan, order
 
 
+def _not_files(folder, names):
+    """What a copy leaves out: a stopped host's sockets and FIFOs, which
+    cannot be copied and mean nothing once it is gone."""
+    kept = (stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK)
+    return [n for n in names if not any(is_kind(os.lstat(os.path.join(folder, n)).st_mode) for is_kind in kept)]
+
+
 def _missing_row(row_id, index, count, state):
     return {"id": row_id, "kernel": None, "spec": None, "cmdline": "", "host": None, "expect": None,
             "lab": None, "memory": None, "outcome": "missing", "verdict": None, "shard": index,
@@ -86,7 +94,7 @@ def merge(folders, out, bench_dir=None):
             rows.update({row_id: _missing_row(row_id, index, count, state) for row_id in plan[index - 1]})
             continue
         into = f"{SHARDS}/{index}"
-        shutil.copytree(folder, out / into, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(folder, out / into, symlinks=True, dirs_exist_ok=True, ignore=_not_files)
         for row in summary.get("rows", []):
             rows[row["id"]] = row | {"shard": index,
                                      "folder": f"{into}/{row['folder']}" if row.get("folder") else None,
