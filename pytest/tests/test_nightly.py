@@ -422,8 +422,8 @@ def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
         assert "out/nightly/run/" in uploads[0]
         assert "xen-dom0" in jobs["nightly-xl"]["runs-on"]
     else:
-        assert jobs["nightly"]["parallel"] == 2
-        assert "make nightly SHARD=$CI_NODE_INDEX/$CI_NODE_TOTAL" in commands["nightly"]
+        assert jobs["nightly"]["parallel"]["matrix"] == [{"SHARD": ["1/2", "2/2"]}]
+        assert "make nightly SHARD=$SHARD OUT=out/nightly/shard-$CI_NODE_INDEX" in commands["nightly"]
         assert jobs["merge"]["needs"] == [{"job": "nightly", "artifacts": True}]
         assert "out/nightly/run/" in jobs["merge"]["artifacts"]["paths"]
         assert jobs["nightly-xl"]["tags"] == ["xen-dom0"]

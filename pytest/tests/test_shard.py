@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from test_nightly import KERNELS, ends, fake_nightly
+from test_nightly import KERNELS, REAL_MATRIX, ends, fake_nightly
 from xenboot.core import paths
 from xenboot.core.errors import BadInput
 from xenboot.pipeline.nightly import matrix as nightly_matrix, shard
@@ -115,6 +115,16 @@ def test_a_missing_shard_is_shown_missing_and_the_merge_is_infra(monkeypatch, tm
     assert all(suites[i].get("errors") == "1" for i in lost)
 
 
+def test_a_merge_of_shards_that_all_stopped_early_is_infra(tmp_path):
+    """No summary anywhere, so no plan: the shards are shown, the run is INFRA."""
+    (tmp_path / "stopped").mkdir()
+    merged = merge.merge([tmp_path / "stopped", tmp_path / "never"], tmp_path / "merged")
+    assert merged["exit_status"] == 3 and merged["rows"] == []
+    assert [s["state"] for s in merged["shards"]] == ["no summary.json (the shard stopped before its report)",
+                                                      "missing (no run folder)"]
+    assert "no summary.json" in (tmp_path / "merged" / "report.html").read_text()
+
+
 def test_shards_of_two_plans_or_one_shard_twice_are_refused(monkeypatch, tmp_path):
     one, _ = run_in(monkeypatch, tmp_path, "one", shard=(1, 2))
     other, _ = run_in(monkeypatch, tmp_path, "other", shard=(2, 3))
@@ -160,74 +170,49 @@ def test_the_default_matrix_cuts_into_two_shards_of_every_row():
 
 # -- real boots -------------------------------------------------------------------
 
-# Probe rows boot in seconds once their host is up: a small real matrix.
-SMALL = """
-[kernel.probe]
-from = "probe"
-
-[kernel.crash-at-entry]
-from = "probe"
-file = "crash-at-entry"
-
-[[boot]]
-kernel = "probe"
-spec = "probe"
-
-[[boot]]
-name = "probe-poweroff"
-kernel = "probe"
-spec = "generic"
-cmdline = "probe.run=poweroff"
-
-[[boot]]
-name = "probe-panic"
-kernel = "probe"
-spec = "generic"
-cmdline = "probe.run=panic planted"
-expect = "PANIC"
-
-[[boot]]
-kernel = "crash-at-entry"
-spec = "generic"
-expect = "CRASH"
-"""
-
-
 def milestones(run_dir, summary):
     """Each row's verdict and the milestones its final boot reached, by name."""
     found = {}
     for row in summary["rows"]:
-        data = json.loads((run_dir / row["folder"] / "result.json").read_text())
-        found[row["id"]] = (row["verdict"], row["outcome"], [m["name"] for m in data["milestones"]])
+        data = json.loads((run_dir / row["folder"] / "result.json").read_text()) if row["folder"] else {}
+        found[row["id"]] = (row["verdict"], row["outcome"], [m["name"] for m in data.get("milestones", [])])
     return found
 
 
 @pytest.mark.lab
 def test_two_real_shards_merged_equal_the_unsharded_run_row_for_row(tmp_path):
-    (tmp_path / "matrix.toml").write_text(SMALL)
+    """test_nightly's real matrix: probe rows that boot in seconds once their
+    host is up, one of them unexpected on purpose (exit 1), a FreeBSD row
+    not run without the source."""
+    (tmp_path / "matrix.toml").write_text(REAL_MATRIX)
     bench = tmp_path / "bench"
+    env = {k: v for k, v in os.environ.items() if k != "FREEBSD_SRC"}
 
     def nightly(out, *shard):
         proc = subprocess.run([XENBOOT, "nightly", "--matrix", str(tmp_path / "matrix.toml"), "--out",
                                str(tmp_path / out), "--bench-dir", str(bench), *shard],
-                              capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-        return json.loads((tmp_path / out / "summary.json").read_text())
+                              capture_output=True, text=True, timeout=900, env=env)
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        # 1 where the unexpected row is.
+        assert proc.returncode == summary["exit_status"] in (0, 1), proc.stdout[-3000:] + proc.stderr
+        return summary
 
     whole = nightly("whole")
+    assert whole["exit_status"] == 1
     # The unsharded run recorded its boot times: the shards are cut by them.
-    assert set(summaries.row_costs(bench)) == {"probe", "probe-poweroff", "probe-panic", "crash-at-entry"}
-    one, two = nightly("one", "--shard", "1/2"), nightly("two", "--shard", "2/2")
+    assert set(summaries.row_costs(bench)) == {r["id"] for r in whole["rows"] if r["folder"]}
+    one = nightly("one", "--shard", "1/2")
+    two = nightly("two", "--shard", "2/2")
     assert one["shard"]["basis"] == "boot seconds" and one["shard"]["plan"] == two["shard"]["plan"]
-    assert len(one["rows"]) == len(two["rows"]) == 2
+    assert sorted([len(one["rows"]), len(two["rows"])]) == [2, 3]
     proc = subprocess.run([XENBOOT, "report", "--merge", str(tmp_path / "one"), str(tmp_path / "two"),
                            "--out", str(tmp_path / "merged"), "--bench-dir", str(bench)],
                           capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
     assert milestones(tmp_path / "merged", merged) == milestones(tmp_path / "whole", whole)
     assert [r["id"] for r in merged["rows"]] == [r["id"] for r in whole["rows"]]
     # An INFRA retry (the lab flakes now and then) may come in either run.
     assert {k: v for k, v in merged["counts"].items() if k != "retried"} == \
         {k: v for k, v in whole["counts"].items() if k != "retried"}
-    assert [s["state"] for s in merged["shards"]] == ["ok", "ok"]
+    assert {s["state"] for s in merged["shards"]} <= {"ok", "failed (exit 1)"}

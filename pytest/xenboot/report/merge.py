@@ -79,13 +79,15 @@ def merge(folders, out, bench_dir=None):
     """Writes the merged run folder `out`; returns its summary."""
     t0 = time.monotonic()
     out = pathlib.Path(out)
+    # The command line made it already; a caller of its own may not have.
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     present, unknown, count, plan, order = _read_shards(folders)
     # A folder without a summary is one of the shards no summary names.
     absent = iter(unknown)
     shards, rows, kernels = [], {}, {}
     for index in range(1, count + 1):
         folder, summary = present.get(index) or (next(absent, None), None)
-        state = _shard_state(folder, summary) if folder else "not given"
+        state = _shard_state(folder, summary) if folder else "missing (no run folder given)"
         shards.append({"index": index, "count": count, "folder": str(folder) if folder else None,
                        "state": state, "exit_status": summary.get("exit_status") if summary else None,
                        "seconds": summary.get("seconds") if summary else None,
@@ -114,7 +116,7 @@ def merge(folders, out, bench_dir=None):
               "finished": max((s.get("finished") or "" for s in summaries_in), default=None),
               # The shards ran side by side: the run took as long as its longest shard.
               "seconds": max((s.get("seconds") or 0 for s in summaries_in), default=0),
-              "matrix": first.get("matrix"), "parallel": first.get("parallel"), "source": first.get("source"),
+              "matrix": first.get("matrix"), "parallel": first.get("parallel"), "source": first.get("source", {}),
               "kernels": kernels, "interrupted": next((s["interrupted"] for s in summaries_in
                                                        if s.get("interrupted")), False),
               "stages": {f"shard {s['index']}": {"seconds": s["seconds"]} for s in shards
