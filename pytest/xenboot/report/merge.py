@@ -142,6 +142,7 @@ def print_merged(merged):
         index = f"{shard['index']}/{shard['count']}" if shard["index"] else "?"
         print(f"  shard {index}: {shard['state']}, {shard['rows']} rows{where}")
     c = merged["counts"]
-    print(f"xenboot: nightly: {len(merged['shards'])} shards merged: {c['rows']} rows: {c['as-expected']} as "
+    n = len(merged["shards"])
+    print(f"xenboot: nightly: {n} shard{'s' if n != 1 else ''} merged: {c['rows']} rows: {c['as-expected']} as "
           f"expected, {c['unexpected']} unexpected, {c['not-run']} not run, {c.get('missing', 0)} missing, "
           f"{c['retried']} retried; report {os.path.join(merged['run_dir'], 'report.html')}", flush=True)
