@@ -111,10 +111,11 @@ COST_RUNS = 5
 
 
 def row_seconds(summary, run_dir):
-    """{row id: seconds its final boot took (its result.json durations)} of the rows that booted."""
+    """{row id: seconds its final boot took (its result.json durations)} of
+    the rows that booted; an INFRA end says nothing of what the boot costs."""
     found = {}
     for row in summary["rows"]:
-        if row.get("folder"):
+        if row.get("folder") and row.get("verdict") != Verdict.INFRA.value:
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads((pathlib.Path(run_dir) / row["folder"] / "result.json").read_text())
                 found[row["id"]] = round(sum((data.get("durations") or {}).values()), 3)

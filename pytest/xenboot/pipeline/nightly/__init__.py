@@ -2,8 +2,10 @@
 
 Its modules, one job each: matrix (the matrix file and its rows), kernels
 (the kernels stage), schedule (the boots stage: waves, memory packing,
-retries), run (the stages in order, into the run folder), command (the
-command line); summary.json and junit.xml are xenboot.report.summary's.
+retries), shard (--shard I/N: which rows are this run's share), run (the
+stages in order, into the run folder), command (the command line);
+summary.json and junit.xml are xenboot.report.summary's, and the merge of
+shards xenboot.report.merge's.
 
 Stages, timed in summary.json `stages`:
   source   is freebsd-src there, and at the pinned commit?
@@ -16,7 +18,7 @@ Stages, timed in summary.json `stages`:
   report   summary.json, junit.xml (one suite per row), report.html
 
 The run folder:
-  summary.json junit.xml report.html
+  summary.json junit.xml report.html matrix.toml
   kernels/<kernel>/          result.json (+ build.log, image/) of each kernel
   boots/<row>-<attempt>/     each boot's own folder (console.log, result.json,
                              junit.xml, reproduce.sh, host.log)
