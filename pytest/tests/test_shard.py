@@ -118,8 +118,10 @@ def test_a_missing_shard_is_shown_missing_and_the_merge_is_infra(monkeypatch, tm
 def test_a_merge_of_shards_that_all_stopped_early_is_infra(tmp_path):
     """No summary anywhere, so no plan: the shards are shown, the run is INFRA."""
     (tmp_path / "stopped").mkdir()
-    merged = merge.merge([tmp_path / "stopped", tmp_path / "never"], tmp_path / "merged")
+    merged = merge.merge([tmp_path / "stopped", tmp_path / "never"], tmp_path / "merged", tmp_path / "bench")
     assert merged["exit_status"] == 3 and merged["rows"] == []
+    # Nothing booted, nothing to add to the boot-time history.
+    assert not (tmp_path / "bench").exists()
     assert [s["state"] for s in merged["shards"]] == ["no summary.json (the shard stopped before its report)",
                                                       "missing (no run folder)"]
     assert "no summary.json" in (tmp_path / "merged" / "report.html").read_text()

@@ -123,11 +123,15 @@ def row_seconds(summary, run_dir):
 
 
 def append_costs(bench_dir, summary, run_dir):
-    """One line in bench_dir's nightly-history.jsonl: when, and each row's boot seconds."""
+    """One line in bench_dir's nightly-history.jsonl: when, and each row's
+    boot seconds; none for a run that booted nothing."""
+    seconds = row_seconds(summary, run_dir)
+    if not seconds:
+        return
     path = pathlib.Path(bench_dir)
     path.mkdir(parents=True, exist_ok=True)
     with open(path / COST_HISTORY, "a") as f:
-        f.write(json.dumps({"when": summary.get("finished"), "rows": row_seconds(summary, run_dir)}) + "\n")
+        f.write(json.dumps({"when": summary.get("finished"), "rows": seconds}) + "\n")
 
 
 def row_costs(bench_dir):
