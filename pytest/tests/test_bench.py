@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xenboot.core import paths
-from xenboot.pipeline import bench, nightly
-from xenboot.report import report
+from xenboot.pipeline import bench
+from xenboot.report import report, summary
 from xenboot.build.build import FIXTURE_MARKER
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
@@ -79,7 +79,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
 @pytest.mark.lab
 def test_bench_history_feeds_the_nightly_report(bench_run):
     _, out = bench_run
-    (entry,) = nightly.bench_history(out)
+    (entry,) = summary.bench_history(out)
     data = json.loads((out / "bench.json").read_text())
     assert entry == data
     # The report's plots, drawn from this real run: one per figure, its

@@ -46,7 +46,7 @@ from xenboot.build import build
 from xenboot.core import inputs, paths, result
 from xenboot.judge import spec as specs
 from xenboot.pipeline import bench_matcher, soak
-from xenboot.report import report
+from xenboot.report import report, summary
 from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 from xenboot.core.errors import EXIT_GUEST_FAILED, EXIT_PASS, InfraError, Verdict
 from xenboot.host.lab import accel, cache as labcache, config as labconfig
@@ -415,7 +415,7 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
                                               "cpu_model", "vcpus")},
             "kernel_tree": trees.get(I386_TREE.target), "branch_tree": trees.get(BRANCH_TREE.target),
             "figures": summarize(samples), "soak": last_soaks()}
-    data["worse_than_before"] = report.worse_than_before(report.bench_history(out) + [data])
+    data["worse_than_before"] = report.worse_than_before(summary.bench_history(out) + [data])
     result.write_json(str(out / "bench.json"), data)
     with open(out / "history.jsonl", "a") as f:
         f.write(json.dumps(data, sort_keys=True) + "\n")
