@@ -1,6 +1,5 @@
 /* Event delivery: a loopback channel through the upcall, and VIRQ_TIMER. */
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/events.h>
 #include <probe/time.h>
@@ -8,6 +7,7 @@
 
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
+#include <arch/time.h>
 
 /* Short enough to stay within the probe's 3 s budget even when they fail. */
 #define UPCALL_WAIT  MILLISECONDS(100)

@@ -6,9 +6,9 @@
  * strtab), offsets relative to that header. FreeBSD's ddb names functions
  * from it. The probe finds its own probe_main there.
  */
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/check.h>
 #include <probe/elf.h>
+#include <probe/main.h>
 #include <probe/string.h>
 
 /* Beyond this the header is garbage rather than a table of a tiny kernel. */

@@ -1,18 +1,20 @@
-#include <probe/boot.h>
 #include <probe/cmdline.h>
 #include <probe/commands.h>
 #include <probe/console.h>
 #include <probe/errno.h>
 #include <probe/events.h>
+#include <probe/setup.h>
 #include <probe/string.h>
 #include <probe/time.h>
 #include <probe/version.h>
 #include <xen/sched.h>
 #include <xen/version.h>
 
+#include <arch/commands.h>
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
+#include <arch/time.h>
 
 #define PROMPT "probe> "
 #define LINE_LEN 256

@@ -1,14 +1,13 @@
-#include <probe/boot.h>
 #include <probe/events.h>
+#include <probe/setup.h>
 #include <xen/sched.h>
 #include <xen/version.h>
 
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
+#include <arch/traps.h>
 
 #define BITS_PER_WORD (sizeof(xen_ulong_t) * 8)
-
-extern char probe_upcall_entry[], probe_failsafe_entry[];
 
 static volatile uint32_t delivered[EVTCHN_2L_NR_CHANNELS];
 static long callbacks_rc = 1;
@@ -101,11 +100,6 @@ void probe_upcall(void)
                 delivered[port]++;
         }
     }
-}
-
-void probe_failsafe(void)
-{
-    boot_fatal("failsafe callback: Xen could not restore segment registers");
 }
 
 long evtchn_bind_virq(uint32_t virq, evtchn_port_t *port)

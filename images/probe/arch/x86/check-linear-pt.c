@@ -6,10 +6,10 @@
  * in the table that maps the probe with MMU_UPDATE, read the tables back
  * through it, remove it.
  */
-#include <probe/boot.h>
-#include <probe/checks.h>
 #include <probe/errno.h>
+#include <probe/main.h>
 
+#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
 

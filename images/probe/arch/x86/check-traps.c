@@ -4,9 +4,9 @@
  * tools in kernel mode: int3 breakpoints, single-stepping with TF, and
  * watchpoints in the debug registers (HYPERVISOR_set_debugreg).
  */
-#include <probe/checks.h>
 #include <probe/errno.h>
 
+#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/traps.h>
 

@@ -1,7 +1,7 @@
-#include <probe/commands.h>
 #include <probe/console.h>
 #include <probe/errno.h>
 
+#include <arch/commands.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
 

@@ -1,4 +1,4 @@
-#include <probe/boot.h>
+#include <probe/setup.h>
 
 #include <arch/hypercall.h>
 #include <arch/page.h>

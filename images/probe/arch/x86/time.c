@@ -1,7 +1,7 @@
-#include <probe/boot.h>
-#include <probe/time.h>
+#include <probe/setup.h>
 
 #include <arch/cpu.h>
+#include <arch/time.h>
 
 /*
  * (delta * mul) >> 32 in 64-bit arithmetic, which pv32 has without a

@@ -1,6 +1,7 @@
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/detail.h>
 #include <probe/events.h>
+#include <probe/report.h>
+#include <probe/setup.h>
 #include <probe/string.h>
 
 #include <arch/hypercall.h>
@@ -12,7 +13,6 @@
 /* Event delivery masked on entry (an interrupt gate), restored by the iret. */
 #define GATE(dpl) ((dpl) | 4)
 
-extern char probe_upcall_entry[], probe_failsafe_entry[];
 extern char probe_trap_db[], probe_trap_bp[], probe_trap_ud[], probe_trap_gp[],
             probe_trap_pf[], probe_trap_soft[], probe_trap_int80[];
 
@@ -108,9 +108,14 @@ void probe_trap(struct trap_frame *f)
     }
     if ( kernel_hook && kernel_hook(f) )
         return;
-    why.len = 0;
+    detail_clear(&why);
     detail_add(&why, "unexpected trap in kernel mode: vector %lu error code %#lx at %#lx"
                " (cs %#lx, flags %#lx)", f->vector, f->error_code, f->ip, f->cs & 0xffff,
                f->flags);
-    boot_fatal(why.text);
+    report_fatal(why.text);
+}
+
+void probe_failsafe(void)
+{
+    report_fatal("failsafe callback: Xen could not restore segment registers");
 }

@@ -43,7 +43,5 @@ long evtchn_poll(evtchn_port_t port, uint64_t deadline_ns);
 
 /* Called from probe_trap for the upcall entry, with the upcall masked by Xen. */
 void probe_upcall(void);
-/* Called from the failsafe entry: Xen could not load our segment state. */
-void __attribute__((noreturn)) probe_failsafe(void);
 
 #endif

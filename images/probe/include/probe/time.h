@@ -1,4 +1,7 @@
-/* Xen system time: nanoseconds since the host booted, as the vCPU sees it. */
+/*
+ * Xen system time: nanoseconds since the host booted, as the vCPU sees it
+ * (read with arch/time.h).
+ */
 #ifndef PROBE_TIME_H
 #define PROBE_TIME_H
 
@@ -11,8 +14,5 @@
 /* A duration for %lu: long enough on pv32 too for anything the probe measures. */
 #define AS_US(ns) ((unsigned long)((ns) / MICROSECONDS(1)))
 #define AS_MS(ns) ((unsigned long)((ns) / MILLISECONDS(1)))
-
-/* Needs xen_shared_info mapped. */
-uint64_t time_now_ns(void);
 
 #endif

@@ -85,8 +85,13 @@ struct trap_record {
     unsigned long vector, error_code, ip, cs;
 };
 
+/* The entry points Xen is told about with HYPERVISOR_set_callbacks. */
+extern char probe_upcall_entry[], probe_failsafe_entry[];
+
 /* Called by the entry stubs, upcall included. */
 void probe_trap(struct trap_frame *f);
+/* Called from the failsafe entry: Xen could not load our segment state. */
+void __attribute__((noreturn)) probe_failsafe(void);
 
 /*
  * A kernel-mode trap goes to the hook; it returns false for a trap it did
