@@ -179,6 +179,45 @@ def test_user_mode_code_has_pages_of_its_own(out, kernel):
                       "probe_user_int", "probe_user_int_after"}, inside
 
 
+@pytest.mark.parametrize("kernel", PROBES)
+@pytest.mark.parametrize("function, source", [("probe_main", "common/main.c"),
+                                              ("probe_hang_loop", "common/commands.c"),
+                                              ("probe_trap", "arch/x86/traps.c"),
+                                              ("_start", None)])
+def test_dwarf_names_the_file_and_line_of_a_probe_address(out, kernel, function, source):
+    # What a crash's RIP or a xenctx frame is decoded with: binutils' addr2line.
+    address = symbols(out / kernel)[function]
+    named = subprocess.run(["addr2line", "-f", "-e", str(out / kernel), hex(address)],
+                           check=True, capture_output=True, text=True).stdout.split()
+    assert named[0] == function, named
+    path, line = named[1].rsplit(":", 1)
+    # Relative to images/probe: the prefix map keeps the build folder out.
+    assert path.startswith("./"), path
+    source = source or ("arch/x86/entry_64.S" if kernel == "probe" else "arch/x86/entry_32.S")
+    assert path[2:] == source
+    lines = (PROBE_DIR / source).read_text().splitlines()
+    # Its first instruction is a line of its body (not always the brace: GCC
+    # may schedule the prologue with the first statement).
+    starts = [n for n, text in enumerate(lines, 1)
+              if re.match(rf"(\w.*\b{function}\(.*[^;]$|{function}:)", text)]
+    assert len(starts) == 1, starts
+    assert starts[0] <= int(line) < starts[0] + 30, (named, starts)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dwarf_is_in_no_loaded_segment(out, kernel):
+    # Xen's loader copies PT_LOAD segments and, for BSD_SYMTAB, the symbol
+    # and string tables: the DWARF must stay in the file only.
+    with open(out / kernel, "rb") as f:
+        elf = ELFFile(f)
+        debug = [s for s in elf.iter_sections() if s.name.startswith(".debug_")]
+        assert {".debug_info", ".debug_line"} <= {s.name for s in debug}
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        for section in debug:
+            assert not section["sh_flags"] & 2, section.name  # SHF_ALLOC
+            assert not any(seg.section_in_segment(section) for seg in loads), section.name
+
+
 def c_objects(out, guest):
     """{source path: its object} for the C files of one guest type's build."""
     objects = {}
