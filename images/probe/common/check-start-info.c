@@ -14,13 +14,14 @@ enum check_status check_start_info(struct detail *d)
 
     detail_add(d, "magic \"");
     detail_add_escaped(d, si->magic, sizeof(si->magic));
-    detail_add(d, "\" nr_pages %lu (%lu MiB) flags 0x%x%s%s shared_info 0x%lx"
+    detail_add(d,
+               "\" nr_pages %lu (%lu MiB) flags 0x%x%s%s shared_info 0x%lx"
                " pt_base 0x%lx nr_pt_frames %lu mfn_list 0x%lx"
                " store mfn 0x%lx evtchn %u cmdline \"",
                si->nr_pages, si->nr_pages >> (20 - PAGE_SHIFT), si->flags,
                si->flags & SIF_PRIVILEGED ? " privileged" : "",
-               si->flags & SIF_INITDOMAIN ? " initdomain" : "",
-               si->shared_info, si->pt_base, si->nr_pt_frames, si->mfn_list,
+               si->flags & SIF_INITDOMAIN ? " initdomain" : "", si->shared_info,
+               si->pt_base, si->nr_pt_frames, si->mfn_list,
                (unsigned long)si->store_mfn, si->store_evtchn);
     detail_add_escaped(d, cmdline(), MAX_GUEST_CMDLINE);
     detail_add(d, "\"");

@@ -20,9 +20,10 @@ enum check_status check_xen_version(struct detail *d)
 
     if ( version < 0 || extra_rc < 0 || caps_rc < 0 )
     {
-        detail_add(d, "XENVER_version " RC_FMT ", XENVER_extraversion " RC_FMT
-                   ", XENVER_capabilities " RC_FMT, RC_ARGS(version),
-                   RC_ARGS(extra_rc), RC_ARGS(caps_rc));
+        detail_add(d,
+                   "XENVER_version " RC_FMT ", XENVER_extraversion " RC_FMT
+                   ", XENVER_capabilities " RC_FMT,
+                   RC_ARGS(version), RC_ARGS(extra_rc), RC_ARGS(caps_rc));
         return CHECK_FAIL;
     }
     caps[sizeof(caps) - 1] = '\0';
@@ -40,8 +41,10 @@ enum check_status check_xen_version(struct detail *d)
         return CHECK_FAIL;
     }
     /* What FreeBSD's i386 XEN kernel, the older port, needs. */
-    detail_add(d, strstr(caps, "xen-3.0-x86_32p") ? "; 32-bit PV guests run here"
-               : "; no xen-3.0-x86_32p: 32-bit PV guests cannot run here");
+    detail_add(d,
+               strstr(caps, "xen-3.0-x86_32p")
+                   ? "; 32-bit PV guests run here"
+                   : "; no xen-3.0-x86_32p: 32-bit PV guests cannot run here");
     return CHECK_OK;
 }
 
@@ -49,14 +52,22 @@ enum check_status check_features(struct detail *d)
 {
 #define FEATURE(name) [XENFEAT_##name] = #name
     static const char *const names[] = {
-        FEATURE(writable_page_tables), FEATURE(writable_descriptor_tables),
-        FEATURE(auto_translated_physmap), FEATURE(supervisor_mode_kernel),
-        FEATURE(pae_pgdir_above_4gb), FEATURE(mmu_pt_update_preserve_ad),
-        FEATURE(highmem_assist), FEATURE(gnttab_map_avail_bits),
-        FEATURE(hvm_callback_vector), FEATURE(hvm_safe_pvclock),
-        FEATURE(hvm_pirqs), FEATURE(dom0),
-        FEATURE(memory_op_vnode_supported), FEATURE(ARM_SMCCC_supported),
-        FEATURE(linux_rsdp_unrestricted), FEATURE(not_direct_mapped),
+        FEATURE(writable_page_tables),
+        FEATURE(writable_descriptor_tables),
+        FEATURE(auto_translated_physmap),
+        FEATURE(supervisor_mode_kernel),
+        FEATURE(pae_pgdir_above_4gb),
+        FEATURE(mmu_pt_update_preserve_ad),
+        FEATURE(highmem_assist),
+        FEATURE(gnttab_map_avail_bits),
+        FEATURE(hvm_callback_vector),
+        FEATURE(hvm_safe_pvclock),
+        FEATURE(hvm_pirqs),
+        FEATURE(dom0),
+        FEATURE(memory_op_vnode_supported),
+        FEATURE(ARM_SMCCC_supported),
+        FEATURE(linux_rsdp_unrestricted),
+        FEATURE(not_direct_mapped),
         FEATURE(direct_mapped),
     };
 #undef FEATURE
@@ -66,7 +77,8 @@ enum check_status check_features(struct detail *d)
      * and descriptor tables through hypercalls either way.
      */
     static const unsigned int optional[] = {
-        XENFEAT_writable_page_tables, XENFEAT_writable_descriptor_tables,
+        XENFEAT_writable_page_tables,
+        XENFEAT_writable_descriptor_tables,
     };
     xen_feature_info_t info = { .submap_idx = 0 };
     long rc = hypervisor_xen_version(XENVER_get_features, &info);
@@ -90,10 +102,11 @@ enum check_status check_features(struct detail *d)
     for ( bit = 0; bit < sizeof(optional) / sizeof(optional[0]); bit++ )
         detail_add(d, " %s=%s", names[optional[bit]],
                    info.submap & (1U << optional[bit]) ? "present" : "absent");
-    /* The branch's pmap hands Xen machine frames: a translated guest breaks it. */
+    /* The branch's pmap hands Xen machine frames: translation breaks it. */
     if ( info.submap & (1U << XENFEAT_auto_translated_physmap) )
     {
-        detail_add(d, "; auto_translated_physmap: the branch needs direct paging");
+        detail_add(d,
+                   "; auto_translated_physmap: the branch needs direct paging");
         return CHECK_FAIL;
     }
     return CHECK_OK;

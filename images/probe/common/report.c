@@ -15,10 +15,13 @@ void report_begin(void)
     console_printf("PROBE begin freebsd-xen-ci probe %s\n", PROBE_VERSION);
 }
 
-void report_check(const char *name, enum check_status status, const struct detail *d)
+void report_check(const char *name, enum check_status status,
+                  const struct detail *d)
 {
     static const char *const status_names[] = {
-        [CHECK_OK] = "ok", [CHECK_FAIL] = "fail", [CHECK_SKIP] = "skip",
+        [CHECK_OK] = "ok",
+        [CHECK_FAIL] = "fail",
+        [CHECK_SKIP] = "skip",
     };
 
     console_printf("PROBE check %s %s %s\n", name, status_names[status],
@@ -29,7 +32,8 @@ void report_check(const char *name, enum check_status status, const struct detai
 
 void report_result(void)
 {
-    console_printf("PROBE result %s%s\n", failed.len ? "FAILURE" : "SUCCESS", failed.text);
+    console_printf("PROBE result %s%s\n", failed.len ? "FAILURE" : "SUCCESS",
+                   failed.text);
 }
 
 void report_fatal(const char *why)

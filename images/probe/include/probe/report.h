@@ -13,7 +13,8 @@
 
 void report_begin(void);
 /* The check's line; a fail is remembered for the result. */
-void report_check(const char *name, enum check_status status, const struct detail *d);
+void report_check(const char *name, enum check_status status,
+                  const struct detail *d);
 void report_result(void);
 
 /* The fatal line on the console, flushed, then domain_crash(). */

@@ -12,7 +12,10 @@
 extern const start_info_t *xen_start_info;
 extern shared_info_t *xen_shared_info;
 
-/* Xen system time (ns) when probe_main started and when it printed the result. */
+/*
+ * Xen system time (ns) when probe_main started and when it printed the
+ * result.
+ */
 extern uint64_t probe_started_ns, probe_result_ns;
 
 static inline bool is_initial_domain(void)
@@ -20,7 +23,7 @@ static inline bool is_initial_domain(void)
     return xen_start_info->flags & SIF_INITDOMAIN;
 }
 
-/* How every fatal line starts, on console_io here and on the console in report.c. */
+/* How every fatal line starts: here on console_io, in report.c on the ring. */
 #define FATAL_PREFIX "PROBE fatal: "
 
 /*
