@@ -142,7 +142,8 @@ def test_an_unknown_target_is_refused(tmp_path):
 def test_warnings_fail_the_build(tmp_path):
     shutil.copytree(INIT_DIR, tmp_path / "src")
     source = (INIT_DIR / "init.c").read_text()
-    (tmp_path / "src" / "init.c").write_text(source.replace("\tsize_t n = 0;", "\tsize_t n = 0, unused;"))
+    assert "    size_t n = 0;" in source
+    (tmp_path / "src" / "init.c").write_text(source.replace("    size_t n = 0;", "    size_t n = 0, unused;"))
     proc = subprocess.run(["make", "-s", "-C", str(tmp_path / "src"), f"OUT={tmp_path}"],
                           capture_output=True, text=True)
     assert proc.returncode != 0
