@@ -239,7 +239,11 @@ class Judge:
         self.index = 0
         self.since = start
         self.last_output = start
-        self.last_line = ""
+        # The last line received, unfinished or not (a HANG names it: a
+        # prompt, or where the kernel stopped mid-line), and the last
+        # complete one (a TIMEOUT names it: output kept coming, so an
+        # unfinished line is only where the chunking happened to cut it).
+        self.last_line = self.last_complete_line = ""
         self.sends = []
         self.events = []
         self._session = None
@@ -279,7 +283,8 @@ class Judge:
         much of `block` it used: all unless it finished inside."""
         if t is not None:
             self.last_output = t
-        self.last_line = _last_line(block) or self.last_line
+        if line := _last_line(block):
+            self.last_line = self.last_complete_line = line
         self._source = source
         if source != CONSOLE:
             pos, search = 0, BlockSearch(block)
@@ -433,7 +438,7 @@ class Judge:
                          failed_at=waiting.name)
         else:
             self._finish(Verdict.TIMEOUT, f"'{waiting.name}' did not come within its budget"
-                         f" while output kept coming (last line: {self.last_line!r})", t,
+                         f" while output kept coming (last line: {self.last_complete_line!r})", t,
                          failed_at=waiting.name)
 
     def _reach(self, milestone, t, line):
@@ -621,7 +626,7 @@ class Judge:
             return self._finish(None, None, t)
         silent = self.last_output <= session.asked_at
         self._finish(Verdict.HANG if silent else Verdict.TIMEOUT,
-                     f"{note} (last line: {self.last_line!r})", t,
+                     f"{note} (last line: {self.last_line if silent else self.last_complete_line!r})", t,
                      failed_at=f"{session.milestone}:debugger")
 
     # -- the end -------------------------------------------------------------
