@@ -28,12 +28,12 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB))) $(if $(NOCORE),--no-core)
 
-.PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly bisect test-fast
+.PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly merge bisect test-fast
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1] [NOCORE=1]"
 	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
-	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] | make bisect GOOD=rev BAD=rev MILESTONE=name"
+	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] [SHARD=I/N] | make merge [SHARDS='out/nightly/shard-*'] OUT=DIR | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
 	@ci/deps install
@@ -105,10 +105,12 @@ test: deps probe
 	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 --durations=10 $(PYTEST_ARGS)
 
 # Every test that boots nothing (not marked lab or slow): the loop while
-# editing, under a minute; one test: PYTEST_ARGS='-k NAME' or
+# editing, in FAST_WORKERS processes (more than the cores: they mostly wait
+# on a pty or a child process); one test: PYTEST_ARGS='-k NAME' or
 # `cd pytest && python3 -m pytest tests/test_spec.py::test_NAME`.
-test-fast: probe
-	@$(PYTHON) -m pytest pytest/tests -m "not lab and not slow" -q $(PYTEST_ARGS)
+FAST_WORKERS ?= 4
+test-fast: deps probe
+	@$(PYTHON) -m pytest pytest/tests -m "not lab and not slow" -q -n $(FAST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 bench: deps probe
 	@$(XENBOOT) bench
@@ -123,8 +125,16 @@ nightly: deps probe
 	@$(XENBOOT) nightly $(if $(MATRIX),--matrix $(call q,$(MATRIX))) $(if $(OUT),--out $(call q,$(OUT))) \
 		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(filter xl,$(HOST)),--host xl) \
 		$(if $(FREEBSD_SRC),--src $(call q,$(FREEBSD_SRC))) $(if $(OBJDIR),--objdir $(call q,$(OBJDIR))) \
+		$(if $(SHARD),--shard $(call q,$(SHARD))) \
 		$(if $(KERNELS),--kernels $(call q,$(KERNELS)) --spec $(call q,$(or $(SPEC),generic)) $(if $(GLOB),--glob $(call q,$(GLOB))) \
 			$(if $(LAB),--lab $(call q,$(LAB))))
+
+# One run folder (OUT) from the shards' run folders (SHARDS: folders or
+# globs, default out/nightly/shard-*); a missing or failed shard shows as such.
+SHARDS ?= out/nightly/shard-*
+merge:
+	@$(XENBOOT) report --merge $(foreach d,$(or $(wildcard $(SHARDS)),$(SHARDS)),$(call q,$(d))) \
+		$(if $(OUT),--out $(call q,$(OUT)))
 
 bisect: deps
 	@test -n $(call q,$(GOOD)) && test -n $(call q,$(BAD)) && test -n $(call q,$(MILESTONE)) || \

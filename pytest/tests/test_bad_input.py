@@ -37,6 +37,9 @@ NUMBER = ("not a number", "zero", "too big")
 CHOICE = ("unknown", "not UTF-8 argument")
 TEXT = ("control character", "too long", "not UTF-8 argument")
 LAB = {"--lab-config": TEXT_FILE, "--lab": CHOICE}
+SHARD = ("not a shard", "shard zero", "shard past count")
+# A folder that may not be there yet (bench history, a shard that never ran).
+MAYBE_FOLDER = tuple(k for k in FOLDER if k != "missing")
 
 TABLE = {
     "boot": {"--kernel": FILE, "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--memory": NUMBER,
@@ -54,7 +57,7 @@ TABLE = {
     # No bench history yet is no --bench-dir folder yet.
     "nightly": {"--matrix": TEXT_FILE, "--kernels": FOLDER, "--glob": TEXT + ("absolute pattern",),
                 "--spec": TEXT_FILE, **LAB, "--out": RUN_FOLDER, "--parallel": NUMBER, "--host": CHOICE,
-                "--src": FOLDER, "--objdir": OUTPUT_FOLDER, "--bench-dir": tuple(k for k in FOLDER if k != "missing")},
+                "--src": FOLDER, "--objdir": OUTPUT_FOLDER, "--bench-dir": MAYBE_FOLDER, "--shard": SHARD},
     "bisect": {"--good": TEXT + ("an option",), "--bad": TEXT, "--milestone": TEXT, "--src": FOLDER,
                "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--disk": FILE, "--memory": NUMBER,
                "--kernconf": TEXT, "--build": TEXT + ("unbalanced quote",),
@@ -65,13 +68,13 @@ TABLE = {
     "lab exec": {"--share": FOLDER, "--timeout": NUMBER, "ARGV": ("control character",), **LAB},
     "console": {"OUT": FOLDER},
     "gdb": {"OUT": FOLDER},
-    "report": {"RUN_DIR": FOLDER},
+    "report": {"RUN_DIR": FOLDER, "--merge": MAYBE_FOLDER, "--out": RUN_FOLDER, "--bench-dir": MAYBE_FOLDER},
     "pin": {"REV": TEXT},
 }
 # What each kind of check must refuse: the rows the table must have.
 REQUIRED = {"folder": FOLDER, "file or folder": WORLD, "run folder": RUN_FOLDER, "output folder": OUTPUT_FOLDER,
             "integer": NUMBER, "seconds": NUMBER, "choice": ("unknown",),
-            "text": ("control character", "too long"), "words": ("control character",)}
+            "text": ("control character", "too long"), "words": ("control character",), "shard": SHARD}
 
 
 class Scratch(str):
@@ -98,7 +101,8 @@ BASE = {
 }
 # A row's own changes to its command's base (None: leave that input out).
 EXTRA = {("nightly", option): {"--kernels": Scratch("folder")} for option in ("--glob", "--spec", "--lab")} \
-    | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak")}
+    | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak")} \
+    | {("report", option): {"--merge": Scratch("folder")} for option in ("--out", "--bench-dir")}
 RUN_NUMBERS = itertools.count()
 
 
@@ -206,6 +210,9 @@ def bad_value(kind, scratch, check):
         "an option": lambda: "--help",
         "unbalanced quote": lambda: 'make "all',
         "absolute path": lambda: "/boot/kernel",
+        "not a shard": lambda: "x",
+        "shard zero": lambda: "0/2",
+        "shard past count": lambda: "3/2",
     }
     return values[kind]()
 

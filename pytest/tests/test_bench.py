@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xenboot.core import paths
-from xenboot.pipeline import bench, nightly
-from xenboot.report import report
+from xenboot.pipeline import bench
+from xenboot.report import report, summary
 from xenboot.build.build import FIXTURE_MARKER
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
@@ -64,6 +64,11 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
         assert figure["median"] == figure["min"] == figure["max"] == value
     for label, _ in bench.BOOT_FIGURES.values():
         assert label in proc.stdout
+    # Where the probe's `make boot` went, stage by stage, within its total.
+    for flavour in bench.FLAVOURS:
+        parts = [data["figures"][f"whole_boot.{part}@{flavour}"]["median"] for part in bench.BOOT_PARTS]
+        assert sum(parts) < data["figures"][f"whole_boot@{flavour}"]["median"]
+    assert data["worse_than_before"] == {}
     for flavour in bench.FLAVOURS:
         assert f"{flavour}: 4 guests on one host take" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: bench: median of 1 on lab")
@@ -74,7 +79,7 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
 @pytest.mark.lab
 def test_bench_history_feeds_the_nightly_report(bench_run):
     _, out = bench_run
-    (entry,) = nightly.bench_history(out)
+    (entry,) = summary.bench_history(out)
     data = json.loads((out / "bench.json").read_text())
     assert entry == data
     # The report's plots, drawn from this real run: one per figure, its
@@ -104,6 +109,7 @@ def test_kernel_build_figures_time_clean_no_change_and_one_object(tmp_path, monk
     assert "machdep.o" not in logs["no-change"] and "i386/i386/machdep.c" in logs["one-object"]
 
 
+@pytest.mark.lab
 @pytest.mark.real_tree
 def test_a_real_kernel_s_milestone_times_and_the_developer_s_loop(real_tree, tmp_path, monkeypatch):
     """$XENBOOT_REAL_TREE_FIXED (a tree whose i386 XEN boots, e.g. 10.4 with
@@ -118,9 +124,12 @@ def test_a_real_kernel_s_milestone_times_and_the_developer_s_loop(real_tree, tmp
     times = [samples[f"real_{name}"][0] for name in bench.REAL_MILESTONES]
     assert times == sorted(times) and 0 < times[0]
     assert samples["dev_loop"][0] > 0 and len(samples["real_boot"]) == 1
+    parts = [samples[f"dev_loop.{part}"] for part in bench.LOOP_PARTS]
+    assert all(len(p) == 1 for p in parts) and sum(p[0] for p in parts) < samples["dev_loop"][0]
     assert "i386/i386/machdep.c" in (tmp_path / "dev-loop" / "kernel" / "build.log").read_text()
 
 
+@pytest.mark.lab
 @pytest.mark.branch_tree
 def test_the_branch_kernel_s_builds_milestone_times_and_loop(branch_tree, tmp_path):
     """$XENBOOT_BRANCH_TREE's amd64 XEN at 128 MB: built three ways, timed to
@@ -133,3 +142,4 @@ def test_the_branch_kernel_s_builds_milestone_times_and_loop(branch_tree, tmp_pa
     times = [samples[f"branch_{name}"][0] for name in bench.BRANCH_TREE.milestones]
     assert times == sorted(times) and 0 < times[0]
     assert samples["branch_dev_loop"][0] > 0 and len(samples["branch_boot"]) == 1
+    assert all(len(samples[f"branch_dev_loop.{part}"]) == 1 for part in bench.LOOP_PARTS)

@@ -12,8 +12,8 @@ import pytest
 from xenboot.core import paths
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
-REGRESSION = ("ok = checks_run(&failed);",
-              'ok = checks_run(&failed) && 0; detail_add(&failed, " planted"); /* FIXTURE: planted regression */')
+REGRESSION = ("void report_result(void)\n{\n",
+              'void report_result(void)\n{\n    detail_add(&failed, " planted"); /* FIXTURE: planted regression */\n')
 
 
 def git(tree, *argv):
@@ -54,14 +54,14 @@ def fixture_tree(tmp_path_factory):
 
     format_c = tree / "common" / "format.c"
     clean_format = format_c.read_text()
-    main_c = tree / "common" / "main.c"
+    report_c = tree / "common" / "report.c"
     # In this order git bisect's first pick is the broken build.
     commit("good")
     commit("docs", lambda: append(tree / "README.md", "\nFixture history.\n"))
     commit("more-docs", lambda: append(tree / "README.md", "More.\n"))
     commit("build-broken", lambda: append(format_c, "\n#error planted build break (fixture)\n"))
     commit("build-fixed", lambda: format_c.write_text(clean_format))
-    commit("regression", lambda: edit(main_c, *REGRESSION))
+    commit("regression", lambda: edit(report_c, *REGRESSION))
     commit("after-1", lambda: append(tree / "README.md", "After.\n"))
     commit("after-2", lambda: append(tree / "README.md", "And after.\n"))
     return tree, commits

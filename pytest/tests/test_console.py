@@ -9,10 +9,11 @@ import textwrap
 
 import pytest
 
-from xenboot.console.console import ConsoleSession, ExpectFailed, debugger_before_console, judge
-from xenboot.judge.matcher import Outcome
+from xenboot.console.console import ConsoleSession, ExpectFailed, judge
 from xenboot.core.errors import Verdict
 from xenboot.judge.spec import load_spec
+
+from test_verdict import EARLY_DDB_FRAMES
 
 SPEC = """
     hang = 5
@@ -243,45 +244,6 @@ def test_input_can_go_another_way(tmp_path, spec, console):
     with ConsoleSession(harness.fileno(), spec, tmp_path, send=typed.append) as session:
         session.send_line("boot")
     assert typed == [b"boot\r"]
-
-
-# SYNTHETIC frames, shaped after the xenctx stack issue 13 reports for a real
-# FreeBSD 10.4 i386 XEN kernel booted with boot_ddb=1 ("db_readline < ... <
-# db_trap < kdb_trap < ... < init386"); the offsets are made up.
-EARLY_DDB_FRAMES = ["db_readline+0x9c", "db_read_line+0x19", "db_command_loop+0x3d",
-                    "db_command_script+0x2a", "db_trap+0xf1", "kdb_trap+0xe5", "trap+0x4c7",
-                    "calltrap+0x6", "kdb_enter+0x35", "init386+0x7e4"]
-# The probe kernel's own hang, as test_lab_boot's live hang records it.
-PROBE_HANG_FRAMES = ["probe_hang_loop+0x11", "probe_run+0x5d", "probe_main+0x1b9"]
-
-
-def silent_outcome(verdict, frames):
-    outcome = Outcome()
-    outcome.verdict, outcome.message = verdict, "no output for 60 s while waiting for 'kdb'"
-    outcome.diagnosis = {"frames": frames}
-    return outcome
-
-
-def test_a_hang_inside_the_debugger_is_debugger_console_not_attached():
-    outcome = silent_outcome(Verdict.HANG, EARLY_DDB_FRAMES)
-    assert debugger_before_console(outcome)
-    assert outcome.verdict is Verdict.DEBUGGER
-    assert outcome.message.startswith("console not attached: the kernel is in its debugger (xenctx: "
-                                      "db_readline+0x9c < db_read_line+0x19 <")
-    assert "kdb_trap+0xe5 < trap+0x4c7" in outcome.message and "init386+0x7e4)" in outcome.message
-    assert outcome.message.endswith("; no output for 60 s while waiting for 'kdb'")
-
-
-@pytest.mark.parametrize("verdict, frames", [
-    (Verdict.HANG, PROBE_HANG_FRAMES),       # a hang elsewhere stays a hang
-    (Verdict.HANG, []),                      # no stack: nothing to say
-    (Verdict.HANG, ["kdb_trapped_here+0x1"]),  # a name that only starts like one
-    (Verdict.TIMEOUT, EARLY_DDB_FRAMES),     # output kept coming: not a silent debugger
-])
-def test_other_stacks_and_verdicts_stay(verdict, frames):
-    outcome = silent_outcome(verdict, frames)
-    assert not debugger_before_console(outcome)
-    assert outcome.verdict is verdict and outcome.message.startswith("no output")
 
 
 def test_the_live_driver_reclassifies_and_logs_it(tmp_path, spec, console):

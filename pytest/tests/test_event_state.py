@@ -1,6 +1,6 @@
 """xl.event_state reads Xen's 'q' and 'e' debug-key dumps of a silent
 domain and names the event channels the guest lost."""
-from xenboot.console.console import conclude_diagnosis
+from xenboot.judge.verdict import from_diagnosis
 from xenboot.core.errors import Verdict
 from xenboot.guest import xl
 from xenboot.judge.matcher import Outcome
@@ -60,6 +60,6 @@ def test_a_hang_s_verdict_quotes_the_lost_events():
     outcome = Outcome()
     outcome.verdict, outcome.message = Verdict.HANG, "no output for 30 s while waiting for 'disk'"
     outcome.diagnosis = {"frames": ["cpu_idle+0x80"], "events": xl.event_state(DUMP, 1, XENSTORE)}
-    assert not conclude_diagnosis(outcome)
+    assert not from_diagnosis(outcome)
     assert outcome.verdict is Verdict.HANG
     assert outcome.message.startswith("no output for 30 s while waiting for 'disk' [Xen: event channels 1 (xenstore)")

@@ -109,10 +109,16 @@ def test_i386_system_calls_put_the_arguments_above_a_dummy_slot(built):
     assert "int $128" not in "\n".join(disassemble(built["i386"], "init_main"))
 
 
-def test_i386_init_asks_to_halt_and_power_off(built):
+def test_i386_init_powers_off_and_syncs_only_when_the_kernel_environment_asks(built):
     calls = "\n".join(disassemble(built["i386"], "init_main"))
-    # reboot(RB_POWEROFF|RB_HALT): 0x4008 pushed just above the number 55.
-    assert "pushl $16392\npushl $55\ncalll" in calls
+    # kenv(KENV_GET, "init_sync", ...) is system call 390; then reboot (55)
+    # with RB_POWEROFF|RB_HALT (0x4008), plus RB_NOSYNC (4) unless the
+    # kenv call said "1": 0x4008 + 4 * (not asked), pushed above the 55.
+    kenv, reboot = calls.index("pushl $390\ncalll"), calls.index("pushl $55\ncalll")
+    assert kenv < reboot
+    assert "leal 16392(,%eax,4), %eax" in calls[kenv:reboot]
+    assert calls[:reboot].endswith("pushl %eax\n")
+    assert b"init_sync\0" in built["i386"].read_bytes()
 
 
 def test_holds_its_line_and_the_console_path(built, target):
@@ -136,7 +142,8 @@ def test_an_unknown_target_is_refused(tmp_path):
 def test_warnings_fail_the_build(tmp_path):
     shutil.copytree(INIT_DIR, tmp_path / "src")
     source = (INIT_DIR / "init.c").read_text()
-    (tmp_path / "src" / "init.c").write_text(source.replace("\tsize_t n = 0;", "\tsize_t n = 0, unused;"))
+    assert "    size_t n = 0;" in source
+    (tmp_path / "src" / "init.c").write_text(source.replace("    size_t n = 0;", "    size_t n = 0, unused;"))
     proc = subprocess.run(["make", "-s", "-C", str(tmp_path / "src"), f"OUT={tmp_path}"],
                           capture_output=True, text=True)
     assert proc.returncode != 0

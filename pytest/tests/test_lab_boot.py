@@ -72,6 +72,9 @@ def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlin
     assert result["host"]["cpu_model"] == lab["qemu"]["cpu"]
     assert f"--lab {flavour}" in (tmp_path / "run" / "reproduce.sh").read_text()
     assert set(result["durations"]) >= {"check", "lab", "create", "console", "teardown"}
+    steps = result["create_steps"]
+    assert list(steps) == ["share", "create", "console pty", "console relay", "unpause"]
+    assert sum(steps.values()) <= result["durations"]["create"]
     # What `make boot` shows (progress on stderr): the guest's banner and
     # its panic, then the verdict.
     # A debug Xen lets the guest's early console (console_io) through, and

@@ -159,6 +159,26 @@ def test_chatter_does_not_reset_a_stage_deadline(tmp_path):
     assert "chatter" in drive.outcome.message
 
 
+def test_a_timeout_names_the_last_complete_line_a_hang_the_unfinished_one(tmp_path):
+    drive = Drive(make_spec(tmp_path, TWO_STEPS)).data(1, b"first\n")
+    for t in range(5, 31, 5):
+        drive.data(t, b"chatter line\n")
+    # A driver that reads late: half a line arrives after the budget ran
+    # out and before the deadline is acted on. Output kept coming, so the
+    # half is only where the read happened to cut it.
+    block, tail = drive.scanner.feed(b"chat")
+    drive.judge.feed(block, None, 32)
+    drive.judge.feed("", tail, 32)
+    drive.judge.tick(32)
+    assert drive.outcome.verdict is Verdict.TIMEOUT
+    assert drive.outcome.message.endswith("(last line: 'chatter line')")
+    # Silence after half a line: where the guest stopped is the news.
+    drive = Drive(make_spec(tmp_path, TWO_STEPS)).data(1, b"first\n").data(2, b"Enter full pathname: ")
+    drive.tick(13)
+    assert drive.outcome.verdict is Verdict.HANG
+    assert drive.outcome.message.endswith("(last line: 'Enter full pathname: ')")
+
+
 def test_silence_is_a_hang_before_the_budget_runs_out(tmp_path):
     drive = Drive(make_spec(tmp_path, TWO_STEPS)).data(1, b"first\nsome\n").data(3, b"more\n")
     drive.tick(12.9)

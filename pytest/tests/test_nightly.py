@@ -16,7 +16,7 @@ import pytest
 
 from test_lab_boot import qemu_processes_for
 from xenboot.core import paths, result
-from xenboot.pipeline import nightly
+from xenboot.pipeline.nightly import kernels as nightly_kernels, matrix as nightly_matrix, run, schedule
 from xenboot.core.errors import BadInput, InfraError
 from xenboot.console.progress import Progress
 
@@ -55,10 +55,10 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
             host_starts(flavour)
         yield "fake host"
 
-    monkeypatch.setattr(nightly, "boot", fake_boot)
-    monkeypatch.setattr(nightly, "lab_host", fake_host)
+    monkeypatch.setattr(schedule, "boot", fake_boot)
+    monkeypatch.setattr(schedule, "lab_host", fake_host)
     (tmp_path / "matrix.toml").write_text(matrix)
-    summary = nightly.run_nightly(matrix=tmp_path / "matrix.toml", out=tmp_path / "run",
+    summary = run.run_nightly(matrix=tmp_path / "matrix.toml", out=tmp_path / "run",
                                   src=str(tmp_path / "no-freebsd-src"),
                                   progress=Progress(stream=io.StringIO(), live=False), **kwargs)
     return summary, tried
@@ -80,7 +80,7 @@ def rows_by_id(summary):
 # -- the matrix ---------------------------------------------------------------
 
 def test_the_default_matrix_crosses_kernels_specs_and_hosts():
-    kernels, rows = nightly.load_matrix()
+    kernels, rows = nightly_matrix.load_matrix()
     assert set(kernels) >= {"probe", "crash-at-entry", "debian-linux", "freebsd-XEN"}
     ids = {row.id: row for row in rows}
     assert ids["probe"].spec == "probe" and ids["probe"].expect.value == "PASS"
@@ -99,14 +99,14 @@ def test_the_default_matrix_crosses_kernels_specs_and_hosts():
     assert kernels["freebsd-XEN"].options["target"] == "amd64"
     assert ids["freebsd-i386-XEN"].spec == "freebsd-xen-pv-i386"
     assert {row.host for row in rows} == {"lab"}
-    _, on_xl = nightly.load_matrix(host="xl")
+    _, on_xl = nightly_matrix.load_matrix(host="xl")
     assert {row.host for row in on_xl} == {"xl"}
 
 
 def test_a_row_on_several_hosts_is_one_row_per_host(tmp_path):
     path = tmp_path / "m.toml"
     path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\nspec = ["probe", "generic"]\nhosts = ["lab", "xl"]\n')
-    _, rows = nightly.load_matrix(path)
+    _, rows = nightly_matrix.load_matrix(path)
     assert [(r.id, r.spec, r.host) for r in rows] == [
         ("probe.probe@lab", "probe", "lab"), ("probe.probe@xl", "probe", "xl"),
         ("probe.generic@lab", "generic", "lab"), ("probe.generic@xl", "generic", "xl")]
@@ -118,8 +118,8 @@ def test_rows_boot_on_their_lab_flavour(tmp_path):
                     '[[boot]]\nname = "probe-debug"\nkernel = "probe"\nlab = "debug"\n'
                     '[[boot]]\nkernel = "freebsd-XEN"\nhosts = ["lab", "xl"]\n'
                     '[[boot]]\nname = "freebsd-release"\nkernel = "freebsd-XEN"\nlab = "debian"\n')
-    _, rows = nightly.load_matrix(path)
-    nightly.assign_flavours(rows)
+    _, rows = nightly_matrix.load_matrix(path)
+    schedule.assign_flavours(rows)
     # FreeBSD defaults to the debug Xen, the rest to Debian's; xl rows run
     # this machine's Xen.
     assert {r.id: r.lab for r in rows} == {"probe": "debian", "probe-debug": "debug",
@@ -127,7 +127,7 @@ def test_rows_boot_on_their_lab_flavour(tmp_path):
                                           "freebsd-release": "debian"}
     path.write_text(KERNELS + '[[boot]]\nkernel = "probe"\nlab = "fast"\n')
     with pytest.raises(BadInput, match="LAB=fast: no such lab flavour"):
-        nightly.assign_flavours(nightly.load_matrix(path)[1])
+        schedule.assign_flavours(nightly_matrix.load_matrix(path)[1])
 
 
 @pytest.mark.parametrize("text, words", [
@@ -145,7 +145,7 @@ def test_a_bad_matrix_is_refused_before_anything_runs(tmp_path, text, words):
     path = tmp_path / "m.toml"
     path.write_text(KERNELS + text)
     with pytest.raises(BadInput) as e:
-        nightly.load_matrix(path)
+        nightly_matrix.load_matrix(path)
     assert words in e.value.message
 
 
@@ -401,22 +401,31 @@ def make_targets():
 
 @pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
 def test_ci_definitions_test_on_push_and_run_the_nightly_on_a_schedule(name):
+    """The nightly fans out over the engine's own shards, and a merge job
+    after all of them makes one run folder of theirs."""
     yaml = pytest.importorskip("yaml")
     data = yaml.safe_load((paths.REPO / "ci" / name).read_text())
     jobs = data["jobs"] if "jobs" in data else data
     commands = ci_commands(jobs)
     assert "bash .ci/run" in commands["test"]
-    assert "make nightly OUT=out/nightly/run" in commands["nightly"]
+    assert "make bench" in commands["bench"]
+    assert "make merge SHARDS=" in commands["merge"] and "OUT=out/nightly/run" in commands["merge"]
     assert "make nightly HOST=xl" in commands["nightly-xl"]
     text = (paths.REPO / "ci" / name).read_text()
     assert "xen-dom0" in text and "schedule" in text
     if "jobs" in data:
         assert data[True]["schedule"] and "push" in data[True]      # YAML 1.1 reads `on` as True
-        uploads = [s["with"]["path"] for s in jobs["nightly"]["steps"] if "upload-artifact" in s.get("uses", "")]
+        assert jobs["nightly"]["strategy"]["matrix"]["shard"] == [1, 2]
+        assert "make nightly SHARD=${{ matrix.shard }}/${{ strategy.job-total }}" in commands["nightly"]
+        assert jobs["merge"]["needs"] == "nightly" and "always()" in jobs["merge"]["if"]
+        uploads = [s["with"]["path"] for s in jobs["merge"]["steps"] if "upload-artifact" in s.get("uses", "")]
         assert "out/nightly/run/" in uploads[0]
         assert "xen-dom0" in jobs["nightly-xl"]["runs-on"]
     else:
-        assert "out/nightly/run/" in jobs["nightly"]["artifacts"]["paths"]
+        assert jobs["nightly"]["parallel"]["matrix"] == [{"SHARD": ["1/2", "2/2"]}]
+        assert "make nightly SHARD=$SHARD OUT=out/nightly/shard-$CI_NODE_INDEX" in commands["nightly"]
+        assert jobs["merge"]["needs"] == [{"job": "nightly", "artifacts": True}]
+        assert "out/nightly/run/" in jobs["merge"]["artifacts"]["paths"]
         assert jobs["nightly-xl"]["tags"] == ["xen-dom0"]
     # Every make target they run is one the Makefile has.
     used = {word.split()[0] for cmd in commands.values() for word in cmd.split("make ")[1:]}
@@ -427,9 +436,9 @@ def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path):
     """The default matrix's i386 XEN kernel, from the labelled source
     fixture: built for i386 in the run's object folder (--objdir), imaged
     with the i386 init."""
-    kernels, _ = nightly.load_matrix()
+    kernels, _ = nightly_matrix.load_matrix()
     ctx = types.SimpleNamespace(src=str(FIXTURE), source_problem=None, objdir=str(tmp_path / "obj"))
-    kernel, disk = nightly._freebsd_kernel(kernels["freebsd-i386-XEN"], tmp_path, ctx)
+    kernel, disk = nightly_kernels._freebsd_kernel(kernels["freebsd-i386-XEN"], tmp_path, ctx)
     built = json.loads((tmp_path / "build.json").read_text())
     assert built["target"] == "i386"
     assert built["built"]["path"] == f"{tmp_path}/obj/i386.i386{FIXTURE}/sys/XEN/kernel", built["built"]
@@ -443,8 +452,8 @@ def test_an_i386_freebsd_row_builds_and_images_for_i386(tmp_path):
 def sweep_rows(tmp_path, sizes):
     path = tmp_path / "m.toml"
     path.write_text(KERNELS + f'[[boot]]\nname = "s"\nkernel = "probe"\nmemory = {sizes}\n')
-    rows = nightly.load_matrix(path)[1]
-    nightly.assign_flavours(rows)
+    rows = nightly_matrix.load_matrix(path)[1]
+    schedule.assign_flavours(rows)
     return rows
 
 
@@ -454,14 +463,14 @@ def test_waves_never_put_more_guest_memory_on_a_host_than_its_xen_has(tmp_path):
     pending = collections.deque(sweep_rows(tmp_path, [64, 96, 128, 192, 256, 512, 100]))
     waves = []
     while pending:
-        wave, hosts = nightly.next_wave(pending, parallel=4, ports=4, capacity=720)
+        wave, hosts = schedule.next_wave(pending, parallel=4, ports=4, capacity=720)
         assert [r.id for _, rows in hosts for r in rows] == [r.id for r in wave]
         assert all(sum(r.memory for r in rows) <= 720 and len(rows) <= 4 for _, rows in hosts)
         waves.append([r.memory for r in wave])
     assert waves == [[64, 96, 128, 192], [256, 100], [512]]
     # More rows at once than one host's ports: a second host, as before.
     pending = collections.deque(sweep_rows(tmp_path, [16, 17, 18, 19, 20, 21]))
-    wave, hosts = nightly.next_wave(pending, parallel=6, ports=4, capacity=720)
+    wave, hosts = schedule.next_wave(pending, parallel=6, ports=4, capacity=720)
     assert [len(rows) for _, rows in hosts] == [4, 2] and not pending
 
 
@@ -475,7 +484,7 @@ def test_a_memory_list_sweeps_one_row_a_size_with_its_own_expectation(tmp_path):
     path.write_text(KERNELS + '[[boot]]\nname = "sweep"\nkernel = "freebsd-XEN"\n'
                     'memory = [64, 128, 256]\nexpect = ["CRASH", "PANIC", "CRASH"]\n'
                     '[[boot]]\nkernel = "probe"\nmemory = 96\n')
-    _, rows = nightly.load_matrix(path)
+    _, rows = nightly_matrix.load_matrix(path)
     assert [(r.id, r.memory, r.expect.value) for r in rows] == [
         ("sweep.64M", 64, "CRASH"), ("sweep.128M", 128, "PANIC"), ("sweep.256M", 256, "CRASH"),
         ("probe", 96, "PASS")]
@@ -494,7 +503,7 @@ def test_a_bad_memory_sweep_is_refused(tmp_path, row, words):
     path = tmp_path / "m.toml"
     path.write_text(KERNELS + f'[[boot]]\nkernel = "probe"\n{row}\n')
     with pytest.raises(BadInput) as e:
-        nightly.load_matrix(path)
+        nightly_matrix.load_matrix(path)
     assert words in e.value.message
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from test_lab_boot import qemu_processes_for
 from xenboot.core import paths
-from xenboot.pipeline import nightly
+from xenboot.guest import kernelcheck
+from xenboot.pipeline.nightly import matrix as nightly_matrix
 from xenboot.core.errors import BadInput
 
 pytestmark = pytest.mark.lab
@@ -43,7 +44,7 @@ def write_matrix(tmp_path, text):
 
 def folder_rows(tmp_path, folder, kernel_keys="", boots='[[boot]]\nkernel = "suite"\n'):
     """The rows of a matrix whose kernel `suite` is `folder`."""
-    _, rows = nightly.load_matrix(write_matrix(
+    _, rows = nightly_matrix.load_matrix(write_matrix(
         tmp_path, f'[kernel.suite]\nfrom = "folder"\nfolder = "{folder}"\n{kernel_keys}\n{boots}'))
     return rows
 
@@ -90,11 +91,11 @@ def test_a_folder_without_kernels_is_refused_before_anything_runs(tmp_path, buil
 def test_the_kernels_option_matrix_names_the_folder_and_spec(tmp_path, builds):
     odd = tmp_path / 'my "odd" folder'
     builds.rename(odd)
-    text = nightly.folder_matrix(odd, "probe", "probe*", lab="debug")
+    text = nightly_matrix.folder_matrix(odd, "probe", "probe*", lab="debug")
     raw = tomllib.loads(text)
     # A folder name that is not a row name gives its rows a plain one.
     assert raw["kernel"]["kernels"] == {"from": "folder", "folder": str(odd), "glob": "probe*"}
-    _, rows = nightly.load_matrix(write_matrix(tmp_path, text))
+    _, rows = nightly_matrix.load_matrix(write_matrix(tmp_path, text))
     assert [(r.id, r.spec, r.lab) for r in rows] == [("kernels.probe", "probe", "debug"),
                                                      ("kernels.probe-pv32pae", "probe", "debug")]
 
@@ -138,7 +139,7 @@ def test_real_folder_rows_boot_pv64_and_pv32pae_probes(tmp_path, builds):
         assert (row["spec"], row["lab"], row["verdict"]) == ("probe", "debug", "PASS")
         assert "PROBE result SUCCESS" in (run / row["folder"] / "console.log").read_text()
     assert json.loads((run / rows["builds.probe-pv32pae"]["folder"] / "result.json").read_text())[
-        "kernel"]["sha256"] == nightly.kernelcheck.sha256(builds / "probe-pv32pae")
+        "kernel"]["sha256"] == kernelcheck.sha256(builds / "probe-pv32pae")
     # The matrix as run names the folder; the report shows both rows.
     assert tomllib.loads((run / "matrix.toml").read_text())["kernel"]["builds"]["folder"] == str(builds)
     html = (run / "report.html").read_text()

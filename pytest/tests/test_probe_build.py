@@ -179,6 +179,117 @@ def test_user_mode_code_has_pages_of_its_own(out, kernel):
                       "probe_user_int", "probe_user_int_after"}, inside
 
 
+@pytest.mark.parametrize("kernel", PROBES)
+@pytest.mark.parametrize("function, source", [("probe_main", "common/main.c"),
+                                              ("probe_hang_loop", "common/commands.c"),
+                                              ("probe_trap", "arch/x86/traps.c"),
+                                              ("_start", None)])
+def test_dwarf_names_the_file_and_line_of_a_probe_address(out, kernel, function, source):
+    # What a crash's RIP or a xenctx frame is decoded with: binutils' addr2line.
+    address = symbols(out / kernel)[function]
+    named = subprocess.run(["addr2line", "-f", "-e", str(out / kernel), hex(address)],
+                           check=True, capture_output=True, text=True).stdout.split()
+    assert named[0] == function, named
+    path, line = named[1].rsplit(":", 1)
+    # Relative to images/probe: the prefix map keeps the build folder out.
+    assert path.startswith("./"), path
+    source = source or ("arch/x86/entry_64.S" if kernel == "probe" else "arch/x86/entry_32.S")
+    assert path[2:] == source
+    lines = (PROBE_DIR / source).read_text().splitlines()
+    # Its first instruction is a line of its body (not always the brace: GCC
+    # may schedule the prologue with the first statement).
+    starts = [n for n, text in enumerate(lines, 1)
+              if re.match(rf"(\w.*\b{function}\(.*[^;]$|{function}:)", text)]
+    assert len(starts) == 1, starts
+    assert starts[0] <= int(line) < starts[0] + 30, (named, starts)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_dwarf_is_in_no_loaded_segment(out, kernel):
+    # Xen's loader copies PT_LOAD segments and, for BSD_SYMTAB, the symbol
+    # and string tables: the DWARF must stay in the file only.
+    with open(out / kernel, "rb") as f:
+        elf = ELFFile(f)
+        debug = [s for s in elf.iter_sections() if s.name.startswith(".debug_")]
+        assert {".debug_info", ".debug_line"} <= {s.name for s in debug}
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        for section in debug:
+            assert not section["sh_flags"] & 2, section.name  # SHF_ALLOC
+            assert not any(seg.section_in_segment(section) for seg in loads), section.name
+
+
+def c_objects(out, guest):
+    """{source path: its object} for the C files of one guest type's build."""
+    objects = {}
+    for obj in sorted((out / "obj" / guest).rglob("*.o")):
+        source = obj.relative_to(out / "obj" / guest).with_suffix(".c")
+        if (PROBE_DIR / source).exists():
+            objects[str(source)] = obj
+    return objects
+
+
+def defined_and_used(obj):
+    listing = subprocess.run(["nm", str(obj)], check=True, capture_output=True, text=True).stdout
+    defined, used = set(), set()
+    for fields in (line.split() for line in listing.splitlines()):
+        if len(fields) == 3 and fields[1] in "TDBRC":
+            defined.add(fields[2])
+        elif fields[:1] == ["U"]:
+            used.add(fields[1])
+    return defined, used
+
+
+def first_circle(graph):
+    """One circle of the graph as a list of nodes (first node repeated last), or None."""
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for after in sorted(graph[node]):
+            if state.get(after) == "open":
+                return path[path.index(after):] + [after]
+            if after not in state:
+                circle = visit(after, path + [after])
+                if circle:
+                    return circle
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            circle = visit(node, [node])
+            if circle:
+                return circle
+    return None
+
+
+@pytest.mark.parametrize("guest", ("pv64", "pv32pae"))
+def test_c_files_use_each_other_without_a_circle(out, guest):
+    # File A uses file B when A's object needs a symbol B's defines (nm).
+    # The assembly entry points are left out: Xen enters the C through them
+    # and the C registers them, which is a circle by nature. probe_main is
+    # the entry point the checks take the address of as a known place in the
+    # image, not something they call.
+    objects = c_objects(out, guest)
+    tables = {source: defined_and_used(obj) for source, obj in objects.items()}
+    owner = {name: source for source, (defined, _) in tables.items() for name in defined}
+    graph = {source: {owner[name] for name in used - {"probe_main"}
+                      if name in owner and owner[name] != source}
+             for source, (_, used) in tables.items()}
+    assert "common/setup.c" in graph and not graph["common/setup.c"] - {"common/string.c"}
+    assert first_circle(graph) is None, " -> ".join(first_circle(graph))
+
+
+def test_common_headers_declare_no_arch_function(out):
+    arch_functions = set()
+    for source, obj in c_objects(out, "pv64").items():
+        if source.startswith("arch/"):
+            arch_functions |= defined_and_used(obj)[0]
+    for header in sorted((PROBE_DIR / "include").rglob("*.h")):
+        declared = set(re.findall(r"\b(\w+)\s*\(", header.read_text()))
+        assert not declared & arch_functions, (header.name, declared & arch_functions)
+
+
 def test_crash_at_entry_faults_on_its_first_instruction(out):
     entry = number(xen_notes(out / "crash-at-entry")[ENTRY])
     listing = subprocess.run(

@@ -196,6 +196,26 @@ def test_bench_history_is_plotted(run):
     (plot,) = svgs(bench)
     assert len(list(plot.iter("{http://www.w3.org/2000/svg}circle"))) == 3
     assert "embedded host start to dom0 ready (snapshot)" in bench
+    # Its last run, 0.7 s against 0.5 and 0.6 before: flagged.
+    assert "Worse than the runs before (median of up to 5): host_start_warm 1.27x" in bench
+
+
+def figure(median, unit="s"):
+    return {"label": "a figure", "unit": unit, "median": median, "min": median, "max": median}
+
+
+@pytest.mark.parametrize("before, last, unit, flagged", [
+    ([1.0, 1.0, 1.1], 1.3, "s", 1.3),           # a time more than 20% longer
+    ([1.0, 1.0, 1.1], 1.15, "s", None),         # within the spread
+    ([9.0, 1.0, 1.0, 1.0, 1.0, 1.0], 1.1, "s", None),  # only the last 5 runs count
+    ([100.0, 100.0], 80.0, "MB/s", 1.25),       # a throughput lower
+    ([100.0, 100.0], 130.0, "MB/s", None),      # ...higher is better
+    ([None, None], 5.0, "s", None),             # never measured before
+    ([1.0], None, "s", None),                   # not measured now
+])
+def test_a_bench_figure_worse_than_the_runs_before_is_flagged(before, last, unit, flagged):
+    history = [{"figures": {"f": figure(m, unit)}} for m in before] + [{"figures": {"f": figure(last, unit)}}]
+    assert report.worse_than_before(history) == ({"f": flagged} if flagged else {})
 
 
 def test_report_renders_in_a_browser_and_its_links_work(run, tmp_path):

@@ -27,7 +27,7 @@ from xenboot.host.lab.qemu import lab_host
 from xenboot.judge.matcher import CONSOLE, XEN, Judge, Outcome
 from xenboot.judge.spec import load_spec
 from xenboot.guest.symbols import Symbols
-from xenboot.console.xenconsole import Resends, Splitter, XenConsole, crash_facts, quote_in_verdict
+from xenboot.console.xenconsole import Resends, Splitter, XenConsole, crash_facts
 from xenboot.host.xenlog import FileSource, _after_overlap
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "xen", "two-crashes-one-host.host.log")
@@ -206,19 +206,6 @@ def test_symbols_name_only_addresses_inside_the_text(tmp_path):
     assert symbols.name(0xffffffff80000104) == "f+0x4"
     assert symbols.name(0xffffffff80000200) is None and symbols.name(0x1000) is None
     assert symbols.functions == {"f"}
-
-
-def test_verdict_leads_with_xen_when_the_guest_said_nothing_and_quotes_it_otherwise():
-    xen = {"summary": "Xen: fault in compat_crash_page_fault, RIP trap_pfault, cr2 0xc069affc"}
-    silent = Outcome()
-    silent.message = "the domain crashed while waiting for 'init' (no panic line seen)"
-    quote_in_verdict(silent, xen)
-    assert silent.message == ("Xen: fault in compat_crash_page_fault, RIP trap_pfault, cr2 0xc069affc"
-                              " (the domain crashed while waiting for 'init')")
-    panicked = Outcome()
-    panicked.message = "panic: vm_fault"
-    quote_in_verdict(panicked, xen)
-    assert panicked.message == f"panic: vm_fault [{xen['summary']}]"
 
 
 def concluded(tmp_path, verdict, message, host_text):

@@ -1,6 +1,5 @@
 /* Event delivery: a loopback channel through the upcall, and VIRQ_TIMER. */
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/events.h>
 #include <probe/time.h>
@@ -8,17 +7,19 @@
 
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
+#include <arch/time.h>
 
 /* Short enough to stay within the probe's 3 s budget even when they fail. */
-#define UPCALL_WAIT  MILLISECONDS(100)
-#define TIMER_DELAY  MILLISECONDS(2)
-#define TIMER_WAIT   MILLISECONDS(500)
+#define UPCALL_WAIT MILLISECONDS(100)
+#define TIMER_DELAY MILLISECONDS(2)
+#define TIMER_WAIT  MILLISECONDS(500)
 
 /*
  * With the upcall unmasked, spin until port has been delivered again or
  * deadline_ns passes. Returns the time of arrival, 0 if none.
  */
-static uint64_t await_upcall(evtchn_port_t port, uint32_t before, uint64_t deadline_ns)
+static uint64_t await_upcall(evtchn_port_t port, uint32_t before,
+                             uint64_t deadline_ns)
 {
     for ( ;; )
     {
@@ -41,7 +42,8 @@ enum check_status check_evtchn_upcall(struct detail *d)
 
     if ( rc )
     {
-        detail_add(d, "HYPERVISOR_set_callbacks refused (" RC_FMT ")", RC_ARGS(rc));
+        detail_add(d, "HYPERVISOR_set_callbacks refused (" RC_FMT ")",
+                   RC_ARGS(rc));
         return CHECK_FAIL;
     }
     rc = evtchn_bind_loopback(&sender, &receiver);
@@ -96,7 +98,8 @@ enum check_status check_timer(struct detail *d)
      */
     rc = hypervisor_vcpu_op(VCPUOP_stop_periodic_timer, 0, NULL);
     if ( rc )
-        detail_add(d, "(stopping the periodic timer: " RC_FMT ") ", RC_ARGS(rc));
+        detail_add(d, "(stopping the periodic timer: " RC_FMT ") ",
+                   RC_ARGS(rc));
     evtchn_clear(port);
     evtchn_unmask(port);
     before = events_delivered(port);
@@ -111,7 +114,8 @@ enum check_status check_timer(struct detail *d)
 
     if ( rc )
     {
-        detail_add(d, "VCPUOP_set_singleshot_timer refused (" RC_FMT ")", RC_ARGS(rc));
+        detail_add(d, "VCPUOP_set_singleshot_timer refused (" RC_FMT ")",
+                   RC_ARGS(rc));
         return CHECK_FAIL;
     }
     if ( !arrived )

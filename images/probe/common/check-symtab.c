@@ -2,13 +2,14 @@
  * BSD_SYMTAB "yes" asks the domain builder to load the symbol and string
  * tables after the image, behind a small ELF header (Xen's libelf,
  * elf_load_bsdsyms): a 32-bit size at the first word boundary (8 bytes on
- * pv64, 4 on pv32) after the image's end, then an ELF header with three sections (null, symtab,
- * strtab), offsets relative to that header. FreeBSD's ddb names functions
- * from it. The probe finds its own probe_main there.
+ * pv64, 4 on pv32) after the image's end, then an ELF header with three
+ * sections (null, symtab, strtab), offsets relative to that header.
+ * FreeBSD's ddb names functions from it. The probe finds its own
+ * probe_main there.
  */
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/check.h>
 #include <probe/elf.h>
+#include <probe/main.h>
 #include <probe/string.h>
 
 /* Beyond this the header is garbage rather than a table of a tiny kernel. */
@@ -18,7 +19,9 @@ extern char _end[];
 
 enum check_status check_bsd_symtab(struct detail *d)
 {
-    const char *start = (const char *)(((unsigned long)_end + sizeof(long) - 1) & ~(sizeof(long) - 1));
+    const char *start =
+        (const char *)(((unsigned long)_end + sizeof(long) - 1) &
+                       ~(sizeof(long) - 1));
     const char *ehdr = start + sizeof(uint32_t);
     const char *strtab;
     elf_ehdr_t eh;
@@ -30,15 +33,19 @@ enum check_status check_bsd_symtab(struct detail *d)
     memcpy(&eh, ehdr, sizeof(eh));
     if ( memcmp(eh.e_ident, ELF_MAGIC, 4) )
     {
-        detail_add(d, "no ELF header at 0x%lx: the loader ignored BSD_SYMTAB,"
-                   " ddb would have no symbol names", (unsigned long)start);
+        detail_add(d,
+                   "no ELF header at 0x%lx: the loader ignored BSD_SYMTAB,"
+                   " ddb would have no symbol names",
+                   (unsigned long)start);
         return CHECK_FAIL;
     }
     if ( eh.e_shnum != 3 || eh.e_shentsize != sizeof(elf_shdr_t) ||
          eh.e_shoff > MAX_TABLE_BYTES )
     {
-        detail_add(d, "header at 0x%lx has %u sections of %u bytes, expected 3 of %zu",
-                   (unsigned long)start, eh.e_shnum, eh.e_shentsize, sizeof(elf_shdr_t));
+        detail_add(
+            d, "header at 0x%lx has %u sections of %u bytes, expected 3 of %zu",
+            (unsigned long)start, eh.e_shnum, eh.e_shentsize,
+            sizeof(elf_shdr_t));
         return CHECK_FAIL;
     }
     memcpy(sh, ehdr + eh.e_shoff, sizeof(sh));
@@ -59,7 +66,8 @@ enum check_status check_bsd_symtab(struct detail *d)
 
         memcpy(&sym, ehdr + sh[1].sh_offset + i * sizeof(sym), sizeof(sym));
         if ( sym.st_name < sh[2].sh_size &&
-             !strncmp(strtab + sym.st_name, "probe_main", sh[2].sh_size - sym.st_name) )
+             !strncmp(strtab + sym.st_name, "probe_main",
+                      sh[2].sh_size - sym.st_name) )
             found = sym.st_value;
     }
 
@@ -67,7 +75,8 @@ enum check_status check_bsd_symtab(struct detail *d)
                (unsigned long)start);
     if ( found != (unsigned long)probe_main )
     {
-        detail_add(d, "0x%lx, expected 0x%lx", found, (unsigned long)probe_main);
+        detail_add(d, "0x%lx, expected 0x%lx", found,
+                   (unsigned long)probe_main);
         return CHECK_FAIL;
     }
     detail_add(d, "found at 0x%lx", found);

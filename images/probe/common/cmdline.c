@@ -1,4 +1,4 @@
-#include <probe/boot.h>
+#include <probe/setup.h>
 #include <probe/cmdline.h>
 #include <probe/string.h>
 

@@ -1,20 +1,22 @@
-#include <probe/boot.h>
 #include <probe/cmdline.h>
 #include <probe/commands.h>
 #include <probe/console.h>
 #include <probe/errno.h>
 #include <probe/events.h>
+#include <probe/setup.h>
 #include <probe/string.h>
 #include <probe/time.h>
 #include <probe/version.h>
 #include <xen/sched.h>
 #include <xen/version.h>
 
+#include <arch/commands.h>
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
+#include <arch/time.h>
 
-#define PROMPT "probe> "
+#define PROMPT   "probe> "
 #define LINE_LEN 256
 /* How long output may take to reach the backend before the domain goes away. */
 #define FLUSH_NS SECONDS(2)
@@ -36,7 +38,8 @@ static void cmd_info(const char *arg)
     hypervisor_xen_version(XENVER_extraversion, extra);
     extra[sizeof(extra) - 1] = '\0';
     console_printf("info probe %s\n", PROBE_VERSION);
-    console_printf("info xen %ld.%ld%s\n", version >> 16, version & 0xffff, extra);
+    console_printf("info xen %ld.%ld%s\n", version >> 16, version & 0xffff,
+                   extra);
     console_printf("info domain %s\n", is_initial_domain() ? "dom0" : "domU");
     console_printf("info console %s\n", console_kind());
     console_printf("info nr_pages %lu\n", xen_start_info->nr_pages);
@@ -63,8 +66,10 @@ static void cmd_xenprint(const char *arg)
     line[n++] = '\n';
     rc = hypervisor_console_io(CONSOLEIO_write, n, line);
     if ( rc < 0 )
-        console_printf("xenprint: console_io denied (" RC_FMT "): this Xen keeps a domU's"
-                       " text out of its console\n", RC_ARGS(rc));
+        console_printf("xenprint: console_io denied (" RC_FMT
+                       "): this Xen keeps a domU's"
+                       " text out of its console\n",
+                       RC_ARGS(rc));
     else
         console_printf("xenprint: %zu bytes written to Xen's console\n", n);
 }
@@ -81,8 +86,9 @@ static void __attribute__((noreturn, noinline)) probe_panic(const char *arg)
 static void __attribute__((noinline)) probe_fault(const char *arg)
 {
     (void)arg;
-    console_printf("fault: reading unmapped address %#lx with no page-fault handler\n",
-                   (unsigned long)PROBE_UNMAPPED_VA);
+    console_printf(
+        "fault: reading unmapped address %#lx with no page-fault handler\n",
+        (unsigned long)PROBE_UNMAPPED_VA);
     console_flush(FLUSH_NS);
     (void)*(volatile const uint8_t *)PROBE_UNMAPPED_VA;
     console_printf("fault: the read came back, Xen did not crash the domain\n");
@@ -102,9 +108,11 @@ static void __attribute__((noreturn)) cmd_flood(const char *arg)
     unsigned long n;
 
     (void)arg;
-    for ( n = 0; ; n++ )
-        console_printf("flood %010lu ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                       "0123456789\n", n);
+    for ( n = 0;; n++ )
+        console_printf(
+            "flood %010lu ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+            "0123456789\n",
+            n);
 }
 
 static void shutdown(unsigned int reason, const char *name)
@@ -116,7 +124,8 @@ static void shutdown(unsigned int reason, const char *name)
     rc = hypervisor_sched_op(SCHEDOP_shutdown, &op);
     if ( rc )
     {
-        console_printf("%s: SCHEDOP_shutdown refused (" RC_FMT ")\n", name, RC_ARGS(rc));
+        console_printf("%s: SCHEDOP_shutdown refused (" RC_FMT ")\n", name,
+                       RC_ARGS(rc));
         return;
     }
     /* The vCPU is descheduled for good once Xen acts on it. */
@@ -138,14 +147,21 @@ static void cmd_reboot(const char *arg)
 
 static const struct command commands[] = {
     { "help", "list the commands", cmd_help },
-    { "info", "probe, Xen and domain facts, one 'info <key> <value>' a line", cmd_info },
+    { "info", "probe, Xen and domain facts, one 'info <key> <value>' a line",
+      cmd_info },
     { "echo", "echo TEXT: print TEXT on a line of its own", cmd_echo },
-    { "xenprint", "xenprint TEXT: TEXT to Xen's console (console_io), or why not", cmd_xenprint },
-    { "badpte", "MMU_UPDATE with a bad L1 entry: Xen's return code (a debug Xen logs why)",
+    { "xenprint",
+      "xenprint TEXT: TEXT to Xen's console (console_io), or why not",
+      cmd_xenprint },
+    { "badpte",
+      "MMU_UPDATE with a bad L1 entry: Xen's return code (a debug Xen logs why)",
       cmd_badpte },
-    { "panic", "panic TEXT: print 'panic: TEXT' and stop for good", probe_panic },
-    { "fault", "page fault with no handler: Xen crashes the domain", probe_fault },
-    { "hang", "busy loop in probe_hang_loop, silent, events masked", probe_hang_loop },
+    { "panic", "panic TEXT: print 'panic: TEXT' and stop for good",
+      probe_panic },
+    { "fault", "page fault with no handler: Xen crashes the domain",
+      probe_fault },
+    { "hang", "busy loop in probe_hang_loop, silent, events masked",
+      probe_hang_loop },
     { "flood", "print numbered lines forever", cmd_flood },
     { "poweroff", "SCHEDOP_shutdown poweroff", cmd_poweroff },
     { "reboot", "SCHEDOP_shutdown reboot", cmd_reboot },

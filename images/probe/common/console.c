@@ -1,6 +1,6 @@
-#include <probe/boot.h>
 #include <probe/console.h>
 #include <probe/events.h>
+#include <probe/setup.h>
 #include <probe/string.h>
 #include <probe/time.h>
 #include <xen/io/console.h>
@@ -8,6 +8,7 @@
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
+#include <arch/time.h>
 
 /*
  * Waits re-check their condition at least this often, so a backend that

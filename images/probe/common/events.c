@@ -1,14 +1,13 @@
-#include <probe/boot.h>
 #include <probe/events.h>
+#include <probe/setup.h>
 #include <xen/sched.h>
 #include <xen/version.h>
 
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
+#include <arch/traps.h>
 
 #define BITS_PER_WORD (sizeof(xen_ulong_t) * 8)
-
-extern char probe_upcall_entry[], probe_failsafe_entry[];
 
 static volatile uint32_t delivered[EVTCHN_2L_NR_CHANNELS];
 static long callbacks_rc = 1;
@@ -21,8 +20,9 @@ static volatile vcpu_info_t *vcpu0(void)
 long events_init(void)
 {
     /* The syscall callback comes with the trap checks (traps_enable). */
-    callbacks_rc = hypervisor_set_callbacks((unsigned long)probe_upcall_entry,
-                                            (unsigned long)probe_failsafe_entry, 0);
+    callbacks_rc =
+        hypervisor_set_callbacks((unsigned long)probe_upcall_entry,
+                                 (unsigned long)probe_failsafe_entry, 0);
     return callbacks_rc;
 }
 
@@ -68,8 +68,10 @@ static bool clear_pending(evtchn_port_t port)
 {
     xen_ulong_t bit = (xen_ulong_t)1 << (port % BITS_PER_WORD);
 
-    return __atomic_fetch_and(&xen_shared_info->evtchn_pending[port / BITS_PER_WORD],
-                              ~bit, __ATOMIC_SEQ_CST) & bit;
+    return __atomic_fetch_and(
+               &xen_shared_info->evtchn_pending[port / BITS_PER_WORD], ~bit,
+               __ATOMIC_SEQ_CST) &
+           bit;
 }
 
 void evtchn_clear(evtchn_port_t port)
@@ -83,8 +85,8 @@ void probe_upcall(void)
 
     /* Cleared before scanning, so an event raised meanwhile upcalls again. */
     vcpu0()->evtchn_upcall_pending = 0;
-    words = __atomic_exchange_n(&xen_shared_info->vcpu_info[0].evtchn_pending_sel,
-                                0, __ATOMIC_SEQ_CST);
+    words = __atomic_exchange_n(
+        &xen_shared_info->vcpu_info[0].evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
     while ( words )
     {
         unsigned int word = __builtin_ctzl(words);
@@ -103,11 +105,6 @@ void probe_upcall(void)
     }
 }
 
-void probe_failsafe(void)
-{
-    boot_fatal("failsafe callback: Xen could not restore segment registers");
-}
-
 long evtchn_bind_virq(uint32_t virq, evtchn_port_t *port)
 {
     struct evtchn_bind_virq op = { .virq = virq, .vcpu = 0 };
@@ -119,7 +116,8 @@ long evtchn_bind_virq(uint32_t virq, evtchn_port_t *port)
 
 long evtchn_bind_loopback(evtchn_port_t *sender, evtchn_port_t *receiver)
 {
-    struct evtchn_alloc_unbound unbound = { .dom = DOMID_SELF, .remote_dom = DOMID_SELF };
+    struct evtchn_alloc_unbound unbound = { .dom = DOMID_SELF,
+                                            .remote_dom = DOMID_SELF };
     struct evtchn_bind_interdomain bind = { .remote_dom = DOMID_SELF };
     long rc = hypervisor_event_channel_op(EVTCHNOP_alloc_unbound, &unbound);
 

@@ -20,7 +20,8 @@ static void put_number(struct out *o, uint64_t value, unsigned int base,
     char digits[24];
     unsigned int n = 0;
 
-    do {
+    do
+    {
         digits[n++] = "0123456789abcdef"[value % base];
         value /= base;
     } while ( value );
@@ -75,14 +76,19 @@ size_t vformat(char *buf, size_t size, const char *fmt, va_list ap)
 
         switch ( *fmt )
         {
-        case 'd': case 'i':
-            s = longs > 1 ? va_arg(ap, long long) : longs ? va_arg(ap, long) : va_arg(ap, int);
-            put_number(&o, s < 0 ? -(uint64_t)s : (uint64_t)s, 10, s < 0,
-                       false, width, pad);
+        case 'd':
+        case 'i':
+            s = longs > 1 ? va_arg(ap, long long)
+                : longs   ? va_arg(ap, long)
+                          : va_arg(ap, int);
+            put_number(&o, s < 0 ? -(uint64_t)s : (uint64_t)s, 10, s < 0, false,
+                       width, pad);
             break;
-        case 'u': case 'x':
+        case 'u':
+        case 'x':
             u = longs > 1 ? va_arg(ap, unsigned long long)
-                : longs ? va_arg(ap, unsigned long) : va_arg(ap, unsigned int);
+                : longs   ? va_arg(ap, unsigned long)
+                          : va_arg(ap, unsigned int);
             put_number(&o, u, *fmt == 'u' ? 10 : 16, false, alt && *fmt == 'x',
                        width, pad);
             break;
@@ -120,7 +126,7 @@ size_t vformat(char *buf, size_t size, const char *fmt, va_list ap)
             break;
         }
     }
- done:
+done:
     if ( size )
         buf[o.len] = '\0';
     return o.len;

@@ -7,7 +7,6 @@ it), and every receive, send and match to console.jsonl, one JSON object a
 line with the monotonic time since unpause.
 """
 import contextlib
-import json
 import math
 import os
 import threading
@@ -16,11 +15,12 @@ import time
 import pexpect
 from pexpect import fdpexpect
 
-from xenboot.core import terminal
+from xenboot.core import consolelog, terminal
 from xenboot.core.errors import Verdict
-from xenboot.judge.matcher import CONSOLE, FATAL_KINDS, XEN, BlockSearch, Judge, Outcome, Pattern, Scanner
+from xenboot.judge.matcher import FATAL_KINDS, XEN, BlockSearch, Judge, Outcome, Pattern, Scanner
 from xenboot.core.text import clean
 from xenboot.judge.spec import Spec, load_spec
+from xenboot.judge.verdict import from_diagnosis
 
 __all__ = ["ConsoleSession", "ExpectFailed", "Outcome", "judge"]
 
@@ -108,7 +108,7 @@ class ConsoleSession:
         self._tail = None           # the unfinished last line (None once it ends or a prompt matched it)
         self._next_poll = 0.0
         self._log = open(os.path.join(out_dir, "console.log"), "ab", buffering=0)
-        self._jsonl = open(os.path.join(out_dir, "console.jsonl"), "a", encoding="utf-8",
+        self._jsonl = open(os.path.join(out_dir, consolelog.FILE), "a", encoding="utf-8",
                            buffering=1)
 
     def __enter__(self):
@@ -157,9 +157,9 @@ class ConsoleSession:
             outcome.end_reason = self.end_reason
         if outcome.verdict in (Verdict.HANG, Verdict.TIMEOUT) and self.domain is not None:
             outcome.diagnosis = self._diagnose(outcome.verdict)
-            if conclude_diagnosis(outcome):
-                self._jsonl_write({"t": round(self.now(), 3), "dir": "match", "verdict": "DEBUGGER",
-                                   "text": f"verdict DEBUGGER: {outcome.message}"})
+            if from_diagnosis(outcome):
+                self._jsonl_write(consolelog.judged(self.now(), f"verdict DEBUGGER: {outcome.message}",
+                                                     verdict="DEBUGGER"))
         self.outcome = outcome
         return outcome
 
@@ -203,8 +203,7 @@ class ConsoleSession:
         """Types `data` at the guest, logged; also from other threads (a
         person on `make console`)."""
         with self._send_lock:
-            self._jsonl_write({"t": round(self.now(), 3), "dir": "send",
-                               "text": data.decode("utf-8", "backslashreplace")})
+            self._jsonl_write(consolelog.typed(self.now(), data.decode("utf-8", "backslashreplace")))
             self._write(data)
 
     def send_line(self, text):
@@ -235,8 +234,7 @@ class ConsoleSession:
                     raise ExpectFailed(FATAL_KINDS[fatal_entry.kind][0],
                                        f"{line!r} while waiting for {pattern!r}")
                 seconds = self.now()
-                self._jsonl_write({"t": round(seconds, 3), "dir": "match", "text": line,
-                                   "expect": pattern})
+                self._jsonl_write(consolelog.judged(seconds, line, expect=pattern))
                 return Match(line, match, seconds)
             if trouble := self._trouble():
                 raise ExpectFailed(Verdict.INFRA, f"{trouble}, waiting for {pattern!r}")
@@ -308,8 +306,7 @@ class ConsoleSession:
         """Notes the domain's end when it is seen; output read after this (the
         drain) is judged, but no deadline runs out in it, live or replayed."""
         self.end_reason, self.ended_at = reason, self.now()
-        self._jsonl_write({"t": round(self.ended_at, 3), "dir": "match",
-                           "text": f"domain end: {reason}", "end_reason": reason})
+        self._jsonl_write(consolelog.domain_end(self.ended_at, reason))
 
     def _drain(self):
         stop = self.now() + DRAIN_MAX
@@ -327,7 +324,7 @@ class ConsoleSession:
             return
         t = round(self.now(), 3)
         for line in lines:
-            self._jsonl_write({"t": t, "dir": "recv", "source": XEN, "text": line})
+            self._jsonl_write(consolelog.xen_line(t, line))
         if self._judge is not None and not self._judge.done:
             self._judge.feed("".join(clean(line.encode("utf-8")) + "\n" for line in lines),
                              None, t, source=XEN)
@@ -364,13 +361,12 @@ class ConsoleSession:
             kept = data[:room]
             self._keep(self._log, "console.log", kept)
             self.logged += len(kept)
-            self._jsonl_write({"t": t, "dir": "recv", "source": CONSOLE, "n": len(kept),
-                               "text": kept.decode("utf-8", "backslashreplace")})
+            self._jsonl_write(consolelog.console_bytes(t, kept))
         if len(data) > room and not self.log_truncated:
             self.log_truncated = True
-            self._jsonl_write({"t": t, "dir": "match", "log_cap": self.log_cap,
-                               "text": f"console.log reached its cap of {self.log_cap} bytes;"
-                                       " later output is judged but not kept"})
+            self._jsonl_write(consolelog.judged(t, f"console.log reached its cap of {self.log_cap} bytes;"
+                                                   " later output is judged but not kept",
+                                                log_cap=self.log_cap))
         block, tail = self._scanner.feed(data)
         if self._judge is not None and not self._judge.done:
             self._hand_over(block, tail, t)
@@ -399,7 +395,7 @@ class ConsoleSession:
 
     def _jsonl_write(self, record):
         with self._jsonl_lock:
-            self._keep(self._jsonl, "console.jsonl", json.dumps(record) + "\n")
+            self._keep(self._jsonl, consolelog.FILE, consolelog.encode(record))
 
     def _keep(self, log, name, data):
         """Writes to a log until the first failure, which stops judging
@@ -410,39 +406,6 @@ class ConsoleSession:
             log.write(data)
         except OSError as e:
             self.log_error = f"{name}: {e}"
-
-
-# Functions only the kernel debugger's trap path runs (FreeBSD's
-# kern/subr_kdb.c kdb_trap(), ddb/db_main.c db_trap()).
-DEBUGGER_FRAMES = frozenset({"db_trap", "kdb_trap"})
-
-
-def debugger_before_console(outcome):
-    """A HANG whose xenctx stack is inside the kernel debugger is DEBUGGER:
-    the kernel entered it before its console attached (FreeBSD 10.4 i386
-    with boot_ddb: ddb inside init386(), its prompt never sent), so the
-    silence is a debugger waiting, not a hang. Returns whether it was."""
-    frames = (outcome.diagnosis or {}).get("frames") or []
-    if outcome.verdict is not Verdict.HANG or not DEBUGGER_FRAMES & {f.split("+")[0] for f in frames}:
-        return False
-    outcome.verdict = Verdict.DEBUGGER
-    outcome.message = (f"console not attached: the kernel is in its debugger (xenctx: "
-                       f"{' < '.join(frames)}), whose prompt never reached the console; "
-                       f"{outcome.message}")
-    return True
-
-
-def conclude_diagnosis(outcome):
-    """What the diagnosis of a guest gone quiet adds to the verdict: the
-    kernel debugger on its stack makes a HANG DEBUGGER; events Xen shows
-    it lost (xl.event_state) are quoted. Returns whether it became
-    DEBUGGER."""
-    if debugger_before_console(outcome):
-        return True
-    finding = ((outcome.diagnosis or {}).get("events") or {}).get("finding")
-    if finding and outcome.message is not None:
-        outcome.message = f"{outcome.message} [{finding}]"
-    return False
 
 
 def judge(fd, spec, out_dir, domain=None, t0=None, log_cap=DEFAULT_LOG_CAP, send=None):

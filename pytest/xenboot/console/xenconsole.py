@@ -26,8 +26,9 @@ import re
 import threading
 import time
 
-from xenboot.core.errors import HarnessError, Verdict
+from xenboot.core.errors import HarnessError
 from xenboot.judge.matcher import CONSOLE, XEN
+from xenboot.judge.verdict import XEN_QUOTED, from_xen
 from xenboot.host.xenlog import POLL
 
 # The domain's Xen messages read for the crash facts, and the last of them
@@ -64,8 +65,6 @@ _CRASH_FROM = re.compile(r"domain_crash called from (?P<where>\S+)")
 _RIP = re.compile(r"^[RE]IP:\s+[0-9a-f]{4}:\[<(?P<addr>[0-9a-f]+)>\]")
 _CR2 = re.compile(r"\bcr2: (?P<addr>[0-9a-f]+)")
 
-NO_PANIC_LINE = " (no panic line seen)"
-REPORTED = (Verdict.CRASH, Verdict.PANIC, Verdict.HANG, Verdict.TIMEOUT)
 
 
 class Splitter:
@@ -221,24 +220,25 @@ class XenConsole:
             self.wait_for_crash()
         else:
             self.poll()
-        failed = outcome.verdict in REPORTED
+        failed = outcome.verdict in XEN_QUOTED
         with self._lock:
             said = bool(self.messages)
         if not (failed or said):
             return None
         report = self.report(symbolize)
         if failed:
-            quote_in_verdict(outcome, report)
+            from_xen(outcome, report)
         return report
 
     def wait_for_crash(self, timeout=CRASH_REPORT_WAIT):
         """After a crash, until Xen's report of it (the register dump's
-        RIP) is in, or `timeout`."""
+        RIP) is in, the source has no more to give, or `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            complete = self.source.complete()
             self.poll()
             with self._lock:
-                if any(_RIP.match(m) for m in self.messages):
+                if complete or any(_RIP.match(m) for m in self.messages):
                     return
             time.sleep(POLL)
 
@@ -301,16 +301,3 @@ def crash_facts(messages, symbolize=None):
 def _function(symbol):
     """Xen's %pS `file.S#name+0x14f/0x177` as `name`."""
     return symbol.split("#")[-1].split("+")[0]
-
-
-def quote_in_verdict(outcome, xen):
-    """The verdict line leads with Xen's reason when the guest gave none (a
-    crash without a panic line) and quotes it after the guest's otherwise."""
-    summary = xen.get("summary")
-    if not summary or outcome.message is None:
-        return
-    if outcome.message.startswith("the domain crashed"):
-        # Xen's reason is the panic line the message says is missing.
-        outcome.message = f"{summary} ({outcome.message.replace(NO_PANIC_LINE, '')})"
-    else:
-        outcome.message = f"{outcome.message} [{summary}]"

@@ -16,6 +16,7 @@ memory.
 import codecs
 import copy
 import os
+import re
 import stat
 
 from xenboot.core.errors import BadInput
@@ -156,6 +157,13 @@ class Folder:
         return self.check(value, what)
 
 
+class Folders(Folder):
+    """Several folders, each one Folder (an option with nargs)."""
+
+    def __call__(self, value, what, args):
+        return [self.check(path, what) for path in value]
+
+
 class FileOrFolder:
     """A tree given as a folder or as one archive file (a FreeBSD world)."""
 
@@ -231,6 +239,24 @@ class Integer:
         if not self.low <= number <= self.high:
             raise refused(what, value, "is out of range", todo)
         return number
+
+
+class Shard:
+    """I/N: the I-th of N shares of a run (1 <= I <= N <= `most`)."""
+
+    kind = "shard"
+
+    def __init__(self, most):
+        self.most = most
+
+    def __call__(self, value, what, args):
+        todo = f"give I/N, shard I of N (1 <= I <= N <= {self.most}), like 1/2"
+        if not re.fullmatch(r"[0-9]{1,4}/[0-9]{1,4}", value):
+            raise refused(what, value, "is not I/N", todo)
+        index, count = map(int, value.split("/"))
+        if not 1 <= index <= count <= self.most:
+            raise refused(what, value, "is out of range", todo)
+        return index, count
 
 
 class Seconds:

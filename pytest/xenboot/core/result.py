@@ -133,7 +133,7 @@ class RunRecord:
         self.data["message"] = message
         self.data["exit_status"] = verdict.exit_status
         write_json(os.path.join(self.out_dir, "result.json"), self.data)
-        write_junit(os.path.join(self.out_dir, "junit.xml"), self.name, self.data)
+        write_junit(os.path.join(self.out_dir, "junit.xml"), [junit_suite(self.name, self.data)])
         return verdict.exit_status
 
 
@@ -145,24 +145,48 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
-def write_junit(path, name, data):
-    """One testsuite per run: a testcase per milestone reached, one for the verdict."""
+# Verdicts that say the harness, the build or the input failed rather than the
+# guest: JUnit errors, not failures.
+HARNESS_VERDICTS = (Verdict.INFRA, Verdict.BUILD_FAILED, Verdict.BAD_INPUT)
+
+
+def junit_suite(name, data, expect=Verdict.PASS, classname=None, case_prefix="", properties=None,
+                skipped=None, note=None):
+    """One run as a JUnit testsuite: a testcase per milestone reached, one
+    for the verdict, which fails when it is not `expect` (an error when the
+    harness, the build or the input is to blame); `skipped` says why a run
+    never happened, `note` goes to the verdict's system-out."""
+    classname = classname or name
     suite = ET.Element("testsuite", name=name)
-    for m in data.get("milestones") or []:
-        ET.SubElement(suite, "testcase", classname=name, name=f"milestone {m['name']}",
-                      time=f"{m['seconds']:.3f}" if m.get("seconds") is not None else "0")
-    verdict = data["verdict"]
-    case = ET.SubElement(suite, "testcase", classname=name, name="verdict",
-                         time=f"{sum(data.get('durations', {}).values()):.3f}")
     props = ET.SubElement(suite, "properties")
-    ET.SubElement(props, "property", name="verdict", value=verdict)
-    if data.get("failed_at"):
-        ET.SubElement(props, "property", name="failed_at", value=data["failed_at"])
-    failures = 0
-    if verdict != Verdict.PASS.value:
-        failures = 1
-        tag = "error" if verdict in (Verdict.INFRA.value, Verdict.BAD_INPUT.value) else "failure"
-        ET.SubElement(case, tag, type=verdict, message=data.get("message") or verdict)
+    for key, value in (properties if properties is not None else
+                       {"verdict": data.get("verdict"), "failed_at": data.get("failed_at")}).items():
+        if value not in (None, ""):
+            ET.SubElement(props, "property", name=key, value=str(value))
+    for m in data.get("milestones") or []:
+        ET.SubElement(suite, "testcase", classname=classname, name=f"{case_prefix}milestone {m['name']}",
+                      time=f"{m.get('seconds') or 0:.3f}")
+    case = ET.SubElement(suite, "testcase", classname=classname, name=f"{case_prefix}verdict",
+                         time=f"{sum((data.get('durations') or {}).values()):.3f}")
+    verdict = data.get("verdict")
+    if skipped:
+        ET.SubElement(case, "skipped", message=skipped)
+    elif verdict != Verdict(expect).value:
+        tag = "error" if Verdict(verdict) in HARNESS_VERDICTS else "failure"
+        message = data.get("message") or verdict
+        ET.SubElement(case, tag, type=verdict, message=message if expect == Verdict.PASS
+                      else f"expected {Verdict(expect).value}, got {verdict}: {message}")
+    if note:
+        ET.SubElement(case, "system-out").text = note
     suite.set("tests", str(len(suite.findall("testcase"))))
-    suite.set("failures", str(failures))
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    for count, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
+        suite.set(count, str(len(case.findall(tag))))
+    return suite
+
+
+def write_junit(path, suites, name=None):
+    """junit.xml: one testsuite as the root, or with `name` a testsuites of them."""
+    root = suites[0] if name is None else ET.Element("testsuites", name=name)
+    if name is not None:
+        root.extend(suites)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

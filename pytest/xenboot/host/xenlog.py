@@ -14,9 +14,16 @@ class FileSource:
 
     interval = POLL
 
-    def __init__(self, path):
+    def __init__(self, path, writer_done=None):
+        """`writer_done`, for a file whose writer ends (a transcript played
+        back), says when it has written all it will: no report is waited
+        for past that."""
         self.path = path
         self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+        self._writer_done = writer_done
+
+    def complete(self):
+        return self._writer_done is not None and self._writer_done()
 
     def read(self):
         try:
@@ -47,6 +54,10 @@ class DmesgSource:
     def _lines(self):
         job = self.host.run(["xl", "dmesg"], timeout=30, check=False)
         return bytes(job.stdout).decode("utf-8", "replace").splitlines(keepends=True)
+
+    def complete(self):
+        """A live hypervisor's ring: more may always come."""
+        return False
 
     def read(self):
         lines = self._lines()

@@ -10,8 +10,11 @@ import re
 from re import _constants as sre_constants
 from re import _parser as sre_parser
 
+from xenboot.core import consolelog
+from xenboot.core.consolelog import CONSOLE, XEN
 from xenboot.core.errors import Verdict
 from xenboot.core.text import clean
+from xenboot.judge.verdict import crashed_message
 
 # A line longer than this is cut, so an endless line cannot grow the window.
 MAX_LINE = 64 * 1024
@@ -179,7 +182,7 @@ FATAL_KINDS = {
 
 # Where a line comes from: the guest's console (its PV console ring) or Xen's
 # console (its console_io writes, `(dN) text`). A spec pattern watches one or both.
-CONSOLE, XEN, BOTH = "console", "xen", "both"
+BOTH = "both"
 SOURCES = (CONSOLE, XEN, BOTH)
 
 MATCHING, FATAL_WAIT, SESSION, DONE = "matching", "fatal-wait", "session", "done"
@@ -236,7 +239,11 @@ class Judge:
         self.index = 0
         self.since = start
         self.last_output = start
-        self.last_line = ""
+        # The last line received, unfinished or not (a HANG names it: a
+        # prompt, or where the kernel stopped mid-line), and the last
+        # complete one (a TIMEOUT names it: output kept coming, so an
+        # unfinished line is only where the chunking happened to cut it).
+        self.last_line = self.last_complete_line = ""
         self.sends = []
         self.events = []
         self._session = None
@@ -276,7 +283,8 @@ class Judge:
         much of `block` it used: all unless it finished inside."""
         if t is not None:
             self.last_output = t
-        self.last_line = _last_line(block) or self.last_line
+        if line := _last_line(block):
+            self.last_line = self.last_complete_line = line
         self._source = source
         if source != CONSOLE:
             pos, search = 0, BlockSearch(block)
@@ -339,8 +347,7 @@ class Judge:
                 return self._reach(waiting, t, f"domain end: {reason}")
             name = waiting.name
         if reason == "crash":
-            self._finish(Verdict.CRASH, f"the domain crashed while waiting for '{name}'"
-                         " (no panic line seen)", t, failed_at=name)
+            self._finish(Verdict.CRASH, crashed_message(name), t, failed_at=name)
         elif reason == "alive":
             self._finish(Verdict.MILESTONE_MISSING, f"the recording ends while waiting for"
                          f" '{name}'", t, failed_at=name)
@@ -431,7 +438,7 @@ class Judge:
                          failed_at=waiting.name)
         else:
             self._finish(Verdict.TIMEOUT, f"'{waiting.name}' did not come within its budget"
-                         f" while output kept coming (last line: {self.last_line!r})", t,
+                         f" while output kept coming (last line: {self.last_complete_line!r})", t,
                          failed_at=waiting.name)
 
     def _reach(self, milestone, t, line):
@@ -619,7 +626,7 @@ class Judge:
             return self._finish(None, None, t)
         silent = self.last_output <= session.asked_at
         self._finish(Verdict.HANG if silent else Verdict.TIMEOUT,
-                     f"{note} (last line: {self.last_line!r})", t,
+                     f"{note} (last line: {self.last_line if silent else self.last_complete_line!r})", t,
                      failed_at=f"{session.milestone}:debugger")
 
     # -- the end -------------------------------------------------------------
@@ -629,8 +636,7 @@ class Judge:
         return {"source": XEN} if self._source == XEN else {}
 
     def _event(self, t, text, **what):
-        self.events.append({"t": _seconds(t), "dir": "match", "source": self._source,
-                            "text": text, **what})
+        self.events.append(consolelog.judged(t, text, source=self._source, **what))
 
     def _finish(self, verdict, message, t, failed_at=None):
         """Ends judging; a verdict a fatal line set stands."""

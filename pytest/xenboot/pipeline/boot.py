@@ -19,6 +19,7 @@ import shlex
 import shutil
 import signal
 import threading
+import time
 
 from xenboot.console import console, xenconsole
 from xenboot.core import inputs, paths, result, terminal, tool
@@ -343,12 +344,17 @@ def _report_match(event, progress):
 
 @contextlib.contextmanager
 def _step(record, name):
-    """An infrastructure failure says which step of the boot it stopped."""
+    """An infrastructure failure says which step of the boot it stopped;
+    each step's seconds go to result.json `create_steps` (which part of
+    the create stage a slow host spends its time in)."""
+    start = time.monotonic()
     try:
         yield
     except InfraError as e:
         record["failed_step"] = name
         raise InfraError(f"{name}: {e.message}", **e.details) from None
+    finally:
+        record.data.setdefault("create_steps", {})[name] = round(time.monotonic() - start, 3)
 
 
 # Verdicts whose run folder gets dom0's side (dom0/): what the host did is

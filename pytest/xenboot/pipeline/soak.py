@@ -17,7 +17,7 @@ import re
 import threading
 
 from xenboot.core import inputs, paths, result
-from xenboot.pipeline import nightly
+from xenboot.pipeline.nightly import run as nightly, schedule
 from xenboot.pipeline.boot import Terminated, sigterm_raises
 from xenboot.core.errors import BadInput, Verdict
 from xenboot.host.lab import config as labconfig
@@ -175,7 +175,7 @@ def add_parser(sub):
     option = functools.partial(inputs.option, p)
     option("--boots", default=500, help="probe boots (rows; default 500)", check=BOOTS)
     option("--lab", help="lab flavour: debian or debug (default lab.toml's)", check=labconfig.FLAVOUR_INPUT)
-    option("--parallel", default=4, help="guests booting at once (default 4)", check=nightly.PARALLEL)
+    option("--parallel", default=4, help="guests booting at once (default 4)", check=schedule.PARALLEL)
     option("--out", help="run folder (default out/soak/<UTC time>-<id>)", check=OUT)
     option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
     p.set_defaults(func=_command)

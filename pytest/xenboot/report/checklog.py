@@ -20,11 +20,11 @@ import json
 import os
 
 from xenboot.console import xenconsole
-from xenboot.core import inputs
+from xenboot.core import consolelog, inputs
+from xenboot.core.errors import BadInput, HarnessError
 from xenboot.guest import kernelcheck, symbolize
-from xenboot.console.console import conclude_diagnosis
-from xenboot.core.errors import BadInput, HarnessError, Verdict
 from xenboot.judge.matcher import XEN, Judge, Scanner
+from xenboot.judge.verdict import QUIET, XEN_QUOTED, from_diagnosis, from_xen
 from xenboot.core.result import RunRecord, prepare_run_dir
 from xenboot.judge.spec import SPEC_INPUT, load_spec
 from xenboot.core.text import clean
@@ -34,7 +34,7 @@ END_REASONS = ("poweroff", "reboot", "crash", "destroyed", "unknown", "alive")
 # A silent guest's console.log is empty, and still worth judging; the log
 # cap (console.DEFAULT_LOG_CAP) keeps a live one far smaller.
 LOG_FILE = inputs.File("console log", "give a recorded console.log", 4 * inputs.GiB, empty_ok=True)
-JSONL_FILE = inputs.File("console.jsonl", "give the run's console.jsonl", 4 * inputs.GiB, text=True)
+JSONL_FILE = inputs.File(consolelog.FILE, "give the run's console.jsonl", 4 * inputs.GiB, text=True)
 # Default: check-log/ beside the log.
 OUT = inputs.RunFolder(lambda value, args, what: prepare_run_dir(
     value or os.path.join(os.path.dirname(os.path.abspath(args.log)), "check-log"), what))
@@ -85,9 +85,9 @@ def run(args):
             record["spec"] = spec.name
             outcome = check_log(args.log, spec, jsonl, args.end_reason, recorded_diagnosis(args.log))
             xen = recorded_xen(args.log)
-            if xen and outcome.verdict in xenconsole.REPORTED:
+            if xen and outcome.verdict in XEN_QUOTED:
                 record["xen"] = xen
-                xenconsole.quote_in_verdict(outcome, xen)
+            from_xen(outcome, xen)
         outcome.to_result(record)
         if args.kernel:
             with record.stage("symbolize"):
@@ -129,9 +129,9 @@ def check_log(log_path, spec, jsonl_path=None, end_reason=None, diagnosis=None):
     if not judge.done:
         judge.end(end_reason or recorded_end or ("alive" if jsonl_path else "unknown"), t)
     outcome = judge.outcome
-    if diagnosis and outcome.verdict in (Verdict.HANG, Verdict.TIMEOUT):
+    if diagnosis and outcome.verdict in QUIET:
         outcome.diagnosis = diagnosis
-        conclude_diagnosis(outcome)
+        from_diagnosis(outcome)
     return outcome
 
 
@@ -180,17 +180,16 @@ def _replay_timed(judge, scanner, log, jsonl_path):
     recorded time and None. As live, output after the end is judged but no
     deadline runs out in it."""
     t, recorded_end = 0.0, None
-    for record in _records(jsonl_path):
-        if isinstance(record.get("t"), (int, float)):
-            t = record["t"]
+    for record in consolelog.read(jsonl_path):
+        t = consolelog.time_of(record, t)
         if recorded_end is None:
             _advance(judge, t)
         if judge.done:
             break
-        if record.get("dir") == "recv" and record.get("source") == XEN:
+        if consolelog.is_xen(record):
             judge.feed(clean(record.get("text", "").encode("utf-8")) + "\n", None, t, source=XEN)
             _drop_actions(judge)
-        elif record.get("dir") == "recv" and record.get("n"):
+        elif consolelog.is_console(record):
             _feed(judge, scanner, log.read(record["n"]), t)
         elif record.get("end_reason") and recorded_end is None:
             recorded_end, end_t = record["end_reason"], t
@@ -206,21 +205,6 @@ def _advance(judge, t):
         judge.tick(deadline)
         if judge.next_deadline() == deadline:
             break
-
-
-def _records(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    record = None
-                if not isinstance(record, dict):
-                    raise BadInput(f"{path}:{number}: not a console.jsonl record (one JSON object a line)")
-                yield record
-    except OSError as e:
-        raise BadInput(f"{path}: cannot read: {e.strerror}") from None
 
 
 def _feed(judge, scanner, data, t):

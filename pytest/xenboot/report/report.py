@@ -6,16 +6,16 @@ it stopped), the last console lines, the debugger's replies and Xen's
 diagnosis; benchmark figures over time when there is bench history. No
 script, font or image comes from anywhere: everything is in the page or a
 relative link into the run folder, so the folder can be copied or archived
-as it is. `xenboot report RUN_DIR` writes it again from summary.json.
+as it is. `xenboot report RUN_DIR` writes it again from summary.json (command.py).
 """
 import html
 import json
 import math
 import os
 import pathlib
-import re
+import statistics
 
-from xenboot.core import inputs
+from xenboot.core import consolelog
 from xenboot.core.errors import Verdict
 from xenboot.core.text import console_tail
 
@@ -25,12 +25,8 @@ MAX_SENDS = 100
 # The files of a boot folder worth a link, in the order shown.
 BOOT_FILES = ("console.log", "console.decoded.log", "console.jsonl", "result.json", "junit.xml", "xen.log",
               "host.log", "console.xenconsoled.log", "reproduce.sh")
-# Only the head of a console.jsonl line is read for most records; a flood
-# can make the file large.
-_JSONL_HEAD = re.compile(rb'^\{"t": (-?[0-9.eE+-]+|null), "dir": "(\w+)"')
-RUN_DIR = inputs.Folder("give a nightly run folder (it holds summary.json)")
-# A row's summary is a few KiB; a nightly has tens of rows.
-SUMMARY = inputs.File("summary.json", RUN_DIR.todo, 64 * inputs.MiB, text=True)
+# Rows that have no boot to show, and how the page says why.
+UNBOOTED = {"not-run": "Not run", "missing": "Missing"}
 
 SVG_WIDTH = 960
 CHAR_WIDTH = 6.4        # px per character at the labels' font size, for layout
@@ -50,6 +46,7 @@ pre { background: #f6f7f9; border: 1px solid #dde; padding: .5em; overflow-x: au
 .v-BAD_INPUT, .v-BUILD_FAILED { background: #9a6700; }
 .v-PANIC, .v-CRASH, .v-HANG, .v-TIMEOUT, .v-DEBUGGER, .v-MILESTONE_MISSING { background: #cf222e; }
 .as-expected { color: #1a7f37; } .unexpected { color: #cf222e; font-weight: 600; } .not-run { color: #6e7781; }
+.missing { color: #8250df; font-weight: 600; }
 .flag { background: #fff8c5; border: 1px solid #d4a72c; padding: 0 .3em; }
 section.boot { border: 1px solid #ccd; border-radius: 6px; padding: .2em 1em 1em; margin: 1.2em 0; }
 .files a { margin-right: .8em; } .muted { color: #6e7781; }
@@ -65,7 +62,9 @@ def anchor(row_id):
     return f"boot-{row_id}"
 
 
-def badge(verdict):
+def badge(verdict, outcome=None):
+    if outcome == "missing":
+        return '<span class="v v-INFRA">MISSING</span>'
     name = verdict or "NOTRUN"
     return f'<span class="v v-{esc(name)}">{esc(verdict or "NOT RUN")}</span>'
 
@@ -87,27 +86,7 @@ def read_json(path):
 def console_events(path):
     """From console.jsonl: the first and last receive times and what was
     typed (time, text), each time in seconds since unpause."""
-    first = last = None
-    sends = []
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return {"first": None, "last": None, "sends": []}
-    with f:
-        for line in f:
-            m = _JSONL_HEAD.match(line)
-            if not m or m.group(1) == b"null":
-                continue
-            t, kind = float(m.group(1)), m.group(2)
-            if kind == b"recv":
-                first = t if first is None else first
-                last = t
-            elif kind == b"send" and len(sends) < MAX_SENDS:
-                try:
-                    sends.append((t, json.loads(line).get("text", "")))
-                except ValueError:
-                    continue
-    return {"first": first, "last": last, "sends": sends}
+    return consolelog.timing(path, MAX_SENDS)
 
 
 # -- the timeline ----------------------------------------------------------------
@@ -288,12 +267,43 @@ def bench_svg(name, series):
     return "".join(out)
 
 
+# A bench figure this much worse than before is flagged: more than the run
+# to run spread of a shared 2-core machine, less than a real regression.
+WORSE = 1.2
+# Before: the median of the previous runs' medians, up to this many.
+WORSE_BASE_RUNS = 5
+
+
+def worse_than_before(history):
+    """{figure: how many times worse} for the figures of the last bench run
+    (history's last entry) more than WORSE times worse than before it: a
+    time (s) longer, a throughput (MB/s) lower."""
+    if not history:
+        return {}
+    flagged = {}
+    for name, figure in history[-1].get("figures", {}).items():
+        before = [entry["figures"][name]["median"] for entry in history[-1 - WORSE_BASE_RUNS:-1]
+                  if (entry.get("figures", {}).get(name) or {}).get("median")]
+        if not figure.get("median") or not before:
+            continue
+        base = statistics.median(before)
+        ratio = base / figure["median"] if figure.get("unit") == "MB/s" else figure["median"] / base
+        if ratio > WORSE:
+            flagged[name] = round(ratio, 2)
+    return flagged
+
+
 def bench_section(history):
     if not history:
         return ('<p class="muted">No benchmark history (out/bench/history.jsonl): '
                 'run <code>make bench</code> before the nightly to plot it here.</p>')
     names = list(history[-1].get("figures", {}))
+    worse = worse_than_before(history)
     charts = []
+    if worse:
+        charts.append('<p class="unexpected">Worse than the runs before (median of up to '
+                      f'{WORSE_BASE_RUNS}): ' + ", ".join(f"{esc(name)} {ratio:.2f}x"
+                                                        for name, ratio in worse.items()) + "</p>")
     for name in names:
         series = [dict(entry["figures"][name], when=entry.get("when"))
                   for entry in history if entry.get("figures", {}).get(name, {}).get("median") is not None]
@@ -330,19 +340,22 @@ def _got_to(row):
 
 
 def boots_table(rows):
-    head = ("<tr><th>boot</th><th>kernel</th><th>spec</th><th>host</th><th>memory</th><th>command line</th>"
-            "<th>expected</th><th>verdict</th><th>got to</th><th>outcome</th><th>attempts</th><th>message</th></tr>")
+    sharded = any("shard" in row for row in rows)
+    head = ("<tr><th>boot</th>" + ("<th>shard</th>" if sharded else "") + "<th>kernel</th><th>spec</th>"
+            "<th>host</th><th>memory</th><th>command line</th><th>expected</th><th>verdict</th><th>got to</th>"
+            "<th>outcome</th><th>attempts</th><th>message</th></tr>")
     body = []
     for row in rows:
         outcome = row["outcome"]
         flag = f' <span class="flag">{esc(row["flag"])}</span>' if row.get("flag") else ""
-        message = row.get("reason") if outcome == "not-run" else row.get("message")
+        message = row.get("reason") if outcome in UNBOOTED else row.get("message")
+        shard = f'<td>{esc(row.get("shard"))}</td>' if sharded else ""
         body.append(
-            f'<tr id="row-{esc(row["id"])}"><td>{link("#" + anchor(row["id"]), row["id"])}</td>'
+            f'<tr id="row-{esc(row["id"])}"><td>{link("#" + anchor(row["id"]), row["id"])}</td>{shard}'
             f'<td>{esc(row["kernel"])}</td><td>{esc(row["spec"])}</td><td>{esc(row["host"])}</td>'
             f'<td>{esc(_mib(row.get("memory")))}</td>'
             f'<td><code>{esc(row["cmdline"])}</code></td><td>{esc(row["expect"])}</td>'
-            f'<td>{badge(row["verdict"])}</td><td>{esc(_got_to(row))}</td><td class="{esc(outcome)}">{esc(outcome)}</td>'
+            f'<td>{badge(row["verdict"], row["outcome"])}</td><td>{esc(_got_to(row))}</td><td class="{esc(outcome)}">{esc(outcome)}</td>'
             f'<td>{len(row["attempts"])}{flag}</td><td>{esc(message)}</td></tr>')
     return f'<table id="boots-table">{head}{"".join(body)}</table>'
 
@@ -352,23 +365,37 @@ def kernels_table(run_dir, kernels):
     for name, k in kernels.items():
         state = badge(k.get("verdict")) if "not_run" not in k else badge(None)
         what = k.get("not_run") or k.get("message") or k.get("path") or ""
-        files = _links(run_dir, f"kernels/{name}", ("result.json", "build.log", "build.json"))
+        # A merged run's kernels stay in their shard's folder.
+        files = _links(run_dir, k.get("folder") or f"kernels/{name}", ("result.json", "build.log", "build.json"))
         rows.append(f"<tr><td>{esc(name)}</td><td>{state}</td><td>{esc(what)}</td>"
                     f"<td><code>{esc((k.get('sha256') or '')[:16])}</code></td><td>{files}</td></tr>")
     return ("<table><tr><th>kernel</th><th>state</th><th>what</th><th>sha256</th><th>files</th></tr>"
             + "".join(rows) + "</table>")
 
 
+def shards_table(shards):
+    """A merged run's shards: each one's folder and what became of it."""
+    if not shards:
+        return ""
+    rows = "".join(f'<tr><td>{esc(s["index"] or "?")}/{esc(s["count"])}</td>'
+                   f'<td class="{"as-expected" if s["state"] == "ok" else "unexpected"}">{esc(s["state"])}</td>'
+                   f'<td>{esc(s["rows"])}</td><td>{esc(s["seconds"])}</td><td><code>{esc(s["folder"])}</code></td></tr>'
+                   for s in shards)
+    return ('<table id="shards-table"><tr><th>shard</th><th>state</th><th>rows</th><th>seconds</th>'
+            f'<th>folder</th></tr>{rows}</table>')
+
+
 def boot_section(run_dir, row):
     parts = [f'<section class="boot" id="{esc(anchor(row["id"]))}">',
-             f'<h3>{esc(row["id"])} {badge(row["verdict"])} '
+             f'<h3>{esc(row["id"])} {badge(row["verdict"], row["outcome"])} '
              f'<span class="{esc(row["outcome"])}">{esc(row["outcome"])}</span> '
              f'<a class="muted" href="#row-{esc(row["id"])}">back to the table</a></h3>',
              f'<p>kernel <b>{esc(row["kernel"])}</b>, spec <b>{esc(row["spec"])}</b>, host '
              f'<b>{esc(row["host"])}</b>, command line <code>{esc(row["cmdline"]) or "(none)"}</code>, '
              f'expected {esc(row["expect"])}.</p>']
-    if row["outcome"] == "not-run":
-        parts.append(f'<p class="not-run">Not run: {esc(row["reason"])}</p></section>')
+    if row["outcome"] in UNBOOTED:
+        parts.append(f'<p class="{esc(row["outcome"])}">{UNBOOTED[row["outcome"]]}: {esc(row["reason"])}</p>'
+                     '</section>')
         return "".join(parts)
     if row.get("flag"):
         parts.append(f'<p><span class="flag">flagged: {esc(row["flag"])}</span></p>')
@@ -429,6 +456,7 @@ def render(run_dir, summary):
                           for h in map(json.loads, sorted(hosts)) if h)
     stages = "".join(f"<tr><td>{esc(name)}</td><td>{s['seconds']:.1f} s</td></tr>"
                      for name, s in summary.get("stages", {}).items())
+    missing = f' <span class="missing">{c["missing"]} missing</span>,' if c.get("missing") else ""
     interrupted = (f'<p class="unexpected">Interrupted ({esc(summary["interrupted"])}): rows not reached '
                    f'are missing.</p>' if summary.get("interrupted") else "")
     return f"""<!doctype html>
@@ -441,7 +469,8 @@ def render(run_dir, summary):
 ({summary.get("seconds", 0):.0f} s); exit status {esc(summary.get("exit_status"))}.
 <b>{c.get("rows", 0)}</b> rows: <span class="as-expected">{c.get("as-expected", 0)} as expected</span>,
 <span class="unexpected">{c.get("unexpected", 0)} unexpected</span>,
-<span class="not-run">{c.get("not-run", 0)} not run</span>, {c.get("retried", 0)} retried.</p>
+<span class="not-run">{c.get("not-run", 0)} not run</span>,{missing} {c.get("retried", 0)} retried.</p>
+{shards_table(summary.get("shards"))}
 <p>{source_line}. Hosts: {esc(host_line) or "none started"}.
 Files: {_links(run_dir, ".", ("matrix.toml", "summary.json", "junit.xml"))}</p>
 {interrupted}
@@ -467,23 +496,3 @@ def write_report(run_dir):
     tmp.write_text(render(run_dir, summary), encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def _check_run_dir(run_dir, what, args):
-    """A nightly run folder: its summary.json readable, report.html writable."""
-    RUN_DIR.check(run_dir, what)
-    inputs.output_folder(run_dir, what, RUN_DIR.todo)
-    SUMMARY.check(os.path.join(run_dir, "summary.json"), what)
-
-
-def _command(args):
-    print(f"xenboot: report {write_report(args.run_dir)}")
-    return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("report", help="write a nightly run folder's report.html again",
-                       description=__doc__.splitlines()[0])
-    inputs.option(p, "run_dir", metavar="RUN_DIR", help="a nightly run folder (holds summary.json)",
-                  check=inputs.Rule("folder", _check_run_dir))
-    p.set_defaults(func=_command)

@@ -216,6 +216,7 @@ class Player:
         self.typed = []             # commands and pager keys received, in order
         self._end_reason = None
         self._stop = threading.Event()
+        self.played = threading.Event()   # all of the transcript that will play has
         self._thread = threading.Thread(target=self._run, name=f"player {os.path.basename(path)}",
                                         daemon=True)
 
@@ -275,9 +276,12 @@ class Player:
                     base += self.clock() - started
                 elif not self._act(step):
                     break
+            self.played.set()
             self._stop.wait()
         except (_Stopped, OSError):
             pass
+        finally:
+            self.played.set()
 
     def _act(self, step):
         """Plays one step; False once the transcript is over (the rest is idle)."""
@@ -398,7 +402,7 @@ def replay(path, spec, out, speed=1.0, pieces=None):
     spec = (load_spec(spec) if isinstance(spec, str) else spec).scaled(1 / speed)
     player = Player(path, speed=speed, pieces=pieces)
     try:
-        xen = xenconsole.XenConsole(xenlog.FileSource(player.xen_log), player.domid, out).start()
+        xen = xenconsole.XenConsole(xenlog.FileSource(player.xen_log, player.played.is_set), player.domid, out).start()
         try:
             with ConsoleSession(player.master, spec, out, domain=player, xen=xen,
                                 clock=player.clock) as session:

@@ -24,7 +24,7 @@ import re
 import sys
 
 from xenboot.console import xenconsole
-from xenboot.report.checklog import _records
+from xenboot.core import consolelog
 from xenboot.core.errors import BadInput
 from xenboot.testing.player import END_REASONS, REAL
 from xenboot.judge.spec import load_spec
@@ -53,7 +53,7 @@ def _lines(data):
 def _events(run_dir):
     """(time, "recv", bytes) | (time, "send", text) | (time, "end", reason)
     | (time, "xen", line) in order."""
-    jsonl = list(_records(os.path.join(run_dir, "console.jsonl")))
+    jsonl = list(consolelog.read(os.path.join(run_dir, consolelog.FILE)))
     return heapq.merge(_console_events(run_dir, jsonl), _xen_events(run_dir, jsonl), key=lambda e: e[0])
 
 
@@ -61,10 +61,10 @@ def _console_events(run_dir, jsonl):
     with open(os.path.join(run_dir, "console.log"), "rb") as log:
         t = 0.0
         for record in jsonl:
-            t = record.get("t", t) if isinstance(record.get("t"), (int, float)) else t
-            if record.get("dir") == "recv" and record.get("n"):
+            t = consolelog.time_of(record, t)
+            if consolelog.is_console(record):
                 yield t, "recv", log.read(record["n"])
-            elif record.get("dir") == "send":
+            elif record.get("dir") == consolelog.SEND:
                 yield t, "send", record["text"]
             elif record.get("end_reason"):
                 yield t, "end", record["end_reason"]
@@ -80,7 +80,7 @@ def _xen_events(run_dir, jsonl):
             lines = f.read().splitlines()
     except FileNotFoundError:
         return []
-    times = iter([r["t"] for r in jsonl if r.get("dir") == "recv" and r.get("source") == "xen"])
+    times = iter([r["t"] for r in jsonl if consolelog.is_xen(r)])
     # console.jsonl has the console_io lines the judge saw: each once.
     resends = xenconsole.Resends()
     placed, offset = [], None

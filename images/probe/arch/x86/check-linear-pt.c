@@ -6,10 +6,10 @@
  * in the table that maps the probe with MMU_UPDATE, read the tables back
  * through it, remove it.
  */
-#include <probe/boot.h>
-#include <probe/checks.h>
 #include <probe/errno.h>
+#include <probe/main.h>
 
+#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
 
@@ -24,10 +24,14 @@
 #else
 /* The last 2 MiB below Xen's area (HV_START_LOW), in the probe's L2. */
 #define LINEAR_SHIFT L2_SHIFT
-#define LINEAR_SLOT  (((HYPERVISOR_VIRT_START >> L2_SHIFT) & (PT_ENTRIES - 1)) - 1)
-#define LEVEL_NAME   "L2"
+#define LINEAR_SLOT \
+    (((HYPERVISOR_VIRT_START >> L2_SHIFT) & (PT_ENTRIES - 1)) - 1)
+#define LEVEL_NAME "L2"
 #endif
-/* Offsets within what one table at that level maps: 2^48 bytes (pv64) or 1 GiB (pv32). */
+/*
+ * Offsets within what one table at that level maps: 2^48 bytes (pv64) or
+ * 1 GiB (pv32).
+ */
 #define SPAN_MASK ((1UL << (LINEAR_SHIFT + 9)) - 1)
 
 static unsigned long canonical(unsigned long va)
@@ -60,8 +64,12 @@ enum check_status check_linear_pt(struct detail *d)
 {
     unsigned long text = (unsigned long)probe_main;
     const uint64_t *table = page_table((const void *)text, LINEAR_SHIFT);
-    xen_pfn_t mfn = virt_to_mfn(table), text_mfn = virt_to_mfn((const void *)text);
-    /* The slot makes the table serve as every level below it: all PTEs appear here... */
+    xen_pfn_t mfn = virt_to_mfn(table),
+              text_mfn = virt_to_mfn((const void *)text);
+    /*
+     * The slot makes the table serve as every level below it: all PTEs
+     * appear here...
+     */
     unsigned long base = (text & ~SPAN_MASK) | LINEAR_SLOT << LINEAR_SHIFT;
     const volatile uint64_t *ptes = (const volatile uint64_t *)canonical(base);
     /* ...and the table itself where the slot is taken at every level below. */
@@ -77,14 +85,18 @@ enum check_status check_linear_pt(struct detail *d)
 
     if ( table[LINEAR_SLOT] )
     {
-        detail_add(d, LEVEL_NAME "[%lu] is already in use (0x%llx)", (unsigned long)LINEAR_SLOT,
+        detail_add(d, LEVEL_NAME "[%lu] is already in use (0x%llx)",
+                   (unsigned long)LINEAR_SLOT,
                    (unsigned long long)table[LINEAR_SLOT]);
         return CHECK_FAIL;
     }
-    rc = set_entry(mfn, LINEAR_SLOT, ((uint64_t)mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_ACCESSED);
+    rc = set_entry(mfn, LINEAR_SLOT,
+                   ((uint64_t)mfn << PAGE_SHIFT) | PTE_PRESENT | PTE_ACCESSED);
     if ( rc )
     {
-        detail_add(d, "MMU_UPDATE " LEVEL_NAME "[%lu] -> " LEVEL_NAME " (mfn 0x%lx) read-only"
+        detail_add(d,
+                   "MMU_UPDATE " LEVEL_NAME "[%lu] -> " LEVEL_NAME
+                   " (mfn 0x%lx) read-only"
                    " refused (" RC_FMT "): pv-linear-pt is off in Xen",
                    (unsigned long)LINEAR_SLOT, (unsigned long)mfn, RC_ARGS(rc));
         return CHECK_FAIL;
@@ -115,7 +127,9 @@ enum check_status check_linear_pt(struct detail *d)
                    (unsigned long long)pte, (unsigned long)text_mfn);
         return CHECK_FAIL;
     }
-    detail_add(d, "self entry, " LEVEL_NAME "[%lu] and the PTE of probe_main (mfn 0x%lx) read back",
+    detail_add(d,
+               "self entry, " LEVEL_NAME
+               "[%lu] and the PTE of probe_main (mfn 0x%lx) read back",
                index_of(text), (unsigned long)text_mfn);
     if ( rc )
     {

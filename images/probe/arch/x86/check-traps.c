@@ -4,9 +4,9 @@
  * tools in kernel mode: int3 breakpoints, single-stepping with TF, and
  * watchpoints in the debug registers (HYPERVISOR_set_debugreg).
  */
-#include <probe/checks.h>
 #include <probe/errno.h>
 
+#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/traps.h>
 
@@ -63,8 +63,9 @@ static bool start(struct detail *d)
     seen.dr6 = 0;
     rc = traps_enable(kernel_trap);
     if ( rc )
-        detail_add(d, "trap table, kernel stack or user mappings refused (" RC_FMT ")",
-                   RC_ARGS(rc));
+        detail_add(
+            d, "trap table, kernel stack or user mappings refused (" RC_FMT ")",
+            RC_ARGS(rc));
     return !rc;
 }
 
@@ -78,13 +79,20 @@ static const char *vector_name(unsigned long vector)
 {
     switch ( vector )
     {
-    case 1: return "#DB";
-    case 3: return "#BP";
-    case 6: return "#UD";
-    case 13: return "#GP";
-    case 14: return "#PF";
-    case TRAP_SYSCALL: return "syscall";
-    default: return "int";
+    case 1:
+        return "#DB";
+    case 3:
+        return "#BP";
+    case 6:
+        return "#UD";
+    case 13:
+        return "#GP";
+    case 14:
+        return "#PF";
+    case TRAP_SYSCALL:
+        return "syscall";
+    default:
+        return "int";
     }
 }
 
@@ -93,20 +101,26 @@ static void add_trap(struct detail *d, unsigned long vector, unsigned long ip)
     detail_add(d, "%s (vector %#lx) at %#lx", vector_name(vector), vector, ip);
 }
 
-/* User code until it enters the kernel, which must be through vector at after. */
+/*
+ * User code until it enters the kernel, which must be through vector at
+ * after.
+ */
 static enum check_status user_round_trip(struct detail *d, void (*code)(void),
-                                         unsigned long vector, const char *after,
+                                         unsigned long vector,
+                                         const char *after,
                                          struct trap_record *t)
 {
     if ( !start(d) )
         return finish(CHECK_FAIL);
     user_run(code, t);
-    detail_add(d, "user mode at %#lx, back in the kernel through ", (unsigned long)code);
+    detail_add(d, "user mode at %#lx, back in the kernel through ",
+               (unsigned long)code);
     add_trap(d, t->vector, t->ip);
     detail_add(d, " from cs %#lx", t->cs);
     if ( t->vector == 13 || t->vector == 14 )
         detail_add(d, " error code %#lx", t->error_code);
-    if ( t->vector == vector && t->ip == (unsigned long)after && trap_from_user(t->cs) )
+    if ( t->vector == vector && t->ip == (unsigned long)after &&
+         trap_from_user(t->cs) )
         return finish(CHECK_OK);
     detail_add(d, "; expected vector %#lx from user mode at %#lx", vector,
                (unsigned long)after);
@@ -128,18 +142,22 @@ enum check_status check_trap_user_int(struct detail *d)
     enum check_status status;
 
     detail_add(d, "int $%#x to a DPL 3 gate: ", TRAP_SOFT_INT);
-    status = user_round_trip(d, probe_user_int, TRAP_SOFT_INT, probe_user_int_after, &t);
+    status = user_round_trip(d, probe_user_int, TRAP_SOFT_INT,
+                             probe_user_int_after, &t);
     /*
      * Xen emulates the gate: the CPU's #GP error code for `int $N` through
      * Xen's own DPL 0 gate is N * 8 + 2, and Xen takes the vector from it.
      */
     if ( t.vector == 13 && (t.error_code & 7) == 2 )
     {
-        detail_add(d, "; the #GP error code names vector %#lx", t.error_code >> 3);
+        detail_add(d, "; the #GP error code names vector %#lx",
+                   t.error_code >> 3);
         if ( t.error_code == TRAP_SOFT_INT * 16 + 2 )
-            detail_add(d, ": the CPU encoded it as N*16+2, not N*8+2 (%#x), so Xen found no"
-                       " gate there (as QEMU 7.2's TCG does)",
-                       TRAP_SOFT_INT * 8 + 2);
+            detail_add(
+                d,
+                ": the CPU encoded it as N*16+2, not N*8+2 (%#x), so Xen found no"
+                " gate there (as QEMU 7.2's TCG does)",
+                TRAP_SOFT_INT * 8 + 2);
     }
     return status;
 }
@@ -149,7 +167,8 @@ enum check_status check_trap_int3(struct detail *d)
     if ( !start(d) )
         return finish(CHECK_FAIL);
     probe_int3();
-    detail_add(d, "int3 at %#lx: %u trap(s)", (unsigned long)probe_int3, seen.count);
+    detail_add(d, "int3 at %#lx: %u trap(s)", (unsigned long)probe_int3,
+               seen.count);
     if ( seen.count )
     {
         detail_add(d, ", ");
@@ -158,7 +177,8 @@ enum check_status check_trap_int3(struct detail *d)
     if ( seen.count == 1 && seen.vector[0] == 3 &&
          seen.ip[0] == (unsigned long)probe_int3_after )
         return finish(CHECK_OK);
-    detail_add(d, "; expected one #BP at %#lx", (unsigned long)probe_int3_after);
+    detail_add(d, "; expected one #BP at %#lx",
+               (unsigned long)probe_int3_after);
     return finish(CHECK_FAIL);
 }
 
@@ -169,17 +189,17 @@ enum check_status check_trap_single_step(struct detail *d)
     if ( !start(d) )
         return finish(CHECK_FAIL);
     probe_single_step();
-    detail_add(d, "TF set by popf at %#lx: %u trap(s) at", (unsigned long)probe_single_step,
-               seen.count);
+    detail_add(d, "TF set by popf at %#lx: %u trap(s) at",
+               (unsigned long)probe_single_step, seen.count);
     for ( i = 0; i < seen.count && i < MAX_TRAPS; i++ )
         detail_add(d, " %s@%#lx", vector_name(seen.vector[i]), seen.ip[i]);
     detail_add(d, ", DR6 %#lx", seen.dr6);
     if ( seen.count == 2 && seen.vector[0] == 1 && seen.vector[1] == 1 &&
-         seen.ip[0] == (unsigned long)probe_ss_2 && seen.ip[1] == (unsigned long)probe_ss_3 &&
-         (seen.dr6 & DR6_BS) )
+         seen.ip[0] == (unsigned long)probe_ss_2 &&
+         seen.ip[1] == (unsigned long)probe_ss_3 && (seen.dr6 & DR6_BS) )
         return finish(CHECK_OK);
-    detail_add(d, "; expected #DB at %#lx and %#lx with DR6.BS", (unsigned long)probe_ss_2,
-               (unsigned long)probe_ss_3);
+    detail_add(d, "; expected #DB at %#lx and %#lx with DR6.BS",
+               (unsigned long)probe_ss_2, (unsigned long)probe_ss_3);
     return finish(CHECK_FAIL);
 }
 
@@ -201,7 +221,8 @@ enum check_status check_trap_watchpoint(struct detail *d)
     if ( rc )
     {
         hypervisor_set_debugreg(7, 0);
-        detail_add(d, "HYPERVISOR_set_debugreg refused (" RC_FMT ")", RC_ARGS(rc));
+        detail_add(d, "HYPERVISOR_set_debugreg refused (" RC_FMT ")",
+                   RC_ARGS(rc));
         return finish(CHECK_FAIL);
     }
     probe_watch_write(&watched);
@@ -214,8 +235,10 @@ enum check_status check_trap_watchpoint(struct detail *d)
     }
     detail_add(d, ", DR6 %#lx", seen.dr6);
     if ( seen.count == 1 && seen.vector[0] == 1 &&
-         seen.ip[0] == (unsigned long)probe_watch_after && (seen.dr6 & DR6_B0) && watched == 1 )
+         seen.ip[0] == (unsigned long)probe_watch_after &&
+         (seen.dr6 & DR6_B0) && watched == 1 )
         return finish(CHECK_OK);
-    detail_add(d, "; expected one #DB at %#lx with DR6.B0", (unsigned long)probe_watch_after);
+    detail_add(d, "; expected one #DB at %#lx with DR6.B0",
+               (unsigned long)probe_watch_after);
     return finish(CHECK_FAIL);
 }

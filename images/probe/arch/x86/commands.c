@@ -1,13 +1,14 @@
-#include <probe/commands.h>
 #include <probe/console.h>
 #include <probe/errno.h>
 
+#include <arch/commands.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
 
 /*
  * Cache-disable: Xen lets a PV domain choose cache attributes only when it
- * has I/O memory or devices (mm.c, l1_disallow_mask), which a probe domU has not.
+ * has I/O memory or devices (mm.c, l1_disallow_mask), which a probe domU
+ * has not.
  */
 #define PTE_PCD 0x010
 
@@ -22,8 +23,8 @@ void cmd_badpte(const char *arg)
     uint64_t maddr = l1_entry_maddr(page);
     mmu_update_t req = {
         .ptr = maddr | MMU_NORMAL_PT_UPDATE,
-        .val = ((uint64_t)virt_to_mfn(page) << PAGE_SHIFT) | PTE_PRESENT | PTE_WRITE |
-               PTE_ACCESSED | PTE_DIRTY | PTE_PCD,
+        .val = ((uint64_t)virt_to_mfn(page) << PAGE_SHIFT) | PTE_PRESENT |
+               PTE_WRITE | PTE_ACCESSED | PTE_DIRTY | PTE_PCD,
     };
     unsigned int done = 0;
     long rc;
@@ -35,9 +36,10 @@ void cmd_badpte(const char *arg)
         return;
     }
     rc = hypervisor_mmu_update(&req, 1, &done, DOMID_SELF);
-    console_printf("badpte: MMU_UPDATE of the L1 entry at machine address %#llx (for %p)"
-                   " to %#llx: ", (unsigned long long)maddr, (void *)page,
-                   (unsigned long long)req.val);
+    console_printf(
+        "badpte: MMU_UPDATE of the L1 entry at machine address %#llx (for %p)"
+        " to %#llx: ",
+        (unsigned long long)maddr, (void *)page, (unsigned long long)req.val);
     if ( rc )
         console_printf("refused (" RC_FMT ")\n", RC_ARGS(rc));
     else

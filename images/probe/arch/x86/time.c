@@ -1,7 +1,7 @@
-#include <probe/boot.h>
-#include <probe/time.h>
+#include <probe/setup.h>
 
 #include <arch/cpu.h>
+#include <arch/time.h>
 
 /*
  * (delta * mul) >> 32 in 64-bit arithmetic, which pv32 has without a
@@ -15,11 +15,13 @@ static uint64_t scale(uint64_t delta, uint32_t mul)
 /* The TSC extrapolation documented with struct vcpu_time_info in xen.h. */
 uint64_t time_now_ns(void)
 {
-    const volatile struct vcpu_time_info *t = &xen_shared_info->vcpu_info[0].time;
+    const volatile struct vcpu_time_info *t =
+        &xen_shared_info->vcpu_info[0].time;
     uint32_t version;
     uint64_t now;
 
-    do {
+    do
+    {
         uint64_t delta;
 
         version = t->version;

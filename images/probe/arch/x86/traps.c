@@ -1,6 +1,7 @@
-#include <probe/boot.h>
-#include <probe/checks.h>
+#include <probe/detail.h>
 #include <probe/events.h>
+#include <probe/report.h>
+#include <probe/setup.h>
 #include <probe/string.h>
 
 #include <arch/hypercall.h>
@@ -12,9 +13,8 @@
 /* Event delivery masked on entry (an interrupt gate), restored by the iret. */
 #define GATE(dpl) ((dpl) | 4)
 
-extern char probe_upcall_entry[], probe_failsafe_entry[];
 extern char probe_trap_db[], probe_trap_bp[], probe_trap_ud[], probe_trap_gp[],
-            probe_trap_pf[], probe_trap_soft[], probe_trap_int80[];
+    probe_trap_pf[], probe_trap_soft[], probe_trap_int80[];
 
 /* Xen switches to this stack when user mode enters the kernel. */
 static uint8_t trap_stack[TRAP_STACK_SIZE] __attribute__((aligned(16)));
@@ -34,8 +34,10 @@ long traps_enable(trap_hook_fn hook)
         { 6, GATE(0), FLAT_KERNEL_CS, (unsigned long)probe_trap_ud },
         { 13, GATE(0), FLAT_KERNEL_CS, (unsigned long)probe_trap_gp },
         { 14, GATE(0), FLAT_KERNEL_CS, (unsigned long)probe_trap_pf },
-        { TRAP_SOFT_INT, GATE(3), FLAT_KERNEL_CS, (unsigned long)probe_trap_soft },
-        { TRAP_INT80, GATE(3), FLAT_KERNEL_CS, (unsigned long)probe_trap_int80 },
+        { TRAP_SOFT_INT, GATE(3), FLAT_KERNEL_CS,
+          (unsigned long)probe_trap_soft },
+        { TRAP_INT80, GATE(3), FLAT_KERNEL_CS,
+          (unsigned long)probe_trap_int80 },
         { 0, 0, 0, 0 },
     };
     long rc;
@@ -43,8 +45,8 @@ long traps_enable(trap_hook_fn hook)
     kernel_hook = hook;
     rc = hypervisor_set_trap_table(table);
     if ( !rc )
-        rc = hypervisor_stack_switch(FLAT_KERNEL_SS,
-                                     (unsigned long)(trap_stack + sizeof(trap_stack)));
+        rc = hypervisor_stack_switch(
+            FLAT_KERNEL_SS, (unsigned long)(trap_stack + sizeof(trap_stack)));
 #ifdef __x86_64__
     /*
      * User mode gets page tables of its own on pv64: give it the kernel's
@@ -70,7 +72,8 @@ long traps_enable(trap_hook_fn hook)
     {
         const char *page;
 
-        for ( page = probe_user_text; !rc && page < probe_user_text_end; page += PAGE_SIZE )
+        for ( page = probe_user_text; !rc && page < probe_user_text_end;
+              page += PAGE_SIZE )
             rc = map_user_page(page);
         if ( !rc )
             rc = map_user_page(user_stack);
@@ -88,7 +91,8 @@ void traps_disable(void)
 void user_run(void (*ip)(void), struct trap_record *how)
 {
     memset(&user_trap, 0, sizeof(user_trap));
-    probe_user_enter((unsigned long)ip, (unsigned long)(user_stack + sizeof(user_stack)));
+    probe_user_enter((unsigned long)ip,
+                     (unsigned long)(user_stack + sizeof(user_stack)));
     *how = user_trap;
 }
 
@@ -103,14 +107,22 @@ void probe_trap(struct trap_frame *f)
     }
     if ( trap_from_user(f->cs) )
     {
-        user_trap = (struct trap_record){ f->vector, f->error_code, f->ip, f->cs & 0xffff };
+        user_trap = (struct trap_record){ f->vector, f->error_code, f->ip,
+                                          f->cs & 0xffff };
         probe_user_return(f->vector);
     }
     if ( kernel_hook && kernel_hook(f) )
         return;
-    why.len = 0;
-    detail_add(&why, "unexpected trap in kernel mode: vector %lu error code %#lx at %#lx"
-               " (cs %#lx, flags %#lx)", f->vector, f->error_code, f->ip, f->cs & 0xffff,
-               f->flags);
-    boot_fatal(why.text);
+    detail_clear(&why);
+    detail_add(
+        &why,
+        "unexpected trap in kernel mode: vector %lu error code %#lx at %#lx"
+        " (cs %#lx, flags %#lx)",
+        f->vector, f->error_code, f->ip, f->cs & 0xffff, f->flags);
+    report_fatal(why.text);
+}
+
+void probe_failsafe(void)
+{
+    report_fatal("failsafe callback: Xen could not restore segment registers");
 }

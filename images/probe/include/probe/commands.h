@@ -11,7 +11,4 @@ void commands_run_list(const char *list);
 /* Prompt, read a line (echoing it), run it, forever. */
 void __attribute__((noreturn)) commands_loop(void);
 
-/* The architecture's commands (arch/x86/commands.c), at "probe> " too. */
-void cmd_badpte(const char *arg);
-
 #endif

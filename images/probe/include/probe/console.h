@@ -19,8 +19,10 @@ long console_init(void);
 /* "ring" or "console_io". */
 const char *console_kind(void);
 
-/* '\n' becomes "\r\n" on the ring, as a terminal expects; Xen's serial
- * driver already does that for console_io. */
+/*
+ * '\n' becomes "\r\n" on the ring, as a terminal expects; Xen's serial
+ * driver already does that for console_io.
+ */
 void console_write(const char *s, size_t len);
 void console_puts(const char *s);
 void console_printf(const char *fmt, ...) PRINTF(1, 2);

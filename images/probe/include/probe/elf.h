@@ -8,9 +8,9 @@
 
 #include <stdint.h>
 
-#define ELF_MAGIC   "\177ELF"
-#define SHT_SYMTAB  2
-#define SHT_STRTAB  3
+#define ELF_MAGIC  "\177ELF"
+#define SHT_SYMTAB 2
+#define SHT_STRTAB 3
 
 #ifdef __x86_64__
 typedef uint64_t elf_word_t;

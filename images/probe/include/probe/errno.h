@@ -6,7 +6,7 @@
 const char *xen_errno_name(long rc);
 
 /* detail_add(d, "refused (" RC_FMT ")", RC_ARGS(rc)) gives "refused (-1 EPERM)". */
-#define RC_FMT "%ld %s"
+#define RC_FMT      "%ld %s"
 #define RC_ARGS(rc) (long)(rc), xen_errno_name(rc)
 
 #endif

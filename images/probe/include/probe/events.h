@@ -14,7 +14,7 @@
 #include <probe/xen.h>
 #include <xen/event_channel.h>
 
-/* Registers the upcall and failsafe callbacks; returns the hypercall's result. */
+/* Registers the upcall and failsafe callbacks; returns the hypercall's rc. */
 long events_init(void);
 long events_callbacks_rc(void);
 
@@ -41,9 +41,7 @@ void evtchn_clear(evtchn_port_t port);
  */
 long evtchn_poll(evtchn_port_t port, uint64_t deadline_ns);
 
-/* Called from probe_trap for the upcall entry, with the upcall masked by Xen. */
+/* Called from probe_trap for the upcall entry, the upcall masked by Xen. */
 void probe_upcall(void);
-/* Called from the failsafe entry: Xen could not load our segment state. */
-void __attribute__((noreturn)) probe_failsafe(void);
 
 #endif

@@ -8,7 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#define PRINTF(fmt_arg, first_arg) __attribute__((format(printf, fmt_arg, first_arg)))
+#define PRINTF(fmt_arg, first_arg) \
+    __attribute__((format(printf, fmt_arg, first_arg)))
 
 /* Like vsnprintf: always NUL-terminates, returns the length written. */
 size_t vformat(char *buf, size_t size, const char *fmt, va_list ap);

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#define barrier() __asm__ volatile ("" ::: "memory")
+#define barrier() __asm__ volatile("" ::: "memory")
 
 /*
  * x86 orders loads with loads and stores with stores, so read and write
@@ -13,18 +13,18 @@
  */
 #define rmb() barrier()
 #define wmb() barrier()
-#define mb()  __asm__ volatile ("mfence" ::: "memory")
+#define mb()  __asm__ volatile("mfence" ::: "memory")
 
 static inline void cpu_relax(void)
 {
-    __asm__ volatile ("pause" ::: "memory");
+    __asm__ volatile("pause" ::: "memory");
 }
 
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;
 
-    __asm__ volatile ("rdtsc" : "=a" (lo), "=d" (hi));
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     return ((uint64_t)hi << 32) | lo;
 }
 

@@ -1,4 +1,7 @@
-/* Which PV guest type this build is: what Xen's capabilities and start_info name. */
+/*
+ * Which PV guest type this build is: what Xen's capabilities and
+ * start_info name.
+ */
 #ifndef ARCH_GUEST_H
 #define ARCH_GUEST_H
 

@@ -19,42 +19,46 @@
 
 extern char hypercall_page[];
 
-#define HYPERCALL_CALL "call hypercall_page + %c[offset]"
-#define HYPERCALL_OFFSET(nr) [offset] "i" ((nr) * HYPERCALL_STUB_SIZE)
+#define HYPERCALL_CALL       "call hypercall_page + %c[offset]"
+#define HYPERCALL_OFFSET(nr) [offset] "i"((nr)*HYPERCALL_STUB_SIZE)
 
 #ifdef __x86_64__
 #define HYPERCALL_CLOBBERS "rcx", "r11", "memory"
-#define A1 "+D"
-#define A2 "+S"
-#define A3 "+d"
+#define A1                 "+D"
+#define A2                 "+S"
+#define A3                 "+d"
 /* No constraint letter names r10 or r8. */
-#define A45_DECL(a4, a5)                                            \
-    register unsigned long r4 __asm__ ("r10") = (a4);                \
-    register unsigned long r5 __asm__ ("r8") = (a5)
+#define A45_DECL(a4, a5)                             \
+    register unsigned long r4 __asm__("r10") = (a4); \
+    register unsigned long r5 __asm__("r8") = (a5)
 #else
 #define HYPERCALL_CLOBBERS "memory"
-#define A1 "+b"
-#define A2 "+c"
-#define A3 "+d"
-#define A45_DECL(a4, a5)                                            \
-    register unsigned long r4 __asm__ ("esi") = (a4);                \
-    register unsigned long r5 __asm__ ("edi") = (a5)
+#define A1                 "+b"
+#define A2                 "+c"
+#define A3                 "+d"
+#define A45_DECL(a4, a5)                             \
+    register unsigned long r4 __asm__("esi") = (a4); \
+    register unsigned long r5 __asm__("edi") = (a5)
 #endif
 
-static inline long hypercall5(unsigned int nr, unsigned long a1, unsigned long a2,
-                              unsigned long a3, unsigned long a4, unsigned long a5)
+static inline long hypercall5(unsigned int nr, unsigned long a1,
+                              unsigned long a2, unsigned long a3,
+                              unsigned long a4, unsigned long a5)
 {
     A45_DECL(a4, a5);
     long ret;
 
-    __asm__ volatile (HYPERCALL_CALL
-                      : "=a" (ret), A1 (a1), A2 (a2), A3 (a3), "+r" (r4), "+r" (r5)
-                      : HYPERCALL_OFFSET(nr)
-                      : HYPERCALL_CLOBBERS);
+    __asm__ volatile(HYPERCALL_CALL
+                     : "=a"(ret), A1(a1), A2(a2), A3(a3), "+r"(r4), "+r"(r5)
+                     : HYPERCALL_OFFSET(nr)
+                     : HYPERCALL_CLOBBERS);
     return ret;
 }
 
-/* Unused arguments are passed as 0: Xen ignores the registers it does not read. */
+/*
+ * Unused arguments are passed as 0: Xen ignores the registers it does not
+ * read.
+ */
 #define hypercall1(nr, a1)             hypercall5(nr, a1, 0, 0, 0, 0)
 #define hypercall2(nr, a1, a2)         hypercall5(nr, a1, a2, 0, 0, 0)
 #define hypercall3(nr, a1, a2, a3)     hypercall5(nr, a1, a2, a3, 0, 0)
@@ -67,8 +71,9 @@ static inline long hypervisor_mmu_update(mmu_update_t *req, unsigned int count,
                       (unsigned long)done, domain);
 }
 
-static inline long hypervisor_mmuext_op(struct mmuext_op *op, unsigned int count,
-                                        unsigned int *done, domid_t domain)
+static inline long hypervisor_mmuext_op(struct mmuext_op *op,
+                                        unsigned int count, unsigned int *done,
+                                        domid_t domain)
 {
     return hypercall4(__HYPERVISOR_mmuext_op, (unsigned long)op, count,
                       (unsigned long)done, domain);
@@ -129,7 +134,8 @@ static inline long hypervisor_xen_version(int cmd, void *arg)
     return hypercall2(__HYPERVISOR_xen_version, cmd, (unsigned long)arg);
 }
 
-static inline long hypervisor_console_io(int cmd, unsigned int count, const char *buf)
+static inline long hypervisor_console_io(int cmd, unsigned int count,
+                                         const char *buf)
 {
     return hypercall3(__HYPERVISOR_console_io, cmd, count, (unsigned long)buf);
 }

@@ -17,16 +17,16 @@
 #define PTE_DIRTY    0x040
 #define PTE_MFN_MASK 0x000ffffffffff000
 
-#define PT_ENTRIES    512
-#define L4_SHIFT      39
-#define L3_SHIFT      30
-#define L2_SHIFT      21
+#define PT_ENTRIES 512
+#define L4_SHIFT   39
+#define L3_SHIFT   30
+#define L2_SHIFT   21
 #ifdef __x86_64__
-#define PT_LEVELS     4
-#define VA_BITS       48
+#define PT_LEVELS 4
+#define VA_BITS   48
 #else
-#define PT_LEVELS     3
-#define VA_BITS       32
+#define PT_LEVELS 3
+#define VA_BITS   32
 #endif
 
 /*

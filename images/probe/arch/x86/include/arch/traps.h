@@ -14,7 +14,7 @@
 /* The DPL 3 trap gate user mode calls with `int $N`. */
 #define TRAP_SOFT_INT 0x20
 /* pv32's system call (FreeBSD i386's `int $0x80`). */
-#define TRAP_INT80    0x80
+#define TRAP_INT80 0x80
 
 #define X86_EFLAGS_TF 0x100
 
@@ -27,6 +27,9 @@
 #endif
 
 #ifdef __ASSEMBLY__
+
+/* Assembly, which clang-format would take for C. */
+/* clang-format off */
 
 /*
  * Xen's bounce frame: pv64: RCX, R11, [error code], then an IRET frame
@@ -69,6 +72,8 @@
         TRAP_ENTRY probe_trap_int80, TRAP_INT80
 .endm
 
+/* clang-format on */
+
 #else
 
 #include <stdbool.h>
@@ -85,8 +90,13 @@ struct trap_record {
     unsigned long vector, error_code, ip, cs;
 };
 
+/* The entry points Xen is told about with HYPERVISOR_set_callbacks. */
+extern char probe_upcall_entry[], probe_failsafe_entry[];
+
 /* Called by the entry stubs, upcall included. */
 void probe_trap(struct trap_frame *f);
+/* Called from the failsafe entry: Xen could not load our segment state. */
+void __attribute__((noreturn)) probe_failsafe(void);
 
 /*
  * A kernel-mode trap goes to the hook; it returns false for a trap it did
@@ -114,11 +124,15 @@ static inline bool trap_from_user(unsigned long cs)
 unsigned long probe_user_enter(unsigned long ip, unsigned long sp);
 void __attribute__((noreturn)) probe_user_return(unsigned long value);
 
-/* The sequences the checks run (trap-code.S) and where their traps must point. */
+/*
+ * The sequences the checks run (trap-code.S) and where their traps must
+ * point.
+ */
 void probe_user_syscall(void), probe_user_int(void);
-void probe_int3(void), probe_single_step(void), probe_watch_write(volatile unsigned int *p);
+void probe_int3(void), probe_single_step(void),
+    probe_watch_write(volatile unsigned int *p);
 extern char probe_int3_after[], probe_ss_2[], probe_ss_3[], probe_watch_after[],
-            probe_user_syscall_after[], probe_user_int_after[];
+    probe_user_syscall_after[], probe_user_int_after[];
 
 #endif /* __ASSEMBLY__ */
 #endif

@@ -1,0 +1,13 @@
+/* The probe's C entry point (common/main.c). */
+#ifndef PROBE_MAIN_H
+#define PROBE_MAIN_H
+
+#include <probe/xen.h>
+
+/*
+ * Entered from _start with the start_info Xen passed in rsi. The checks
+ * also take its address as a known place in the image.
+ */
+void __attribute__((noreturn)) probe_main(const start_info_t *si);
+
+#endif
