@@ -451,7 +451,7 @@ static int shell(const char *port_name)
 }
 
 /* gdbsx listens a moment after it starts: tried for this long. */
-#define CONNECT_TRIES 100
+#define CONNECT_TRIES   100
 #define CONNECT_WAIT_US 100000
 
 static int connect_relay(const char *tcp_port, const char *port_name)
@@ -596,7 +596,8 @@ int main(int argc, char **argv)
         return shell(argv[2]);
     if ( argc == 4 && strcmp(argv[1], "connect") == 0 )
         return connect_relay(argv[2], argv[3]);
-    fprintf(stderr, "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT"
-                    " | connect TCPPORT PORT\n");
+    fprintf(stderr,
+            "usage: xenboot-agent serve PORT|- | relay PTY PORT | shell PORT"
+            " | connect TCPPORT PORT\n");
     return 2;
 }
