@@ -218,6 +218,9 @@ def test_a_full_run_folder_is_infra_and_still_writes_the_result(small_disk, tmp_
     assert "No space left on device" in data["message"]
     assert b"PROBE begin" in (run / "console.log").read_bytes()
     assert (run / "junit.xml").exists() and (run / "reproduce.sh").exists()
+    # No later stage's copy takes the room the record needed (the decoded
+    # console once did: "internal error", no result.json).
+    assert not (run / "console.decoded.log").exists()
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: INFRA: the run folder cannot keep")
 
 

@@ -17,6 +17,7 @@ A return address (a ddb `bt` frame, a word of a stack dump, xenctx's
 trace) is looked up one byte back, at the call, as gdb does: the return
 address of a noreturn call may be the next function's first byte.
 """
+import contextlib
 import dataclasses
 import os
 import re
@@ -256,10 +257,10 @@ def decode_run(symbolizer, data, console_log, out):
         with open(console_log, "rb") as f:
             raw = clean(f.read()).split("\n")
         decoded = symbolizer.decode_lines(raw)
-        with open(os.path.join(out, DECODED_CONSOLE), "w") as f:
-            f.write("\n".join(decoded))
         changed = [{"line": n, "raw": a, "decoded": b} for n, (a, b) in enumerate(zip(raw, decoded), 1) if a != b]
-        found["console"] = {"file": DECODED_CONSOLE, "lines_decoded": len(changed), "lines": changed[:RESULT_LINES]}
+        if changed:
+            found["console"] = {"lines_decoded": len(changed), "lines": changed[:RESULT_LINES]}
+            found["console"].update(_write_decoded(os.path.join(out, DECODED_CONSOLE), decoded))
     xen = data.get("xen") or {}
     if xen.get("messages"):
         found["xen"] = symbolizer.decode_lines(xen["messages"])
@@ -273,3 +274,17 @@ def decode_run(symbolizer, data, console_log, out):
     if xenctx:
         found["xenctx"] = symbolizer.decode_lines(xenctx)
     return found
+
+
+def _write_decoded(path, lines):
+    """{"file": its name}, or {"error": why} for a run folder that cannot
+    hold it (a full disk): the copy is evidence, the room left is for
+    result.json, so a partial one is removed."""
+    try:
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return {"error": f"{DECODED_CONSOLE}: {e.strerror}"}
+    return {"file": DECODED_CONSOLE}

@@ -415,7 +415,7 @@ def boot_section(run_dir, row):
     # The symbolize stage's text where it named addresses: each kernel
     # address with its function and file:line (result.json keeps the raw).
     decoded = data.get("symbolized") or {}
-    console = "console.decoded.log" if decoded.get("console") else "console.log"
+    console = (decoded.get("console") or {}).get("file") or "console.log"
     tail = console_tail(run_dir / folder / console, TAIL_LINES, TAIL_BYTES)
     parts.append(f"<h4>Last console lines</h4><pre>{esc(chr(10).join(tail)) or '(no console output)'}</pre>")
     if decoded.get("note"):
