@@ -17,6 +17,7 @@ import threading
 from xenboot.core import inputs, sockets, terminal, tool
 from xenboot.core.result import newest_live_run
 from xenboot.core.errors import BadInput, HarnessError, InfraError
+from xenboot.guest import symbolize
 
 SOCKET_NAME = "gdb.sock"
 # gdbsx's word size for a guest type.
@@ -128,9 +129,7 @@ def batch(kernel, path, timeout=120):
 def kernel_in(run_dir):
     """The kernel gdb reads for a run: the kernel.debug the boot staged
     beside it, else the staged kernel."""
-    share = os.path.join(run_dir, "share")
-    debug = os.path.join(share, "kernel.debug")
-    return debug if os.path.exists(debug) else os.path.join(share, "kernel")
+    return symbolize.debug_file(os.path.join(run_dir, "share", "kernel"))
 
 
 def open_gdb(args):

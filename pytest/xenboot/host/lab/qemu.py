@@ -329,10 +329,12 @@ class EmbeddedHost:
         the harness's end of a gdb remote-protocol stream. gdbsx pauses
         the domain until gdb detaches; closing stops gdbsx too."""
         tcp = str(GDBSX_PORT_BASE + domid)
-        server = self.agent.start(["gdbsx", "-a", str(domid), str(bits), tcp])
+        ended = threading.Event()
+        server = self.agent.start(["gdbsx", "-a", str(domid), str(bits), tcp],
+                                  on_output=lambda stream, data: stream == "exit" and ended.set())
         try:
             relay = self._attach(lambda port: ["xenboot-agent", "connect", tcp, port], f"gdbsx of domain {domid}",
-                                 timeout, serving=server)
+                                 timeout, woken=ended)
         except InfraError as e:
             server.kill()
             said = server.text.strip()
@@ -348,22 +350,24 @@ class EmbeddedHost:
             server.done.wait(10)
         return ConsoleAttachment(relay.sock, relay.relay, close)
 
-    def _attach(self, argv_for_port, what, timeout, serving=None):
+    def _attach(self, argv_for_port, what, timeout, woken=None):
         with self.ports_lock:
             if not self.free_ports:
                 raise InfraError(f"all {len(self.consoles)} console ports are in use: "
                                  f"raise [qemu] console_ports in configs/lab.toml")
             index = self.free_ports.pop(0)
-        started = threading.Event()
-        relay = self.agent.start(argv_for_port(console_port(index)),
-                                 on_output=lambda stream, data: stream != "err" and started.set())
         # The relay says so once both ends are open: from then on nothing
-        # the other side prints is lost. A server it connects to (`serving`,
-        # a job) that ends first is its answer.
-        deadline = time.monotonic() + timeout
-        while not started.wait(0.05) and time.monotonic() < deadline:
-            if serving is not None and serving.done.is_set():
-                break
+        # the other side prints is lost. A server it connects to that ends
+        # first (it sets `woken`) is its answer too.
+        woken = woken or threading.Event()
+        started = threading.Event()
+
+        def heard(stream, data):
+            if stream != "err":
+                started.set()
+                woken.set()
+        relay = self.agent.start(argv_for_port(console_port(index)), on_output=heard)
+        woken.wait(timeout)
         if relay.done.is_set() or not started.is_set():
             how = (f"exit status {relay.status}" if relay.status is not None else relay.failure
                    or f"no word in {timeout:g} s")
