@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 
 import pexpect
 import pytest
@@ -84,14 +85,19 @@ def test_make_gdb_stops_the_probe_at_a_breakpoint_and_continues_it(tmp_path):
                                 "--spec", str(spec)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # The boot says when probe> came; its gdb.sock is there before the
-        # console is judged. A boot that ends first ends the output.
-        said = []
-        for line in booting.stdout:
-            said.append(line)
-            if "milestone prompt" in line:
-                break
-        else:
-            raise AssertionError("the boot ended before probe>:\n" + "".join(said))
+        # console is judged. A boot that ends first ends the output; one
+        # that says neither in 120 s fails the test.
+        said, prompted = [], threading.Event()
+
+        def listen():
+            for line in booting.stdout:
+                said.append(line)
+                if "milestone prompt" in line:
+                    break
+            prompted.set()
+        threading.Thread(target=listen, daemon=True).start()
+        assert prompted.wait(120), "no probe> in 120 s:\n" + "".join(said)
+        assert said and "milestone prompt" in said[-1], "the boot ended before probe>:\n" + "".join(said)
         assert (out / "gdb.sock").exists()
         gdb = pexpect.spawn(XENBOOT, ["gdb", str(out)], encoding="utf-8", timeout=60,
                             env=dict(os.environ, TERM="dumb"))
