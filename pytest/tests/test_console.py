@@ -6,10 +6,13 @@ fast anything runs."""
 import json
 import socket
 import textwrap
+import threading
+import time
 
 import pytest
 
-from xenboot.console.console import ConsoleSession, ExpectFailed, judge
+from xenboot.console import console as console_module
+from xenboot.console.console import DRAIN_QUIET, ConsoleSession, ExpectFailed, judge
 from xenboot.core.errors import Verdict
 from xenboot.judge.spec import load_spec
 
@@ -47,12 +50,17 @@ def console():
 
 
 class Domain:
-    """A domain that ends when told; `on_end` runs when the driver first sees it."""
+    """A domain that ends when told; `on_end` runs when the driver first sees
+    it. `complete` says the console's relay has ended (nothing more comes)."""
 
-    def __init__(self, on_end=None):
+    def __init__(self, on_end=None, complete=False):
         self.reason = None
         self.on_end = on_end
+        self.complete = complete
         self.diagnosed = []
+
+    def console_complete(self):
+        return self.complete
 
     def end_reason(self):
         if self.reason and self.on_end:
@@ -123,6 +131,44 @@ def test_output_still_on_its_way_when_the_domain_ends_is_read(tmp_path, console)
     assert outcome.verdict is Verdict.PASS
     assert [m["name"] for m in outcome.milestones] == ["hello", "bye", "off"]
     assert outcome.end_reason == "poweroff"
+
+
+def drained(tmp_path, console, complete, late=None):
+    """Judges a guest that prints its last line just as it powers off and,
+    with `late`, (seconds, bytes) more after that; the outcome and how long
+    the judging took."""
+    harness, guest = console
+    spec_path = tmp_path / "end.toml"
+    spec_path.write_text(textwrap.dedent(SPEC) + textwrap.dedent("""
+        [[milestone]]
+        name = "off"
+        end = ["poweroff"]
+        budget = 5
+    """))
+    if late:
+        threading.Timer(late[0], guest.sendall, (late[1],)).start()
+    guest.sendall(b"hello there\nbye\n")
+    domain = Domain(complete=complete)
+    domain.reason = "poweroff"
+    started = time.monotonic()
+    outcome = judge(harness.fileno(), load_spec(str(spec_path)), tmp_path, domain=domain)
+    return outcome, time.monotonic() - started
+
+
+def test_a_complete_console_is_not_waited_on_after_the_end(tmp_path, console, monkeypatch):
+    # A quiet period no load can mistake: only a drain that waits for it
+    # takes this long.
+    monkeypatch.setattr(console_module, "DRAIN_QUIET", 60.0)
+    monkeypatch.setattr(console_module, "DRAIN_MAX", 120.0)
+    outcome, took = drained(tmp_path, console, complete=True)
+    assert outcome.verdict is Verdict.PASS
+    assert took < 30
+
+
+def test_until_the_relay_ends_late_output_is_still_read(tmp_path, console):
+    outcome, _ = drained(tmp_path, console, complete=False, late=(DRAIN_QUIET / 2, b"late line\n"))
+    assert outcome.verdict is Verdict.PASS
+    assert b"late line" in (tmp_path / "console.log").read_bytes()
 
 
 def test_domain_crash_without_panic_is_crash(tmp_path, spec, console):

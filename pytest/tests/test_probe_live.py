@@ -48,6 +48,11 @@ def test_poweroff_command_ends_the_domain_cleanly(target):
     target.session.send_line("poweroff")
     assert target.domain.ended.wait(20)
     assert target.domain.end_reason() == "poweroff"
+    # dom0's console relay ends with the domain (xenconsoled lets go of its
+    # pty), which is what cuts the drain after the end short.
+    watch = target.session.domain
+    assert watch.attachment.relay.done.wait(10)
+    assert watch.console_complete()
 
 
 # -- the trap paths, pv32pae, and what Xen's console gets (issues 12, 14) ----

@@ -359,6 +359,9 @@ class Running:
     def end_reason(self):
         return None
 
+    def console_complete(self):
+        return False
+
 
 def test_session_judges_console_io_from_the_xen_console_and_records_each_source(tmp_path):
     host_log_path = tmp_path / "host.log"

@@ -34,6 +34,10 @@ POLL = 0.1
 # this long, or DRAIN_MAX at most.
 DRAIN_QUIET = 0.5
 DRAIN_MAX = 5.0
+# Once the domain says its console is complete (dom0's relay has ended), the
+# relay's last bytes may still cross QEMU on their own virtio-serial port,
+# which nothing orders against the port that reported the end.
+DRAIN_COMPLETE_QUIET = 0.05
 
 
 class ExpectFailed(Exception):
@@ -65,7 +69,8 @@ class ConsoleSession:
 
     `domain` is None (a transcript, or a log being replayed) or an object with
     end_reason() -> None | "poweroff" | "reboot" | "crash" | "destroyed" |
-    "unknown" and diagnose(verdict) -> dict | None. `t0` is the monotonic
+    "unknown", console_complete() -> True once nothing more can come on the
+    console (its relay has ended), and diagnose(verdict) -> dict | None. `t0` is the monotonic
     time of unpause. `send(bytes)` replaces writing to fd for input.
     `on_match(event)` sees each match event (a milestone reached, a fatal
     line) as it happens, e.g. to show progress while the guest runs.
@@ -310,15 +315,22 @@ class ConsoleSession:
 
     def _drain(self):
         stop = self.now() + DRAIN_MAX
-        while (left := stop - self.now()) > 0 and self._read(min(DRAIN_QUIET, left)):
-            pass
-        self._read_xen()
+        while (left := stop - self.now()) > 0:
+            quiet = DRAIN_COMPLETE_QUIET if self.domain.console_complete() else DRAIN_QUIET
+            if not self._read(min(quiet, left)):
+                break
+        # The follower reads Xen's console at its own pace; a drain cut
+        # short by a complete console must not leave its last lines behind.
+        self._read_xen(catch_up=True)
 
-    def _read_xen(self):
-        """The domain's console_io lines since last time: logged, and judged
-        as the "xen" source while a judge runs (expect() reads the console)."""
+    def _read_xen(self, catch_up=False):
+        """The domain's console_io lines since last time (with `catch_up`,
+        Xen's console read up to now first): logged, and judged as the
+        "xen" source while a judge runs (expect() reads the console)."""
         if self._xen is None:
             return
+        if catch_up:
+            self._xen.poll()
         lines = self._xen.take()
         if not lines:
             return

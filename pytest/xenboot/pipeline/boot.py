@@ -448,6 +448,9 @@ class _DomainWatch:
     def end_reason(self):
         return self.domain.end_reason()
 
+    def console_complete(self):
+        return self.attachment.ended() is not None
+
     def lost(self, channel_closed=False):
         """Why the console no longer shows a running guest, or None. A
         closed console channel or relay has a cause that may still be on

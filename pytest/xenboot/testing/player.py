@@ -35,7 +35,8 @@ clock as a stopped kernel does), OP one of:
        chatter SECONDS TEXT   print TEXT every SECONDS, forever
   =  (in a session) a command; the untimed lines after it are its reply.
      A command the transcript does not know gets "No such command".
-The player is also the `domain` the driver polls: end_reason() and diagnose().
+The player is also the `domain` the driver polls: end_reason(),
+console_complete() and diagnose().
 replay() judges a transcript as boot judges a live console: both sources, and
 Xen's reason quoted in the verdict.
 """
@@ -246,6 +247,10 @@ class Player:
     def end_reason(self):
         return self._end_reason
 
+    def console_complete(self):
+        """The transcript has been played to its end: nothing more comes."""
+        return self.played.is_set()
+
     def diagnose(self, verdict):
         found = {"player": os.path.basename(self.path), "verdict": verdict.value}
         if "xenctx-frames" in self.provenance:
@@ -293,6 +298,9 @@ class Player:
             self._xen.flush()
             return True
         if step.op == "end":
+            # Complete before it ends, so the driver's drain never waits
+            # for output a finished transcript cannot send.
+            self.played.set()
             self._end_reason = step.text
         elif step.op == "chatter":
             while True:
