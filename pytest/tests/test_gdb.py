@@ -5,6 +5,7 @@ guest. All real: Xen, QEMU, gdbsx, gdb."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 
@@ -17,7 +18,22 @@ from xenboot.core import paths
 pytestmark = pytest.mark.lab
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
-PROBES = {"pv64": "probe", "pv32pae": str(paths.REPO / "build" / "probe" / "probe-pv32pae")}
+BUILT = paths.REPO / "build" / "probe"
+
+
+def freebsd_branded(tmp_path):
+    """The probe branded as FreeBSD's kernels are (ELF OS ABI FreeBSD),
+    for which Debian's gdb has no x86-64 ABI: gdb must still read gdbsx's
+    64-bit registers (the branch's amd64 kernel read as i386 did not)."""
+    copy = tmp_path / "probe-freebsd-abi"
+    shutil.copy(BUILT / "probe", copy)
+    subprocess.run(["elfedit", "--output-osabi=FreeBSD", str(copy)], check=True)
+    assert "FreeBSD" in subprocess.run(["readelf", "-h", str(copy)], capture_output=True, text=True).stdout
+    return str(copy)
+
+
+PROBES = {"pv64": lambda tmp_path: "probe", "pv32pae": lambda tmp_path: str(BUILT / "probe-pv32pae"),
+          "pv64-freebsd-abi": freebsd_branded}
 COMMANDS = paths.REPO / "images" / "probe" / "common" / "commands.c"
 
 
@@ -33,7 +49,7 @@ def boot(out, *args):
 
 @pytest.mark.parametrize("guest", sorted(PROBES))
 def test_a_crashed_domain_gets_gdbs_registers_backtrace_and_instruction(tmp_path, guest):
-    proc, result = boot(tmp_path / "run", "--kernel", PROBES[guest], "--lab", "debug",
+    proc, result = boot(tmp_path / "run", "--kernel", PROBES[guest](tmp_path), "--lab", "debug",
                         "--cmdline", "probe.run=fault")
     assert result["verdict"] == "CRASH", proc.stdout + proc.stderr
     found = result["gdb"]
@@ -41,7 +57,7 @@ def test_a_crashed_domain_gets_gdbs_registers_backtrace_and_instruction(tmp_path
     fault = line_of("PROBE_UNMAPPED_VA;")
     assert re.match(rf"#0  probe_fault \(.*\) at common/commands\.c:{fault}$", found["backtrace"][0]), found
     assert any(" in probe_main " in frame and "common/main.c:" in frame for frame in found["backtrace"])
-    pc = "rip" if guest == "pv64" else "eip"
+    pc = "eip" if guest == "pv32pae" else "rip"
     assert any(re.match(rf"{pc}\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <probe_fault\+\d+>", r) for r in found["registers"])
     assert found["instruction"][0].startswith("=> ") and "<probe_fault+" in found["instruction"][0]
     # The same RIP Xen reported, named the same way by the symbolize stage.
