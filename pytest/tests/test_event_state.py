@@ -7,8 +7,9 @@ from xenboot.judge.matcher import Outcome
 
 # Excerpt of `xl dmesg` after the two debug keys, as the lab's debug Xen
 # 4.17.5 printed them for a HANG of the branch reconstruction's amd64 XEN
-# (128 MB, waiting for xbd0; a boot of 2026-12-02): dom0's ports are
-# trimmed, domain 1's are as printed.
+# (128 MB, waiting for xbd0; a boot of 2026-12-02, its exception.S still
+# storing the event mask with movq): dom0's ports are trimmed, domain 1's
+# are as printed.
 DUMP = """\
 (XEN) [   55.983765] General information for domain 1:
 (XEN) [   55.983844]     refcnt=3 dying=0 pause_count=0
