@@ -36,7 +36,7 @@ def test_not_elf(tmp_path):
 
 
 def test_elf_without_xen_notes():
-    assert "not a Xen PV kernel: no Xen ELF notes" in refuse("/bin/true")
+    assert "not a Xen kernel: no Xen ELF notes, so neither PV nor PVH" in refuse("/bin/true")
 
 
 def test_32bit_elf_without_xen_notes(tmp_path):
@@ -46,7 +46,7 @@ def test_32bit_elf_without_xen_notes(tmp_path):
     subprocess.run(["gcc", "-c", "-o", obj64, src], check=True)
     obj32 = tmp_path / "x32.o"
     subprocess.run(["objcopy", "-O", "elf32-i386", obj64, obj32], check=True)
-    assert "not a Xen PV kernel: no Xen ELF notes" in refuse(obj32)
+    assert "not a Xen kernel: no Xen ELF notes, so neither PV nor PVH" in refuse(obj32)
 
 
 def test_guest_type_of_each_probe():
