@@ -211,6 +211,8 @@ def test_probe_on_debug_xen_may_use_console_io_and_32bit_pv(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--lab", "nope"], "LAB=nope: no such lab flavour in "),
     (["--lab", "debug", "--host", "xl"], "LAB=debug picks the embedded host's Xen: HOST=xl runs this machine's"),
+    (["--lab-cpu", "nope"], "LAB_CPU=nope: no such lab CPU profile in "),
+    (["--lab-cpu", "hvm", "--host", "xl"], "LAB_CPU=hvm picks the embedded host's CPU: HOST=xl runs this machine's"),
 ])
 def test_bad_flavour_is_bad_input_before_any_host(tmp_path, args, words):
     proc, result = boot(tmp_path / "run", "--kernel", PROBE, *args)
