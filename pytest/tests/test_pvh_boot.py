@@ -64,3 +64,14 @@ def test_tiny_pvh_boots_as_pvh_on_the_hvm_cpu(tmp_path, tiny_pvh):
     assert 'type = "pvh"' in (tmp_path / "run" / "share" / "guest.cfg").read_text()
     assert "--lab-cpu hvm" in (tmp_path / "run" / "reproduce.sh").read_text()
     assert "tiny-pvh: hello from a PVH guest" in (tmp_path / "run" / "console.log").read_text()
+
+
+@pytest.mark.lab
+@pytest.mark.xtf_tree
+def test_xtf_hvm64_example_passes_as_pvh(tmp_path, xtf_tree):
+    """XTF links hvm64 tests as ELF32 for x86-64, with only the PVH entry note."""
+    kernel = str(xtf_tree / "tests" / "example" / "test-hvm64-example")
+    proc, result = boot(tmp_path / "run", "--kernel", kernel, "--spec", "xtf")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [m["name"] for m in result["milestones"]] == ["banner", "result"]
+    assert result["kernel"]["guest_type"] == "pvh" and result["host"]["cpu_profile"] == "hvm"
