@@ -41,9 +41,9 @@ MEMORY = inputs.Integer(16, 65536, "MiB of guest memory")
 LOG_CAP = inputs.Integer(4 * inputs.KiB, 16 * inputs.GiB, "bytes of console.log")
 # A FreeBSD root with a whole world is 1-2 GiB; reproduce.sh hashes it on every boot.
 DISK = inputs.File("disk image", "run `make image` or give DISK=<path of a raw disk image>", 4 * inputs.GiB)
-# reproduce.sh's inputs, each with the rule it is taken by.
 # The xl template of a guest type, where it is not pv.cfg.in.
 TEMPLATES = {kernelcheck.PVH: "pvh.cfg.in"}
+# reproduce.sh's inputs, each with the rule it is taken by.
 REPRODUCED = {"kernel": kernelcheck.KERNEL_FILE, "spec": specs.SPEC_FILE, "disk": DISK, "template": xl.TEMPLATE,
               "lab_config": labconfig.CONFIG_FILE}
 
@@ -191,7 +191,8 @@ def _bring_up(target, teardown, progress):
         check_host_kind(req.host)
         for given, what, picks in ((req.lab, "LAB", "Xen"), (req.lab_cpu, "LAB_CPU", "CPU")):
             if given and req.host != "lab":
-                raise BadInput(f"{what}={given} picks the embedded host's {picks}: HOST={req.host} runs this machine's")
+                raise BadInput(f"{what}={given} picks the embedded host's {picks}: "
+                               f"HOST={req.host} runs this machine's")
         kernel_path = resolve_kernel(req.kernel)
         record["kernel"], elf = kernelcheck.inspect_kernel(kernel_path)
         cpu_profile = _cpu_profile(req, kernel_path, record["kernel"]["guest_type"])
@@ -216,7 +217,7 @@ def _bring_up(target, teardown, progress):
 def _cpu_profile(req, kernel, guest_type):
     """The lab CPU profile of this boot: LAB_CPU's, else the one the kernel needs."""
     needed = labconfig.profile_for(guest_type)
-    if req.lab_cpu and req.lab_cpu != needed and guest_type == kernelcheck.PVH:
+    if guest_type == kernelcheck.PVH and req.lab_cpu not in (None, needed):
         raise BadInput(f"LAB_CPU={req.lab_cpu}: {kernel} is a PVH kernel, which needs the lab CPU with SVM: "
                        f"use LAB_CPU={needed} (or leave LAB_CPU unset)")
     return req.lab_cpu or needed
@@ -286,7 +287,8 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         shutil.copyfile(req.disk, staged)
         spec_line = f"format=raw, vdev=xvda, access=rw, script=block, target={host.stage_file(staged)}"
         disk = f"disk = [ {xl.xl_string(spec_line)} ]"
-    template = req.template or str(paths.CONFIGS / "xl" / TEMPLATES.get(record["kernel"]["guest_type"], "pv.cfg.in"))
+    template = req.template or str(paths.CONFIGS / "xl" / TEMPLATES.get(record["kernel"]["guest_type"],
+                                                                       "pv.cfg.in"))
     cfg_text = xl.render_config(template, {
         "NAME": xl.xl_string(name), "KERNEL": xl.xl_string(host.stage_file(os.path.join(share, "kernel"))),
         "CMDLINE": xl.xl_string(cmdline), "MEMORY": str(int(req.memory_mb)), "DISK": disk})
@@ -543,7 +545,8 @@ def _write_reproducer(out, req, record):
     if not req.core:
         argv.append("--no-core")
     host = record.get("host") or {}
-    for option, value in (("--lab", host.get("flavour") or req.lab), ("--lab-cpu", host.get("cpu_profile") or req.lab_cpu)):
+    for option, value in (("--lab", host.get("flavour") or req.lab),
+                          ("--lab-cpu", host.get("cpu_profile") or req.lab_cpu)):
         if value:
             argv += [option, value]
     for name, path in given.items():
