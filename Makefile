@@ -12,6 +12,8 @@ HOST     ?= lab
 # The lab's Xen: debian (Debian's release build) or debug (built from its
 # source, 32-bit PV); empty: lab.toml's default for the kind of boot.
 LAB      ?=
+# The lab's CPU: pv or hvm (SVM, for PVH guests); empty: the one the kernel needs.
+LAB_CPU  ?=
 OUT      ?=
 # Guest MiB; empty: the tool's default (128, or 256 for a FreeBSD kernel).
 MEMORY   ?=
@@ -31,7 +33,7 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 .PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly merge bisect test-fast
 
 help:
-	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [INTERACTIVE=1] [NOCORE=1]"
+	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [LAB_CPU=pv|hvm] [INTERACTIVE=1] [NOCORE=1]"
 	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] [SHARD=I/N] | make merge [SHARDS='out/nightly/shard-*'] OUT=DIR | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
@@ -73,7 +75,7 @@ ifeq ($(KERNEL),)
 		$(if $(NOCORE),--no-core)
 else
 	@$(XENBOOT) boot --kernel $(call q,$(KERNEL)) --spec $(call q,$(or $(SPEC),generic)) \
-		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS)
+		--cmdline $(call q,$(CMDLINE)) $(BOOT_ARGS) $(if $(LAB_CPU),--lab-cpu $(call q,$(LAB_CPU)))
 endif
 
 # FreeBSD: the pinned amd64_xen_pv source (freebsd-src, or FREEBSD_SRC), its

@@ -42,6 +42,7 @@ TREES = {
     "real_tree": ("XENBOOT_REAL_TREE", "a real FreeBSD 10 source tree"),
     "branch_tree": ("XENBOOT_BRANCH_TREE", "a reconstruction of the amd64_xen_pv branch's tree "
                                            "(the branch's amd64 files over a FreeBSD 10 tree)"),
+    "xtf_tree": ("XENBOOT_XTF", "XTF (xen-project/xtf), built outside the project"),
 }
 
 
@@ -80,6 +81,12 @@ def _tree(marker):
 def real_tree():
     """The real FreeBSD tree $XENBOOT_REAL_TREE names (only real_tree tests run with it)."""
     return _tree("real_tree")
+
+
+@pytest.fixture(scope="session")
+def xtf_tree():
+    """The built XTF tree $XENBOOT_XTF names (only xtf_tree tests run with it)."""
+    return _tree("xtf_tree")
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,8 @@ MAYBE_FOLDER = tuple(k for k in FOLDER if k != "missing")
 
 TABLE = {
     "boot": {"--kernel": FILE, "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--memory": NUMBER,
-             "--disk": FILE, "--out": RUN_FOLDER, "--log-cap": NUMBER, **LAB, "--template": TEXT_FILE},
+             "--disk": FILE, "--out": RUN_FOLDER, "--log-cap": NUMBER, **LAB, "--lab-cpu": CHOICE,
+             "--template": TEXT_FILE},
     "freebsd": {"--src": FOLDER, "--kernconf": TEXT, "--target": CHOICE, "--objdir": OUTPUT_FOLDER,
                 "--world": WORLD, "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--lab": CHOICE,
                 "--memory": NUMBER, "--out": RUN_FOLDER},

@@ -36,7 +36,7 @@ def test_not_elf(tmp_path):
 
 
 def test_elf_without_xen_notes():
-    assert "not a Xen PV kernel: no Xen ELF notes" in refuse("/bin/true")
+    assert "not a Xen kernel: no Xen ELF notes, so neither PV nor PVH" in refuse("/bin/true")
 
 
 def test_32bit_elf_without_xen_notes(tmp_path):
@@ -46,7 +46,7 @@ def test_32bit_elf_without_xen_notes(tmp_path):
     subprocess.run(["gcc", "-c", "-o", obj64, src], check=True)
     obj32 = tmp_path / "x32.o"
     subprocess.run(["objcopy", "-O", "elf32-i386", obj64, obj32], check=True)
-    assert "not a Xen PV kernel: no Xen ELF notes" in refuse(obj32)
+    assert "not a Xen kernel: no Xen ELF notes, so neither PV nor PVH" in refuse(obj32)
 
 
 def test_guest_type_of_each_probe():
@@ -133,6 +133,7 @@ ELFNOTE(3, .quad, 0xffffffff80000000)
 ELFNOTE(4, .quad, 0xffffffff80000000)
 ELFNOTE(1, .quad, {entry})
 ELFNOTE(2, .quad, hypercall_page)
+{extra_notes}
 
     .text
     .globl _start
@@ -142,16 +143,35 @@ _start:
 hypercall_page:
     .skip 4096
 """
-GOOD_NOTES = {"guest_os": "tiny", "xen_version": "xen-3.0", "loader": "generic", "entry": "_start"}
+GOOD_NOTES = {"guest_os": "tiny", "xen_version": "xen-3.0", "loader": "generic", "entry": "_start",
+              "extra_notes": ""}
+# Xen's public elfnote.h: the notes a PVH kernel adds.
+FEATURES, PHYS32_ENTRY = 10, 18
+# FreeBSD 13's layout: .note.Xen loaded with the text, no PT_NOTE segment.
+NO_NOTE_SEGMENT = """
+PHDRS { text PT_LOAD FILEHDR PHDRS; }
+SECTIONS { . = 0x100000 + SIZEOF_HEADERS; .text : { *(.text) } :text .note.Xen : { *(.note.Xen) } :text }
+"""
 
 
-def tiny_kernel(tmp_path, **notes):
+def tiny_kernel(tmp_path, text="0xffffffff80001000", script=None, **notes):
     src = tmp_path / "tiny.S"
     src.write_text(TINY_KERNEL.format(**(GOOD_NOTES | notes)))
     kernel = tmp_path / "tiny"
-    subprocess.run(["gcc", "-nostdlib", "-static", "-Wl,-Ttext=0xffffffff80001000", "-Wl,--build-id=none",
-                    "-o", kernel, src], check=True)
+    link = [f"-Wl,-Ttext={text}"]
+    if script:
+        (tmp_path / "tiny.lds").write_text(script)
+        link = [f"-Wl,-T,{tmp_path / 'tiny.lds'}"]
+    subprocess.run(["gcc", "-nostdlib", "-static", *link, "-Wl,--build-id=none", "-o", kernel, src], check=True)
     return kernel
+
+
+def pvh_kernel(tmp_path, features=None, entry="_start", **kwargs):
+    """A tiny kernel below 4 GiB with the PVH entry note (and FEATURES)."""
+    extra = f"ELFNOTE({PHYS32_ENTRY}, .long, {entry})"
+    if features is not None:
+        extra += f'\nELFNOTE({FEATURES}, .asciz, "{features}")'
+    return tiny_kernel(tmp_path, text="0x100000", extra_notes=extra, **kwargs)
 
 
 def test_tiny_kernel_with_good_notes_is_accepted(tmp_path):
@@ -171,3 +191,51 @@ def test_notes_libelf_refuses_are_refused(tmp_path, note, value, complaint):
 def test_a_linux_guest_needs_no_loader_note(tmp_path):
     kernel = tiny_kernel(tmp_path, guest_os="linux", loader="")
     assert kernelcheck.check_kernel(str(kernel))["notes"]["GUEST_OS"] == "linux"
+
+
+@pytest.mark.parametrize("features, guest_type", [
+    # FreeBSD 13 GENERIC's: it has PV notes too, and as PV it dies at once.
+    ("writable_descriptor_tables|auto_translated_physmap|supervisor_mode_kernel|hvm_callback_vector", "pvh"),
+    # Linux's: a PV kernel that also has a PVH entry (`!`: required).
+    ("!writable_page_tables|pae_pgdir_above_4gb", "xen-3.0-x86_64"),
+    ("writable_page_tables", "xen-3.0-x86_64"),
+    (None, "pvh"),
+], ids=["freebsd13", "linux", "writable-page-tables", "no-features"])
+def test_a_kernel_with_pv_and_pvh_notes_boots_as_its_features_say(tmp_path, features, guest_type):
+    info = kernelcheck.check_kernel(str(pvh_kernel(tmp_path, features)))
+    assert info["guest_type"] == guest_type and info["bits"] == 64
+    assert info["notes"]["PHYS32_ENTRY"] == info["notes"]["ENTRY"]
+
+
+def test_pvh_needs_none_of_pvs_notes(tmp_path):
+    """libelf takes a PVH kernel on its PHYS32_ENTRY note alone."""
+    info = kernelcheck.check_kernel(str(pvh_kernel(tmp_path, xen_version="xen-2.0", loader="elf")))
+    assert info["guest_type"] == "pvh"
+
+
+def test_notes_outside_any_note_segment_are_read(tmp_path):
+    kernel = pvh_kernel(tmp_path, features="hvm_callback_vector", script=NO_NOTE_SEGMENT)
+    segments = subprocess.run(["readelf", "-lW", kernel], capture_output=True, text=True, check=True).stdout
+    assert " LOAD " in segments and " NOTE " not in segments
+    assert kernelcheck.check_kernel(str(kernel))["guest_type"] == "pvh"
+
+
+def test_an_elf32_container_of_x86_64_code_boots_as_pvh(tmp_path):
+    """How XTF links its hvm64 tests: objcopy -O elf32-x86-64."""
+    elf32 = tmp_path / "tiny32"
+    subprocess.run(["objcopy", "-O", "elf32-x86-64", pvh_kernel(tmp_path), elf32], check=True)
+    assert elf32.read_bytes()[4] == 1  # ELFCLASS32
+    info = kernelcheck.check_kernel(str(elf32))
+    assert (info["guest_type"], info["bits"]) == ("pvh", 64)
+
+
+def test_an_elf32_container_of_x86_64_code_without_pvh_entry_is_refused(tmp_path):
+    elf32 = tmp_path / "tiny32"
+    subprocess.run(["objcopy", "-O", "elf32-x86-64", tiny_kernel(tmp_path, text="0x100000"), elf32], check=True)
+    assert "without a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): Xen boots it neither as PVH nor as PV" \
+        in refuse(elf32)
+
+
+def test_a_pvh_entry_outside_the_image_is_refused(tmp_path):
+    assert "PVH entry point (Xen note PHYS32_ENTRY) 0x9000000 lies outside the loaded physical range" \
+        in refuse(pvh_kernel(tmp_path, entry="0x9000000"))

@@ -69,8 +69,10 @@ def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlin
     lab = labconfig.load()
     assert result["host"]["flavour"] == flavour
     assert result["host"]["qemu_version"].startswith("QEMU emulator version 10.0.2 ")
-    assert result["host"]["cpu_model"] == lab["qemu"]["cpu"]
-    assert f"--lab {flavour}" in (tmp_path / "run" / "reproduce.sh").read_text()
+    # Linux's PVH entry note does not make it PVH: it needs writable page tables.
+    assert result["kernel"]["guest_type"] == "xen-3.0-x86_64"
+    assert (result["host"]["cpu_profile"], result["host"]["cpu_model"]) == ("pv", lab["cpu_profiles"]["pv"])
+    assert f"--lab {flavour} --lab-cpu pv" in (tmp_path / "run" / "reproduce.sh").read_text()
     assert set(result["durations"]) >= {"check", "lab", "create", "console", "teardown"}
     steps = result["create_steps"]
     assert list(steps) == ["share", "create", "console pty", "console relay", "unpause"]
@@ -209,6 +211,8 @@ def test_probe_on_debug_xen_may_use_console_io_and_32bit_pv(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--lab", "nope"], "LAB=nope: no such lab flavour in "),
     (["--lab", "debug", "--host", "xl"], "LAB=debug picks the embedded host's Xen: HOST=xl runs this machine's"),
+    (["--lab-cpu", "nope"], "LAB_CPU=nope: no such lab CPU profile in "),
+    (["--lab-cpu", "hvm", "--host", "xl"], "LAB_CPU=hvm picks the embedded host's CPU: HOST=xl runs this machine's"),
 ])
 def test_bad_flavour_is_bad_input_before_any_host(tmp_path, args, words):
     proc, result = boot(tmp_path / "run", "--kernel", PROBE, *args)

@@ -122,18 +122,22 @@ def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeyp
     # probing again.
     probed = []
 
-    def kvm_boots_xen(config, qemu, files, timeout):
-        if probed:
+    def kvm_boots_xen(config, qemu, files, timeout, cpu_model):
+        if cpu_model in probed:
             raise AssertionError("the KVM probe ran again: the remembered answer was not used")
-        probed.append(timeout)
-        return True
+        probed.append(cpu_model)
+        return cpu_model == pv
     monkeypatch.setattr(accel, "kvm_boots_xen", kvm_boots_xen)
-    assert accel.choose(config, cache, files) == "kvm"
+    pv, hvm = config["cpu_profiles"]["pv"], config["cpu_profiles"]["hvm"]
+    assert accel.choose(config, cache, files, pv) == "kvm"
     (memo,) = cache.root.glob("accel-*.json")
     assert json.loads(memo.read_text())["accelerator"] == "kvm"
-    assert accel.choose(config, cache, files) == "kvm"
+    assert accel.choose(config, cache, files, pv) == "kvm"
+    # Each CPU model is probed and remembered on its own: KVM may run one and not the other.
+    assert accel.choose(config, cache, files, hvm) == "tcg"
+    assert accel.choose(config, cache, files, hvm) == "tcg" and probed == [pv, hvm]
     fixed = labconfig.LabConfig(config.path, dict(raw, qemu=dict(raw["qemu"], accelerator="tcg")))
-    assert accel.choose(fixed, cache, files) == "tcg"
+    assert accel.choose(fixed, cache, files, pv) == "tcg"
 
 
 def test_lab_qemu_is_the_pinned_package_with_its_own_data(built):

@@ -50,7 +50,7 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
         return record
 
     @contextlib.contextmanager
-    def fake_host(*args, flavour=None):
+    def fake_host(*args, flavour=None, cpu_profile=None):
         if host_starts:
             host_starts(flavour)
         yield "fake host"
@@ -472,6 +472,14 @@ def test_waves_never_put_more_guest_memory_on_a_host_than_its_xen_has(tmp_path):
     pending = collections.deque(sweep_rows(tmp_path, [16, 17, 18, 19, 20, 21]))
     wave, hosts = schedule.next_wave(pending, parallel=6, ports=4, capacity=720)
     assert [len(rows) for _, rows in hosts] == [4, 2] and not pending
+
+
+def test_a_pvh_row_gets_a_host_of_the_hvm_cpu_profile(tmp_path):
+    rows = sweep_rows(tmp_path, [16, 17, 18])
+    rows[1].cpu_profile = "hvm"
+    wave, hosts = schedule.next_wave(collections.deque(rows), parallel=4, ports=4, capacity=720)
+    assert [(kind, [r.memory for r in chunk]) for kind, chunk in hosts] == [
+        (("debian", "pv"), [16, 18]), (("debian", "hvm"), [17])]
 
 
 def test_a_row_bigger_than_the_lab_s_guest_memory_is_bad_input(tmp_path):

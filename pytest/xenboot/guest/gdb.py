@@ -20,8 +20,6 @@ from xenboot.core.errors import BadInput, HarnessError, InfraError
 from xenboot.guest import symbolize
 
 SOCKET_NAME = "gdb.sock"
-# gdbsx's word size for a guest type.
-BITS = {"xen-3.0-x86_64": 64, "xen-3.0-x86_32p": 32}
 # A batch session's parts, each after its marker line in gdb's output.
 BATCH = (("registers", "info registers"), ("backtrace", "bt 40"), ("instruction", "x/3i $pc"))
 MARK = "@@xenboot-gdb@@"

@@ -1,14 +1,18 @@
-"""Is this file a Xen PV kernel Xen's loader will take, and of which guest
-type? Checked before any host starts, so bad input costs milliseconds and
-says what is wrong.
+"""Is this file a Xen kernel Xen's loader will take, booted as PV or PVH,
+and of which guest type? Checked before any host starts, so bad input
+costs milliseconds and says what is wrong.
 
 The checks are the ones Xen's libelf makes (xen/common/libelf/
-libelf-dominfo.c): Xen ELF notes present, XEN_VERSION "xen-3.0", LOADER
-"generic" unless the guest is Linux, entry point inside the loaded range.
-The guest type is the one libxc's domain builder derives (xc_dom_x86.c):
-an x86-64 ELF is xen-3.0-x86_64, an i386 ELF with a PAE_MODE note other
-than "no" xen-3.0-x86_32p; Xen 4.x runs no non-PAE 32-bit guest. Whether
-the host's Xen runs that type is for the boot to ask the host.
+libelf-dominfo.c): Xen ELF notes present; for PV, XEN_VERSION "xen-3.0",
+LOADER "generic" unless the guest is Linux, entry point inside the loaded
+range; for PVH only the PHYS32_ENTRY note, its entry inside the loaded
+physical range. The PV guest type is the one libxc's domain builder derives
+(xc_dom_x86.c): an x86-64 ELF is xen-3.0-x86_64, an i386 ELF with a
+PAE_MODE note other than "no" xen-3.0-x86_32p; Xen 4.x runs no non-PAE
+32-bit guest. A PVH kernel may be ELF32 or ELF64 for either machine (XTF
+links its 64-bit tests as ELF32 for EM_X86_64): Xen starts it in 32-bit
+protected mode at PHYS32_ENTRY whatever its container. Whether the host's
+Xen runs that type is for the boot to ask the host.
 Note numbers come from Xen's public header, not from this file.
 """
 import gzip
@@ -28,11 +32,14 @@ from xenboot.guest.xenheaders import constants
 STRING_NOTES = {"GUEST_OS", "GUEST_VERSION", "XEN_VERSION", "LOADER", "PAE_MODE",
                 "FEATURES", "BSD_SYMTAB"}
 # A PV kernel with its symbols is tens of MiB (FreeBSD's GENERIC about 30).
-KERNEL_FILE = inputs.File("kernel file", "give the path of a Xen PV kernel (ELF or bzImage), or probe",
+KERNEL_FILE = inputs.File("kernel file", "give the path of a Xen PV or PVH kernel (ELF or bzImage), or probe",
                           256 * inputs.MiB)
 BZIMAGE_MAGIC_OFFSET = 0x202
-# e_ident[EI_CLASS] -> (header size, the machine that class must be, guest type)
+# e_ident[EI_CLASS] -> (header size, the machine a PV kernel of that class is for, its guest type)
 ELF_CLASSES = {1: (52, "EM_386", "xen-3.0-x86_32p"), 2: (64, "EM_X86_64", "xen-3.0-x86_64")}
+# The guest type of a kernel booted as PVH (an HVM container without a device model).
+PVH = "pvh"
+MACHINE_BITS = {"EM_386": 32, "EM_X86_64": 64}
 # PAE_MODE values libelf takes as a PAE kernel (xen_elfnote_pae_mode).
 PAE_MODES = {"yes", "bimodal", "extended-cr3"}
 COMPRESSED = (
@@ -83,19 +90,20 @@ def inspect_kernel(path):
     KERNEL_FILE.check(path, "KERNEL")
     form, data = loadable_elf(path)
     if data[:4] != b"\x7fELF":
-        raise BadInput(f"{path}: not an ELF file: pass a Xen PV kernel (ELF or bzImage)")
+        raise BadInput(f"{path}: not an ELF file: pass a Xen PV or PVH kernel (ELF or bzImage)")
     elf_class = data[4] if len(data) > 4 else None
     # An unknown class is checked against the larger header first: it may be truncated.
     header_size, machine, guest_type = ELF_CLASSES.get(elf_class, (64, None, None))
     if len(data) < header_size:
         raise BadInput(f"{path}: truncated ELF: {len(data)} bytes, not even an ELF header")
     if machine is None:
-        raise BadInput(f"{path}: ELF class {elf_class} is neither 32- nor 64-bit: not a Xen PV kernel")
+        raise BadInput(f"{path}: ELF class {elf_class} is neither 32- nor 64-bit: not a Xen kernel")
     try:
         elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] != machine:
-            raise BadInput(f"{path}: {elf.elfclass}-bit ELF for {elf['e_machine']}: a Xen PV "
-                           f"kernel is a 64-bit x86-64 or a 32-bit i386 one")
+        elf_machine = elf["e_machine"]
+        if elf_machine not in MACHINE_BITS:
+            raise BadInput(f"{path}: {elf.elfclass}-bit ELF for {elf_machine}: a Xen kernel is "
+                           f"for x86-64 or i386")
         notes = _xen_notes(elf, constants("elfnote.h", "XEN_ELFNOTE_"))
         loads = [s.header for s in elf.iter_segments() if s.header.p_type == "PT_LOAD"]
     except (ELFError, struct.error, ValueError) as e:
@@ -103,15 +111,25 @@ def inspect_kernel(path):
     if any(h.p_offset + h.p_filesz > len(data) for h in loads):
         raise BadInput(f"{path}: truncated ELF: a loadable segment runs past the end of the file")
     if not notes:
-        raise BadInput(f"{path}: not a Xen PV kernel: no Xen ELF notes "
+        raise BadInput(f"{path}: not a Xen kernel: no Xen ELF notes, so neither PV nor PVH "
                        f"(built without `options XEN`?)")
-    _check_notes(path, notes, loads, elf["e_entry"])
-    if machine == "EM_386" and notes.get("PAE_MODE", "no") not in PAE_MODES:
-        raise BadInput(f"{path}: a 32-bit PV kernel without PAE (Xen note PAE_MODE is "
-                       f"{notes.get('PAE_MODE')!r}): Xen runs only PAE 32-bit PV guests, "
-                       f"build it with PAE (FreeBSD: options PAE)")
+    if not loads:
+        raise BadInput(f"{path}: no loadable segment")
+    if boots_as_pvh(notes):
+        _check_pvh_entry(path, notes["PHYS32_ENTRY"], loads)
+        guest_type = PVH
+    else:
+        if elf_machine != machine:
+            raise BadInput(f"{path}: {elf.elfclass}-bit ELF for {elf_machine} without a PVH entry note "
+                           f"(XEN_ELFNOTE_PHYS32_ENTRY): Xen boots it neither as PVH nor as PV (a PV "
+                           f"kernel is a 64-bit x86-64 or a 32-bit i386 ELF)")
+        _check_notes(path, notes, loads, elf["e_entry"])
+        if machine == "EM_386" and notes.get("PAE_MODE", "no") not in PAE_MODES:
+            raise BadInput(f"{path}: a 32-bit PV kernel without PAE (Xen note PAE_MODE is "
+                           f"{notes.get('PAE_MODE')!r}): Xen runs only PAE 32-bit PV guests, "
+                           f"build it with PAE (FreeBSD: options PAE)")
     info = {"path": os.path.abspath(path), "sha256": sha256(path), "format": form,
-            "guest_type": guest_type,
+            "guest_type": guest_type, "bits": MACHINE_BITS[elf_machine],
             "notes": {k: (v if isinstance(v, str) else hex(v)) for k, v in notes.items()}}
     return info, data
 
@@ -133,11 +151,24 @@ def _iter_notes(data):
         pos = end
 
 
+def boots_as_pvh(notes):
+    """Whether Xen should start this kernel as PVH: it has the PVH entry
+    note and does not need PV's writable page tables. A kernel can carry
+    both PV and PVH notes: FreeBSD 13's GENERIC does (FEATURES with
+    hvm_callback_vector, no writable_page_tables), and as PV it dies at once
+    (hammer_time_xen_legacy is for PVH only); Linux's say
+    `!writable_page_tables` (libelf: `!` marks a feature required), a true
+    PV kernel that also has a PVH entry."""
+    features = {name.lstrip("!") for name in notes.get("FEATURES", "").split("|")}
+    return "PHYS32_ENTRY" in notes and "writable_page_tables" not in features
+
+
 def _xen_notes(elf, names):
     notes = {}
-    # Sections when present (they name every note); program headers otherwise.
-    containers = [s for s in elf.iter_sections() if s.header.sh_type == "SHT_NOTE"] or \
-                 [s for s in elf.iter_segments() if s.header.p_type == "PT_NOTE"]
+    # Both: Xen's libelf reads PT_NOTE segments, then falls back to
+    # sections, and FreeBSD 13's .note.Xen lies outside any PT_NOTE segment.
+    containers = [s for s in elf.iter_segments() if s.header.p_type == "PT_NOTE"] + \
+                 [s for s in elf.iter_sections() if s.header.sh_type == "SHT_NOTE"]
     for container in containers:
         for owner, n_type, raw in _iter_notes(container.data()):
             if owner != b"Xen":
@@ -159,8 +190,6 @@ def _check_notes(path, notes, loads, e_entry):
     if notes.get("GUEST_OS", "").lower() != "linux" and notes.get("LOADER") != "generic":
         raise BadInput(f"{path}: Xen note LOADER is {notes.get('LOADER')!r}, "
                        f"Xen's loader needs \"generic\"")
-    if not loads:
-        raise BadInput(f"{path}: no loadable segment")
     virt_base = notes.get("VIRT_BASE", 0)
     offset = virt_base - notes.get("PADDR_OFFSET", virt_base)
     start = min(h.p_paddr for h in loads) + offset
@@ -169,3 +198,14 @@ def _check_notes(path, notes, loads, e_entry):
     if isinstance(entry, int) and not start <= entry <= end:
         raise BadInput(f"{path}: entry point {entry:#x} lies outside the loaded range "
                        f"{start:#x}-{end:#x}")
+
+
+def _check_pvh_entry(path, entry, loads):
+    """Xen's PVH builder loads by physical address and jumps to PHYS32_ENTRY."""
+    if not isinstance(entry, int):
+        raise BadInput(f"{path}: Xen note PHYS32_ENTRY is not a 32-bit address ({entry})")
+    start = min(h.p_paddr for h in loads)
+    end = max(h.p_paddr + h.p_memsz for h in loads)
+    if not start <= entry < end:
+        raise BadInput(f"{path}: PVH entry point (Xen note PHYS32_ENTRY) {entry:#x} lies outside the "
+                       f"loaded physical range {start:#x}-{end:#x}")

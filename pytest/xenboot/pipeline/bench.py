@@ -208,7 +208,8 @@ def cold_start(samples, folder, lab_config, progress, flavour):
     cache = labcache.LabCache(cold, flavour=flavour)
     files = cache.ensure(log=progress)
     folder.mkdir(parents=True)
-    with EmbeddedHost(cold, cache, str(folder), str(folder), accel.choose(cold, cache, files)) as host:
+    cpu_model = labconfig.cpu_profile(cold, labconfig.PV_PROFILE)[1]
+    with EmbeddedHost(cold, cache, str(folder), str(folder), accel.choose(cold, cache, files, cpu_model)) as host:
         samples[f"host_start_cold@{flavour}"].append(host.timings["dom0_ready"])
 
 

@@ -41,6 +41,8 @@ MEMORY = inputs.Integer(16, 65536, "MiB of guest memory")
 LOG_CAP = inputs.Integer(4 * inputs.KiB, 16 * inputs.GiB, "bytes of console.log")
 # A FreeBSD root with a whole world is 1-2 GiB; reproduce.sh hashes it on every boot.
 DISK = inputs.File("disk image", "run `make image` or give DISK=<path of a raw disk image>", 4 * inputs.GiB)
+# The xl template of a guest type, where it is not pv.cfg.in.
+TEMPLATES = {kernelcheck.PVH: "pvh.cfg.in"}
 # reproduce.sh's inputs, each with the rule it is taken by.
 REPRODUCED = {"kernel": kernelcheck.KERNEL_FILE, "spec": specs.SPEC_FILE, "disk": DISK, "template": xl.TEMPLATE,
               "lab_config": labconfig.CONFIG_FILE}
@@ -59,6 +61,8 @@ class BootRequest:
     lab_config: str = None
     # The lab's flavour (lab.toml [flavours]); None: its default.
     lab: str = None
+    # The lab's CPU profile (lab.toml [cpu_profiles]); None: the one the kernel needs.
+    lab_cpu: str = None
     template: str = None
     interactive: bool = False
     # A crashed domain's memory kept as core.xen (xl dump-core).
@@ -185,10 +189,13 @@ def _bring_up(target, teardown, progress):
     req, out, record = target.req, target.out, target.record
     with record.stage("check"):
         check_host_kind(req.host)
-        if req.lab and req.host != "lab":
-            raise BadInput(f"LAB={req.lab} picks the embedded host's Xen: HOST={req.host} runs this machine's")
+        for given, what, picks in ((req.lab, "LAB", "Xen"), (req.lab_cpu, "LAB_CPU", "CPU")):
+            if given and req.host != "lab":
+                raise BadInput(f"{what}={given} picks the embedded host's {picks}: "
+                               f"HOST={req.host} runs this machine's")
         kernel_path = resolve_kernel(req.kernel)
         record["kernel"], elf = kernelcheck.inspect_kernel(kernel_path)
+        cpu_profile = _cpu_profile(req, kernel_path, record["kernel"]["guest_type"])
         spec = specs.load_spec(req.spec)
         record["spec"] = {"name": req.spec, "path": str(spec.path),
                           "sha256": kernelcheck.sha256(spec.path)}
@@ -201,18 +208,32 @@ def _bring_up(target, teardown, progress):
         os.makedirs(share, mode=0o700, exist_ok=True)
         _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
-        target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress))
+        target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress, cpu_profile))
     record["host"] = target.host.describe() | {"xen_version": target.host.xen_version()}
     _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
     _run_domain(target, share, spec, cmdline, teardown, progress)
 
 
+def _cpu_profile(req, kernel, guest_type):
+    """The lab CPU profile of this boot: LAB_CPU's, else the one the kernel needs."""
+    needed = labconfig.profile_for(guest_type)
+    if guest_type == kernelcheck.PVH and req.lab_cpu not in (None, needed):
+        raise BadInput(f"LAB_CPU={req.lab_cpu}: {kernel} is a PVH kernel, which needs the lab CPU with SVM: "
+                       f"use LAB_CPU={needed} (or leave LAB_CPU unset)")
+    return req.lab_cpu or needed
+
+
+# The xen_caps entry a guest type needs, where it is not its own name.
+XEN_CAP = {kernelcheck.PVH: "hvm-3.0-x86_32"}
+
+
 def _check_guest_type(kernel, guest_type, host):
     """Refuse, before any domain is built, a kernel the host's Xen cannot run."""
     caps = host.xen_caps()
-    if guest_type not in caps:
-        why = ("cannot run 32-bit PV guests (built without CONFIG_PV32): use LAB=debug"
-               if guest_type == "xen-3.0-x86_32p" else f"runs no {guest_type} guests")
+    if XEN_CAP.get(guest_type, guest_type) not in caps:
+        why = {"xen-3.0-x86_32p": "cannot run 32-bit PV guests (built without CONFIG_PV32): use LAB=debug",
+               kernelcheck.PVH: "runs no HVM guests, which PVH ones are (no SVM or VT-x)"}.get(
+                   guest_type, f"runs no {guest_type} guests")
         raise BadInput(f"{kernel}: a {guest_type} kernel, but the host's Xen {why} "
                        f"(xen_caps: {' '.join(caps)})")
 
@@ -237,19 +258,19 @@ def _stage_kernel(elf, share, kernel_path):
             f.write(syms.stdout + text_bounds(staged))
 
 
-def _make_host(req, out, share, progress):
+def _make_host(req, out, share, progress, cpu_profile):
     if req.host == "xl":
         return LocalXenHost(out)
-    return lab_host(out, share, req.lab_config, progress, flavour=req.lab)
+    return lab_host(out, share, req.lab_config, progress, flavour=req.lab, cpu_profile=cpu_profile)
 
 
-def shared_lab_host(folder, lab_config=None, progress=print, flavour=None):
+def shared_lab_host(folder, lab_config=None, progress=print, flavour=None, cpu_profile=labconfig.PV_PROFILE):
     """One embedded host for several boots (`Target(req, shared_host=...)`)
     whose run folders all lie inside `folder`; its own logs go to
     folder/host/."""
     host_dir = os.path.join(folder, "host")
     os.makedirs(host_dir, mode=0o700, exist_ok=True)
-    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour)
+    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour, cpu_profile=cpu_profile)
 
 
 def _run_domain(target, share, spec, cmdline, teardown, progress):
@@ -266,7 +287,8 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         shutil.copyfile(req.disk, staged)
         spec_line = f"format=raw, vdev=xvda, access=rw, script=block, target={host.stage_file(staged)}"
         disk = f"disk = [ {xl.xl_string(spec_line)} ]"
-    template = req.template or str(paths.CONFIGS / "xl" / "pv.cfg.in")
+    template = req.template or str(paths.CONFIGS / "xl" / TEMPLATES.get(record["kernel"]["guest_type"],
+                                                                       "pv.cfg.in"))
     cfg_text = xl.render_config(template, {
         "NAME": xl.xl_string(name), "KERNEL": xl.xl_string(host.stage_file(os.path.join(share, "kernel"))),
         "CMDLINE": xl.xl_string(cmdline), "MEMORY": str(int(req.memory_mb)), "DISK": disk})
@@ -303,7 +325,7 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     target.session.tee = mirror.broadcast
     gdb_server = None
     if hasattr(host, "attach_gdbsx"):
-        bits = gdb.BITS[record["kernel"]["guest_type"]]
+        bits = record["kernel"]["bits"]
         gdb_server = gdb.GdbServer(out, lambda: host.attach_gdbsx(domain.domid, bits))
         teardown.callback(gdb_server.close)
     with record.stage("console"):
@@ -525,9 +547,11 @@ def _write_reproducer(out, req, record):
             "--memory", str(req.memory_mb), "--log-cap", str(req.log_cap)]
     if not req.core:
         argv.append("--no-core")
-    flavour = (record.get("host") or {}).get("flavour") or req.lab
-    if flavour:
-        argv += ["--lab", flavour]
+    host = record.get("host") or {}
+    for option, value in (("--lab", host.get("flavour") or req.lab),
+                          ("--lab-cpu", host.get("cpu_profile") or req.lab_cpu)):
+        if value:
+            argv += [option, value]
     for name, path in given.items():
         argv += [f"--{name.replace('_', '-')}", path]
     lines = ["#!/bin/sh",
@@ -562,7 +586,10 @@ def add_parser(sub):
     option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
     option("--lab", help="the lab's Xen: debian or debug (lab.toml [flavours]; default debian)",
            check=labconfig.FLAVOUR_INPUT)
-    option("--template", help="xl domain config template (default configs/xl/pv.cfg.in)", check=xl.TEMPLATE)
+    option("--lab-cpu", help="the lab's CPU: pv or hvm (lab.toml [cpu_profiles]; default: the one the kernel needs)",
+           check=labconfig.CPU_PROFILE_INPUT)
+    option("--template", help="xl domain config template (default configs/xl/pv.cfg.in, pvh.cfg.in for a PVH kernel)",
+           check=xl.TEMPLATE)
     p.add_argument("--interactive", action="store_true",
                    help=f"after the spec, hand the live console to this terminal ({terminal.ESCAPE_NAME} leaves)")
     add_core_option(p)

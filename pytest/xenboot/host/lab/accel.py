@@ -35,14 +35,14 @@ def cpu_fingerprint():
     return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
-def kvm_boots_xen(config, qemu, files, timeout):
-    """True if Xen under KVM gets as far as building dom0 within timeout
-    (`qemu`: the QEMU command, LabCache.qemu_command())."""
+def kvm_boots_xen(config, qemu, files, timeout, cpu_model):
+    """True if Xen under KVM on `cpu_model` gets as far as building dom0
+    within timeout (`qemu`: the QEMU command, LabCache.qemu_command())."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     q = config["qemu"]
     argv = [*qemu, "-nodefaults", "-no-user-config", "-display", "none",
-            "-no-reboot", "-accel", "kvm", "-cpu", q["cpu"], "-m", str(q["memory_mb"]),
+            "-no-reboot", "-accel", "kvm", "-cpu", cpu_model, "-m", str(q["memory_mb"]),
             "-kernel", str(files["xen.elf"]), "-append", " ".join(config["xen"]["cmdline"]),
             "-initrd", f"{files['vmlinux']},{files['initramfs.cpio']}", "-serial", "stdio"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -65,17 +65,19 @@ def kvm_boots_xen(config, qemu, files, timeout):
         proc.wait()
 
 
-def choose(config, cache, files):
-    """The accelerator to use: "tcg" or "kvm"."""
+def choose(config, cache, files, cpu_model):
+    """The accelerator to use for a host of `cpu_model`: "tcg" or "kvm"."""
     wanted = config["qemu"]["accelerator"]
     if wanted != "auto":
         return wanted
-    memo = cache.root / f"accel-{cache.host_key}-{cache.xen_key}-{cpu_fingerprint()}.json"
+    # Keyed by the model too: KVM may run one (nested SVM) and not another.
+    memo = cache.root / (f"accel-{cache.host_key}-{cache.xen_key}-{cpu_fingerprint()}-"
+                         f"{hashlib.sha256(cpu_model.encode()).hexdigest()[:12]}.json")
     if memo.is_file():
         with open(memo) as f:
             return json.load(f)["accelerator"]
     accel = "kvm" if kvm_boots_xen(config, cache.qemu_command(), files,
-                                   config["qemu"]["kvm_probe_seconds"]) else "tcg"
+                                   config["qemu"]["kvm_probe_seconds"], cpu_model) else "tcg"
     memo.parent.mkdir(parents=True, exist_ok=True)
     with open(memo, "w") as f:
         json.dump({"accelerator": accel}, f)

@@ -14,10 +14,15 @@ SCHEMA = {
     "dom0": {"kernel_glob": str, "cmdline": list, "programs": list,
              "libraries": list, "links": dict, "modules": list},
     "qemu": {"packages": list, "suite": str, "version": str, "binary": str, "data": str,
-             "memory_mb": int, "guest_memory_mb": int, "cpus": int, "cpu": str, "accelerator": str, "kvm_probe_seconds": int,
+             "memory_mb": int, "guest_memory_mb": int, "cpus": int, "accelerator": str, "kvm_probe_seconds": int,
              "console_ports": int, "ready_timeout": int, "snapshot": bool},
+    "cpu_profiles": {"pv": str, "hvm": str},
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
+# The CPU profile a kernel of each guest type (kernelcheck) needs: SVM for
+# PVH; every other host (a PV kernel's, a dom0 shell's) has pv's.
+PV_PROFILE = "pv"
+GUEST_CPU_PROFILES = {"pvh": "hvm"}
 FLAVOUR_KEYS = {"build": bool, "config": list}
 CONFIG_FILE = inputs.File("lab config", "give a lab config TOML file (like configs/lab.toml)",
                           inputs.TEXT_MAX, text=True)
@@ -73,6 +78,20 @@ def flavour(config, name=None, freebsd=False):
     return name, table
 
 
+def profile_for(guest_type):
+    return GUEST_CPU_PROFILES.get(guest_type, PV_PROFILE)
+
+
+def cpu_profile(config, name):
+    """(name, QEMU CPU model) of a [cpu_profiles] profile, or BAD_INPUT
+    naming the choices."""
+    model = config["cpu_profiles"].get(name)
+    if model is None:
+        raise BadInput(f"LAB_CPU={name}: no such lab CPU profile in {config.path}: "
+                       f"use one of {', '.join(config['cpu_profiles'])}")
+    return name, model
+
+
 def _check_flavours(path, table):
     for name, flav in table.items():
         if not isinstance(flav, dict):
@@ -95,3 +114,5 @@ CONFIG_INPUT = CONFIG_FILE.given(load=load)
 # has one, checked before) lists.
 FLAVOUR_INPUT = inputs.Rule("choice", lambda value, what, args: flavour(load(getattr(args, "lab_config", None)),
                                                                          value))
+CPU_PROFILE_INPUT = inputs.Rule("choice", lambda value, what, args: cpu_profile(
+    load(getattr(args, "lab_config", None)), value))

@@ -87,8 +87,10 @@ class EmbeddedHost:
     # and xenconsoled's complaints, for a failed boot's run folder.
     dom0_logs = ("/var/log/messages",)
 
-    def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False):
+    def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False,
+                 cpu_profile=labconfig.PV_PROFILE):
         self.config = config
+        self.cpu_profile, self.cpu_model = labconfig.cpu_profile(config, cpu_profile)
         # This machine's / read-only at /hostroot in dom0: for running the
         # harness itself inside dom0, where HOST=xl is tested for real.
         self.host_root = host_root
@@ -181,7 +183,7 @@ class EmbeddedHost:
         self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
 
     def _snapshot_inputs(self):
-        q = dict(self.config["qemu"])
+        q = dict(self.config["qemu"], cpu=self.cpu_model)
         # Under KVM the saved CPU state is the real CPU's; TCG's is emulated.
         cpu = accel.cpu_fingerprint() if self.accelerator == "kvm" else "tcg"
         return {"format": SNAPSHOT_FORMAT, "qemu": [self.qemu_version], "cpu": cpu,
@@ -383,7 +385,7 @@ class EmbeddedHost:
 
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator, "flavour": self.cache.flavour,
-                "qemu_version": self.qemu_version, "cpu_model": self.config["qemu"]["cpu"],
+                "qemu_version": self.qemu_version, "cpu_profile": self.cpu_profile, "cpu_model": self.cpu_model,
                 "vcpus": self.config["qemu"]["cpus"],
                 "packages": self.cache.packages_key, "host_layer": self.cache.host_key,
                 "xen_layer": self.cache.xen_key}
@@ -438,7 +440,7 @@ class EmbeddedHost:
         argv = [*self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
                 # One host thread per vCPU (MTTCG): guests on both cores.
                 "-no-reboot", "-accel", "tcg,thread=multi" if self.accelerator == "tcg" else self.accelerator,
-                "-cpu", q["cpu"], "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
+                "-cpu", self.cpu_model, "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
                 "-initrd", f"{p}/vmlinux {_opt(dom0_cmdline)},{p}/initramfs.cpio",
@@ -463,11 +465,14 @@ class EmbeddedHost:
 
 
 def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False,
-             flavour=None, freebsd=False):
+             flavour=None, freebsd=False, cpu_profile=labconfig.PV_PROFILE):
     """An embedded host (not started yet) for configs/lab.toml or
     `lab_config`, of `flavour` (None: the default for a FreeBSD boot or
-    not), its cache built if need be, whose dom0 sees `share`."""
+    not) and `cpu_profile` (lab.toml [cpu_profiles]), its cache built if
+    need be, whose dom0 sees `share`."""
     config = labconfig.load(lab_config)
     cache = labcache.LabCache(config, flavour=flavour, freebsd=freebsd)
     files = cache.ensure(log=progress)
-    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files), host_root)
+    cpu_model = labconfig.cpu_profile(config, cpu_profile)[1]
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files, cpu_model), host_root,
+                        cpu_profile)

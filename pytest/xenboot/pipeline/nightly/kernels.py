@@ -97,4 +97,4 @@ def prepare_kernel(kernel, ctx):
     record["disk"] = str(disk) if disk else None
     record.finish(Verdict.PASS, f"kernel {path}")
     return {"path": str(path), "disk": str(disk) if disk else None, "verdict": Verdict.PASS.value,
-            "sha256": record["kernel"]["sha256"]}
+            "sha256": record["kernel"]["sha256"], "guest_type": record["kernel"]["guest_type"]}

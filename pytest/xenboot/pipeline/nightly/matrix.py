@@ -51,6 +51,9 @@ class Row:
     # The lab flavour of a lab row (lab.toml [flavours]); run_boots fills in
     # the default for the row's kind of kernel.
     lab: str = None
+    # The lab CPU profile its kernel needs (lab.toml [cpu_profiles]), which
+    # run_boots fills in once the kernel is checked: a PVH row's host is hvm.
+    cpu_profile: str = None
     memory: int = 128
 
     def describe(self):

@@ -67,23 +67,24 @@ def _boot_row(ctx, row, folder, kernel, host, host_dir):
 
 def next_wave(pending, parallel, ports, capacity):
     """The next rows to boot together and the embedded hosts they share,
-    [(flavour, rows)]: at most `parallel` rows; on each host at most `ports`
-    guests whose memory together fits in `capacity` MiB (more and Xen
-    refuses the next `xl create`: out of memory, an INFRA of our own
-    making). A row that fits no host, when the wave has as many hosts of
-    its flavour as `parallel` rows need, waits for the next wave."""
+    [((flavour, CPU profile), rows)]: at most `parallel` rows; on each host
+    at most `ports` guests whose memory together fits in `capacity` MiB
+    (more and Xen refuses the next `xl create`: out of memory, an INFRA of
+    our own making). A row that fits no host, when the wave has as many
+    hosts of its kind as `parallel` rows need, waits for the next wave."""
     wave, hosts, waiting = [], [], deque()
     while pending and len(wave) < parallel:
         row = pending.popleft()
         if row.host == "lab":
-            mine = [h for h in hosts if h[0] == row.lab]
+            kind = (row.lab, row.cpu_profile or labconfig.PV_PROFILE)
+            mine = [h for h in hosts if h[0] == kind]
             host = next((h for h in mine if len(h[1]) < ports
                          and sum(r.memory for r in h[1]) + row.memory <= capacity), None)
             if host is None and len(mine) >= math.ceil(parallel / ports):
                 waiting.append(row)
                 continue
             if host is None:
-                host = (row.lab, [])
+                host = (kind, [])
                 hosts.append(host)
             host[1].append(row)
         wave.append(row)
@@ -92,19 +93,19 @@ def next_wave(pending, parallel, ports, capacity):
 
 
 def _run_wave(ctx, wave, kernels, lab_hosts):
-    """The embedded hosts `lab_hosts` ([(flavour, rows)], next_wave), the
+    """The embedded hosts `lab_hosts` ([((flavour, CPU profile), rows)], next_wave), the
     xl rows on this machine, all guests at once; hosts stop when the wave
     is over."""
     folders = {row.id: attempt_dir(ctx, row) for row in wave}
     placed = [(row, None, None) for row in wave if row.host != "lab"]
     with contextlib.ExitStack() as hosts:
-        for flavour, chunk in lab_hosts:
+        for (flavour, cpu_profile), chunk in lab_hosts:
             host_dir = ctx.new_host_dir()
             try:
                 # Started on this thread: QEMU dies with the thread that
                 # started it (PR_SET_PDEATHSIG), and this one outlives the wave.
-                host = hosts.enter_context(lab_host(str(host_dir), str(ctx.boots_dir),
-                                                    ctx.lab_config, ctx.progress, flavour=flavour))
+                host = hosts.enter_context(lab_host(str(host_dir), str(ctx.boots_dir), ctx.lab_config,
+                                                    ctx.progress, flavour=flavour, cpu_profile=cpu_profile))
             except Exception as e:
                 # A host that cannot start fails its guests' attempts, which
                 # are INFRA (retried) unless the input was bad.
@@ -162,6 +163,8 @@ def assign_flavours(rows, lab_config=None):
 
 def run_boots(ctx, rows, kernels):
     config = assign_flavours(rows, ctx.lab_config)
+    for row in rows:
+        row.cpu_profile = labconfig.profile_for(kernels[row.kernel.name]["guest_type"])
     ports, room = (config["qemu"]["console_ports"], config["qemu"]["guest_memory_mb"]) if config else (1, 0)
     pending = deque(rows)
     waves = 0

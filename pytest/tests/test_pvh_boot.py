@@ -1,0 +1,77 @@
+"""PVH guests (issue 24): the tiny-pvh fixture kernel, built here from C
+and Xen's public headers, checked, refused where it cannot boot, and booted
+on the lab's hvm CPU profile for real."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from xenboot.core import paths
+from xenboot.guest import kernelcheck
+from xenboot.host.lab import config as labconfig
+
+XENBOOT = str(paths.REPO / "ci" / "xenboot")
+FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "tiny-pvh"
+SPEC = str(FIXTURE / "tiny-pvh.toml")
+# Freestanding 32-bit code without paging: no PIC, no stack protector, no
+# CET notes; the Xen headers' newest interface.
+CFLAGS = ["-m32", "-O2", "-Wall", "-Wextra", "-Werror", "-ffreestanding", "-fno-pic", "-fno-pie",
+          "-fno-stack-protector", "-fcf-protection=none", "-nostdlib", "-static",
+          "-D__XEN_INTERFACE_VERSION__=__XEN_LATEST_INTERFACE_VERSION__"]
+LDFLAGS = [f"-Wl,-T,{FIXTURE / 'tiny-pvh.lds'}", "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments"]
+
+
+@pytest.fixture(scope="module")
+def tiny_pvh(tmp_path_factory):
+    kernel = tmp_path_factory.mktemp("tiny-pvh") / "tiny-pvh"
+    subprocess.run(["gcc", *CFLAGS, *LDFLAGS, "-o", str(kernel), str(FIXTURE / "tiny-pvh.c")], check=True)
+    return str(kernel)
+
+
+def boot(out, *args, timeout=300):
+    proc = subprocess.run([XENBOOT, "boot", "--out", str(out), *args], capture_output=True, text=True,
+                          timeout=timeout)
+    with open(os.path.join(out, "result.json")) as f:
+        return proc, json.load(f)
+
+
+def test_tiny_pvh_is_a_32bit_pvh_kernel(tiny_pvh):
+    info = kernelcheck.check_kernel(tiny_pvh)
+    assert (info["guest_type"], info["bits"]) == ("pvh", 32)
+    entry = subprocess.run(["nm", tiny_pvh], capture_output=True, text=True, check=True).stdout
+    assert f"{int(info['notes']['PHYS32_ENTRY'], 16):08x} T _start" in entry
+
+
+def test_a_pvh_kernel_on_the_pv_cpu_is_bad_input_before_any_host(tmp_path, tiny_pvh):
+    proc, result = boot(tmp_path / "run", "--kernel", tiny_pvh, "--lab-cpu", "pv")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert result["verdict"] == "BAD_INPUT"
+    assert result["message"].startswith(f"LAB_CPU=pv: {tiny_pvh} is a PVH kernel")
+    assert "use LAB_CPU=hvm" in result["message"]
+    assert not (tmp_path / "run" / "host.log").exists()
+
+
+@pytest.mark.lab
+def test_tiny_pvh_boots_as_pvh_on_the_hvm_cpu(tmp_path, tiny_pvh):
+    proc, result = boot(tmp_path / "run", "--kernel", tiny_pvh, "--spec", SPEC)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["verdict"] == "PASS", result["message"]
+    assert [m["name"] for m in result["milestones"]] == ["hello", "poweroff"]
+    assert result["domain"]["end"] == "poweroff"
+    lab = labconfig.load()
+    assert (result["host"]["cpu_profile"], result["host"]["cpu_model"]) == ("hvm", lab["cpu_profiles"]["hvm"])
+    assert 'type = "pvh"' in (tmp_path / "run" / "share" / "guest.cfg").read_text()
+    assert "--lab-cpu hvm" in (tmp_path / "run" / "reproduce.sh").read_text()
+    assert "tiny-pvh: hello from a PVH guest" in (tmp_path / "run" / "console.log").read_text()
+
+
+@pytest.mark.lab
+@pytest.mark.xtf_tree
+def test_xtf_hvm64_example_passes_as_pvh(tmp_path, xtf_tree):
+    """XTF links hvm64 tests as ELF32 for x86-64, with only the PVH entry note."""
+    kernel = str(xtf_tree / "tests" / "example" / "test-hvm64-example")
+    proc, result = boot(tmp_path / "run", "--kernel", kernel, "--spec", "xtf")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [m["name"] for m in result["milestones"]] == ["banner", "result"]
+    assert result["kernel"]["guest_type"] == "pvh" and result["host"]["cpu_profile"] == "hvm"
