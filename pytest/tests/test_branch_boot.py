@@ -5,6 +5,7 @@ tree (its amd64 files laid over a FreeBSD 10 tree, with local adaptations;
 never committed). What it did here is also kept as REAL transcripts, which
 CI replays without the tree (test_player.py)."""
 import json
+import re
 import subprocess
 
 import pytest
@@ -77,6 +78,18 @@ def test_at_128_mb_it_mounts_root_then_panics_in_a_pmap_stub_and_ddb_answers(at_
     assert list(replies) == ["set $lines = 0", "bt", "show registers", "ps"]
     assert not any(r.get("unfinished") for r in replies.values())
     assert "pmap_page_wired_mappings" in replies["bt"]["reply"] and "rip" in replies["show registers"]["reply"]
+
+
+def test_gdb_reads_the_kernel_at_db_as_amd64_with_source_lines(at_128):
+    """At db> the vCPU runs ddb itself: gdb's frames are ddb's, with
+    file:line, down to trap() for the breakpoint kdb_enter took. (Below
+    that trap frame gdb has no FreeBSD unwinder; ddb's bt starts there.)"""
+    _, result = at_128
+    found = result["gdb"]
+    assert any(re.match(r"rip\s+0xffffffff8[0-9a-f]{7}\s", r) for r in found["registers"]), found["registers"]
+    frames = "\n".join(found["backtrace"])
+    assert re.search(r" db_command_loop \(\) at /usr/src/sys/ddb/db_command\.c:\d+$", frames, re.M), frames
+    assert re.search(r" in trap \(frame=0x[0-9a-f]+\) at /usr/src/sys/amd64/amd64/trap\.c:\d+$", frames, re.M), frames
 
 
 def test_xen_s_re_sent_copy_of_the_console_is_judged_once(at_128):
