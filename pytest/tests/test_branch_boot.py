@@ -80,16 +80,30 @@ def test_at_128_mb_it_mounts_root_then_panics_in_a_pmap_stub_and_ddb_answers(at_
     assert "pmap_page_wired_mappings" in replies["bt"]["reply"] and "rip" in replies["show registers"]["reply"]
 
 
-def test_gdb_reads_the_kernel_at_db_as_amd64_with_source_lines(at_128):
-    """At db> the vCPU runs ddb itself: gdb's frames are ddb's, with
-    file:line, down to trap() for the breakpoint kdb_enter took. (Below
-    that trap frame gdb has no FreeBSD unwinder; ddb's bt starts there.)"""
-    _, result = at_128
+DDB_FRAME = re.compile(r"^(\S+)\(\) at \1\+(0x[0-9a-f]+)/frame ", re.M)
+GDB_PC = re.compile(r"^#\d+\s+(0x[0-9a-f]+) in ", re.M)
+
+
+def test_gdb_reads_the_kernel_at_db_as_amd64_and_unwinds_into_ddb_s_frames(at_128):
+    """At db> the vCPU runs ddb itself: gdb's first frames are ddb's own,
+    with file:line, down to trap() for the breakpoint kdb_enter took; the
+    trap-frame unwinder carries on into the code that trapped, where every
+    frame of ddb's `bt` is one of gdb's, by address (the names differ where
+    ddb names a static after the global before it)."""
+    out, result = at_128
     found = result["gdb"]
     assert any(re.match(r"rip\s+0xffffffff8[0-9a-f]{7}\s", r) for r in found["registers"]), found["registers"]
     frames = "\n".join(found["backtrace"])
     assert re.search(r" db_command_loop \(\) at /usr/src/sys/ddb/db_command\.c:\d+$", frames, re.M), frames
     assert re.search(r" in trap \(frame=0x[0-9a-f]+\) at /usr/src/sys/amd64/amd64/trap\.c:\d+$", frames, re.M), frames
+    table = {}
+    for line in (out / "share" / "kernel.syms").read_text().splitlines():
+        address, _, name = line.split()
+        table[name] = int(address, 16)
+    ddb = [table[name] + int(offset, 16) for name, offset in
+           DDB_FRAME.findall(next(r["reply"] for r in result["debugger"] if r["command"] == "bt"))]
+    assert len(ddb) >= 10
+    assert set(ddb) <= {int(pc, 16) for pc in GDB_PC.findall(frames)}, frames
 
 
 def test_xen_s_re_sent_copy_of_the_console_is_judged_once(at_128):

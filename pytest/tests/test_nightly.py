@@ -89,7 +89,7 @@ def test_the_default_matrix_crosses_kernels_specs_and_hosts():
     # The branch's amd64 kernel: a memory sweep, each size with its own
     # expected end, and its boot_ddb rows at the size that gets furthest.
     assert [(r.memory, r.expect.value) for r in rows if r.id.startswith("freebsd-XEN-memory.")] == [
-        (96, "PANIC"), (128, "PANIC"), (192, "CRASH"), (256, "CRASH")]
+        (64, "PANIC"), (96, "PANIC"), (128, "PANIC"), (192, "CRASH"), (256, "CRASH"), (512, "CRASH")]
     # Measured: its command line with a second variable crashes it.
     assert (ids["freebsd-XEN-boot_ddb"].memory, ids["freebsd-XEN-boot_ddb"].expect.value) == (128, "CRASH")
     assert ids["freebsd-XEN-boot_ddb-stop"].spec == "freebsd-xen-pv-kdb-stop"

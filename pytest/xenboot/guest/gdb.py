@@ -23,11 +23,13 @@ SOCKET_NAME = "gdb.sock"
 # A batch session's parts, each after its marker line in gdb's output.
 BATCH = (("registers", "info registers"), ("backtrace", "bt 40"), ("instruction", "x/3i $pc"))
 MARK = "@@xenboot-gdb@@"
-# Before the kernel is read: Debian's gdb has no FreeBSD OS ABI for x86-64,
-# and given a FreeBSD-branded amd64 kernel it falls back to i386's register
-# layout, reading gdbsx's 64-bit packet as 32-bit pairs (eip 0xdeadf00d). A
-# kernel needs nothing an OS ABI adds.
-NO_OSABI = ("-iex", "set osabi none")
+# What gdb is given for a kernel. `osabi none` before the kernel is read:
+# Debian's gdb has no FreeBSD OS ABI for x86-64, and given a FreeBSD-branded
+# amd64 kernel it falls back to i386's register layout, reading gdbsx's
+# 64-bit packet as 32-bit pairs (eip 0xdeadf00d); a kernel needs nothing an
+# OS ABI adds. The trap-frame unwinder is what FreeBSD's kgdb adds.
+KERNEL_SETUP = ("-iex", "set osabi none",
+                "-ex", "source " + os.path.join(os.path.dirname(__file__), "gdb_trapframe.py"))
 
 
 class GdbServer:
@@ -106,7 +108,7 @@ def batch(kernel, path, timeout=120):
     go on as it was."""
     # gdbsx answers at once or not at all (a crashed domain's detach): a
     # short remote timeout keeps gdb from retrying for long.
-    argv = ["gdb", "-nx", "-batch", *NO_OSABI, "-ex", "set pagination off", "-ex", "set confirm off",
+    argv = ["gdb", "-nx", "-batch", *KERNEL_SETUP, "-ex", "set pagination off", "-ex", "set confirm off",
             "-ex", "set width 0", "-ex", "set remotetimeout 2", "-ex", target(path)]
     for name, command in BATCH:
         argv += ["-ex", f"echo {MARK} {name}\\n", "-ex", command]
@@ -144,7 +146,7 @@ def open_gdb(args):
     if not os.path.exists(address):
         raise BadInput(f"{run_dir}: its domain is not offered to gdb (no {SOCKET_NAME}): the boot has ended, "
                        f"or runs on a host without gdbsx (HOST=xl)")
-    argv = ["gdb", "-q", *NO_OSABI, "-ex", "set confirm off", "-ex", target(address), kernel_in(run_dir)]
+    argv = ["gdb", "-q", *KERNEL_SETUP, "-ex", "set confirm off", "-ex", target(address), kernel_in(run_dir)]
     print(f"gdb: on the domain of {run_dir} (it is paused while gdb is attached; quit detaches)", flush=True)
     try:
         return subprocess.run(argv).returncode
