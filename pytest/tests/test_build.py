@@ -16,7 +16,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from xenboot import cli
-from xenboot.build import build, source
+from xenboot.build import build, driver, freebsd10, source
 from xenboot.core import paths
 from xenboot.guest.xenheaders import constants
 
@@ -65,7 +65,7 @@ XEN_NOTES = constants("elfnote.h", "XEN_ELFNOTE_")
 def test_lld_links_with_the_freebsd_output_format(tmp_path):
     """sys/conf/ldscript.amd64 names elf64-x86-64-freebsd, which only ld.lld takes."""
     (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\nint common_sym;\n")
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
     linked = run(["ld.lld", "-T", str(FIXTURE_SYS / "conf" / "ldscript.amd64"), "-o", "k", "a.o"], cwd=tmp_path)
     assert linked.returncode == 0, linked.stderr
@@ -78,7 +78,7 @@ def test_lld_links_with_the_freebsd_output_format(tmp_path):
 
 def test_lld_takes_the_kernel_link_line_of_kern_post_mk(tmp_path):
     """The 2013 link: a dynamic kernel (hack.So) with a red-herring interpreter."""
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\n")
     (tmp_path / "hack.c").write_text("int hack;\n")
     run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
@@ -94,7 +94,7 @@ def test_lld_takes_the_kernel_link_line_of_kern_post_mk(tmp_path):
 
 def genassym(tmp_path, *extra_flags):
     """Compiles the fixture's genassym.c with the driver's compiler and reads it back with nm."""
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     run([*cc, "-ffreestanding", "-nostdinc", f"-I{FIXTURE_SYS}", *extra_flags, "-c",
          str(FIXTURE_SYS / "amd64" / "amd64" / "genassym.c"), "-o", "genassym.o"], cwd=tmp_path, check=True)
     return run(["sh", str(FIXTURE_SYS / "kern" / "genassym.sh"), "genassym.o"], cwd=tmp_path, check=True,
@@ -153,7 +153,7 @@ main(void)
 	return (0);
 }
 ''')
-    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    made = run(["bmake", "-m", str(freebsd10.COMPAT / "mk"), "-C", str(tmp_path)])
     assert made.returncode == 0, made.stdout + made.stderr
     assert run([str(tmp_path / "t")], check=True).stdout == "aruncat;bruncat;cruncat; 1024\n"
 
@@ -162,7 +162,7 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
     data = bytes(range(256)) + b"kernconf\n"
     (tmp_path / "in").write_bytes(data)
     with open(tmp_path / "in", "rb") as stdin:
-        text = run([str(build.COMPAT / "bin" / "file2c"), "unsigned char x[] = {", ",0};"],
+        text = run([str(freebsd10.COMPAT / "bin" / "file2c"), "unsigned char x[] = {", ",0};"],
                    stdin=stdin, check=True).stdout
     (tmp_path / "t.c").write_text('#include <stdio.h>\n' + text +
                                   'int main(void) { fwrite(x, 1, sizeof(x) - 1, stdout); return 0; }\n')
@@ -173,7 +173,7 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
 def test_file2c_takes_freebsds_options(tmp_path):
     """10.x makes acpi_wakecode.h with `file2c -sx`."""
     (tmp_path / "in").write_bytes(bytes([1, 255, 128, 0]))
-    file2c = str(build.COMPAT / "bin" / "file2c")
+    file2c = str(freebsd10.COMPAT / "bin" / "file2c")
     with open(tmp_path / "in", "rb") as stdin:
         text = run([file2c, "-sx", "static char w[] = {", "};"], stdin=stdin, check=True).stdout
     assert text == "static char w[] = {\n\t0x01, 0xff, 0x80, 0x00\n};\n"
@@ -182,7 +182,7 @@ def test_file2c_takes_freebsds_options(tmp_path):
 
 
 def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
-    date = str(build.COMPAT / "bin" / "date")
+    date = str(freebsd10.COMPAT / "bin" / "date")
     env = dict(os.environ, SOURCE_DATE_EPOCH="1377000000", TZ="UTC")
     assert run([date], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
     # 10.4's newvers.sh: FreeBSD's `date -r <seconds>`.
@@ -194,14 +194,14 @@ def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
 
 def test_xargs_shim_runs_nothing_on_empty_input():
     """10.x's depend pipes empty file lists into `xargs mkdep`."""
-    xargs = str(build.COMPAT / "bin" / "xargs")
+    xargs = str(freebsd10.COMPAT / "bin" / "xargs")
     assert run([xargs, "echo", "ran"], input="", check=True).stdout == ""
     assert run([xargs, "echo", "ran"], input="a b\n", check=True).stdout == "ran a b\n"
 
 
 def test_compiler_says_only_its_version_to_newvers():
     """newvers.sh: `$CC -v 2>&1 | grep version` goes into the kernel."""
-    cc = shlex.split(build.cross_cc("/src", "/obj", "i386"))
+    cc = shlex.split(freebsd10.cross_cc("/src", "/obj", "i386"))
     said = subprocess.run(f"{shlex.join(cc)} -v 2>&1 | grep version", shell=True, capture_output=True,
                           text=True, check=True).stdout
     assert said == run(["clang", "--version"], check=True).stdout.splitlines()[0] + "\n"
@@ -213,7 +213,7 @@ def test_compat_host_tools_link_globals_defined_in_a_header(tmp_path):
     (tmp_path / "g.h").write_text("int shared_global;\n")
     (tmp_path / "t.c").write_text('#include "g.h"\nvoid u(void);\nint main(void) { u(); return shared_global - 7; }\n')
     (tmp_path / "u.c").write_text('#include "g.h"\nvoid u(void) { shared_global = 7; }\n')
-    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    made = run(["bmake", "-m", str(freebsd10.COMPAT / "mk"), "-C", str(tmp_path)])
     assert made.returncode == 0, made.stdout + made.stderr
     assert run([str(tmp_path / "t")]).returncode == 0
 
@@ -223,8 +223,8 @@ def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
     (tmp_path / "h.h").write_text("\n")
     (tmp_path / "b.c").write_text("int b;\n")
     (tmp_path / ".newdep").write_text("earlier.o: earlier.c\n")
-    env = dict(os.environ, MKDEP_CPP=build.cross_cc(tmp_path, tmp_path) + " -E")
-    run([str(build.COMPAT / "bin" / "mkdep"), "-a", "-f", ".newdep", "-O2", "-I.", "a.c", "b.c"],
+    env = dict(os.environ, MKDEP_CPP=freebsd10.cross_cc(tmp_path, tmp_path) + " -E")
+    run([str(freebsd10.COMPAT / "bin" / "mkdep"), "-a", "-f", ".newdep", "-O2", "-I.", "a.c", "b.c"],
         cwd=tmp_path, env=env, check=True)
     assert (tmp_path / ".newdep").read_text().split("\n") == ["earlier.o: earlier.c", "a.o: a.c h.h", "b.o: b.c", ""]
 
@@ -236,7 +236,7 @@ def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
     ("==> xenboot: all: bmake -Wno-error\nsomething\n*** [kernel] Error code 1\n", "*** [kernel] Error code 1"),
 ])
 def test_first_error_quotes_the_compiler(log, error):
-    assert build.first_error(log) == error
+    assert driver.first_error(log) == error
 
 
 # ------------------------------------------------- the driver on the fixture
@@ -265,7 +265,7 @@ def compile_dir(objdir, tree, target="amd64", kernconf="XEN"):
 
 def step_log(out):
     """build.log without the driver's own step lines: what the tools printed."""
-    return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(build.STEP_MARK)]
+    return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(driver.STEP_MARK)]
 
 
 def test_fixture_build_runs_the_buildkernel_steps_and_says_fixture(tree, tmp_path, monkeypatch, capsys):
@@ -312,9 +312,9 @@ def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
     # The compat shims too must be older than the objects made from them
     # once those are aged: in a fresh clone they are seconds old.
     compat = tmp_path / "compat"
-    shutil.copytree(build.COMPAT, compat)
+    shutil.copytree(freebsd10.COMPAT, compat)
     age(compat, 3600)
-    monkeypatch.setattr(build, "COMPAT", compat)
+    monkeypatch.setattr(freebsd10, "COMPAT", compat)
     first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")[1]
     machdep = tree / "sys" / "amd64" / "amd64" / "machdep.c"
     age(tmp_path / "obj")
@@ -485,7 +485,7 @@ def fake_freebsd(tree, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_MAKE_LOG", str(tmp_path / "make.log"))
     monkeypatch.setenv("FAKE_SRC", str(tree))
-    monkeypatch.setattr(build.platform, "machine", lambda: "amd64")
+    monkeypatch.setattr(freebsd10.platform, "machine", lambda: "amd64")
     return tmp_path / "make.log"
 
 
