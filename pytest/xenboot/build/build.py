@@ -41,10 +41,12 @@ REVISION_RE = re.compile(r'^REVISION="([^"]+)"', re.M)
 @dataclass(frozen=True)
 class Era:
     """The trees one set of drivers builds, by __FreeBSD_version; `drivers`
-    maps a host system to its Build class."""
+    maps a host system to its Build class, `needs` names what they run
+    from the tree."""
     name: str
     versions: range
     drivers: dict
+    needs: tuple = ()
 
 
 # Other eras differ in their mk files and compiler (9.x: gcc; 11 and 12.0-12.1:
@@ -53,7 +55,7 @@ ERAS = (
     Era("FreeBSD 10 trees (the 2013 amd64_xen_pv branch, the 10.x releases)", range(1000000, 1100000),
         {"Linux": freebsd10.LinuxBuild, "FreeBSD": freebsd10.FreeBsdBuild}),
     Era("FreeBSD 12.2-14.x trees (with their own tools/build/make.py)", range(1202000, 1500000),
-        {"Linux": makepy.MakePyBuild}),
+        {"Linux": makepy.MakePyBuild}, needs=(makepy.MAKE_PY,)),
 )
 
 
@@ -89,6 +91,10 @@ def check_era(src, origin, system=None):
         eras = " and ".join(e.name for e in ERAS if system in e.drivers)
         raise BadInput(f"{origin} {src} is {what} by sys/sys/param.h; this build drives {eras} on {system}: "
                        "point FREEBSD_SRC at one")
+    missing = [p for p in era.needs if not (src / p).is_file()]
+    if missing:
+        raise BadInput(f"{origin} {src} is {what} by sys/sys/param.h but has no {missing[0]}, which builds "
+                       "it: point FREEBSD_SRC at a whole tree")
     return era.drivers[system]
 
 

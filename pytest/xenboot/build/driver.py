@@ -96,7 +96,8 @@ def stale(target, inputs):
 def tree_state(src):
     """{path under src: (mode, size, mtime)} of every file and folder: a write shows,
     a root build's too (root ignores a read-only tree's permissions)."""
-    state = {}
+    st = os.lstat(src)
+    state = {".": (st.st_mode, st.st_size, st.st_mtime_ns)}
     for top, dirs, files in os.walk(src):
         dirs[:] = [d for d in dirs if not (top == str(src) and d in UNTRACKED_IN_TREE)]
         for name in dirs + files:

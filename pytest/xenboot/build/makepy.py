@@ -15,6 +15,7 @@ import sys
 
 from xenboot.build.driver import JOBS, Build, objtop_kernel_dir
 
+MAKE_PY = "tools/build/make.py"
 # Debian's clang-14 and lld-14 put clang, clang++, clang-cpp and ld.lld here.
 CROSS_BINDIR = "/usr/lib/llvm-14/bin"
 # What kernel-toolchain need not build: Debian's clang-14 is the cross compiler.
@@ -47,7 +48,7 @@ class MakePyBuild(Build):
 
     def make_py(self, *argv):
         t = self.target
-        return [sys.executable, self.src / "tools" / "build" / "make.py", f"--cross-bindir={CROSS_BINDIR}",
+        return [sys.executable, self.src / MAKE_PY, f"--cross-bindir={CROSS_BINDIR}",
                 "--cross-compiler-type=clang", "--no-clean", f"TARGET={t.name}", f"TARGET_ARCH={t.arch}",
                 JOBS, *argv]
 
