@@ -234,6 +234,12 @@ def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
      "sys/x.c:12:5: error: expected ';'"),
     ("ld.lld: error: undefined symbol: foo\n*** [kernel] Error code 1\n", "ld.lld: error: undefined symbol: foo"),
     ("==> xenboot: all: bmake -Wno-error\nsomething\n*** [kernel] Error code 1\n", "*** [kernel] Error code 1"),
+    # make.py's: only the failed step counts, its linker is named by path, and
+    # a compiler's -Wno-error= flag is not an error.
+    ("==> xenboot: kernel-toolchain: make.py\nx.c:1:1: error: fixed since\n==> xenboot: buildkernel: make.py\n"
+     "/usr/bin/cc -Wno-error=address -c a.c\n/usr/lib/llvm-14/bin/ld.lld: error: undefined symbol: xen_start\n"
+     "*** [kernel.full] Error code 1\n", "/usr/lib/llvm-14/bin/ld.lld: error: undefined symbol: xen_start"),
+    ("/usr/bin/cc -Wno-error=address -c a.c\nmake[2]: stopped in /src\n*** Error code 1\n", "*** Error code 1"),
 ])
 def test_first_error_quotes_the_compiler(log, error):
     assert driver.first_error(log) == error

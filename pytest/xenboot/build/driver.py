@@ -35,12 +35,14 @@ class Target:
 
 TARGETS = {t.name: t for t in (Target("amd64", "amd64", "amd64", "x86_64-unknown-freebsd10.0"),
                                Target("i386", "i386", "i386", "i386-unknown-freebsd10.0"))}
-# First line of a compiler or linker diagnostic that stops the build.
+# First line of a compiler or linker diagnostic that stops the build (the
+# tool named with or without its folder: make.py's are /usr/lib/llvm-14/bin/...).
 ERROR_PATTERNS = (
     re.compile(r"^\S+:\d+(?::\d+)?: (?:fatal )?error: .*"),
-    re.compile(r"^(?:ld(?:\.lld)?|clang|cc|config|bmake|make)(?:\[\d+\])?: (?:error|fatal)\b.*", re.I),
+    re.compile(r"^(?:\S*/)?(?:ld(?:\.lld)?|clang|cc|config|bmake|make)(?:\[\d+\])?: (?:error|fatal)\b.*", re.I),
     re.compile(r".*\*\*\* .*Error \d+.*"),
-    re.compile(r".*\berror\b.*", re.I),
+    # Not a compiler's -Wno-error=... flag.
+    re.compile(r".*(?<!-)\berror\b.*", re.I),
 )
 # Not part of the source: git may refresh its own files when newvers.sh asks
 # it for the commit.
@@ -64,7 +66,8 @@ def objtop_kernel_dir(objdir, src, kernconf, target):
 
 
 def first_error(log_text):
-    lines = [l for l in log_text.splitlines() if not l.startswith(STEP_MARK)]
+    """The first error of the last step in build.log (the steps before it succeeded), or its last line."""
+    lines = log_text.rsplit(STEP_MARK, 1)[-1].splitlines()[1:] if STEP_MARK in log_text else log_text.splitlines()
     for pattern in ERROR_PATTERNS:
         for line in lines:
             if pattern.match(line):
