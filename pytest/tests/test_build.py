@@ -1,8 +1,10 @@
-"""The kernel build driver, tested on what exists here: the cross toolchain
-on small inputs, the compat shims, and the driver's sequencing on the source
-tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013 tree's
-interface, amd64 and i386; nothing built from it is FreeBSD, and results
-say so). Builds of a real FreeBSD tree are in test_build_real_tree.py.
+"""The kernel build drivers, tested on what exists here: the cross toolchain
+on small inputs, the compat shims, and the 10.x driver's sequencing on the
+source tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013
+tree's interface, amd64 and i386; nothing built from it is FreeBSD, and
+results say so); the era check, and the make.py driver's steps on that
+fixture made to say 13.2 with a FAKE make.py. Builds of real trees are at
+the end: a FreeBSD 10 tree (real_tree) and a 12.2-14.x one (modern_tree).
 """
 import json
 import os
