@@ -43,6 +43,8 @@ TREES = {
     "branch_tree": ("XENBOOT_BRANCH_TREE", "a reconstruction of the amd64_xen_pv branch's tree "
                                            "(the branch's amd64 files over a FreeBSD 10 tree)"),
     "xtf_tree": ("XENBOOT_XTF", "XTF (xen-project/xtf), built outside the project"),
+    "modern_tree": ("XENBOOT_MODERN_TREE", "a FreeBSD 12.2-14.x source tree (through its own "
+                                           "tools/build/make.py)"),
 }
 
 
@@ -93,6 +95,12 @@ def xtf_tree():
 def branch_tree():
     """The branch reconstruction $XENBOOT_BRANCH_TREE names (only branch_tree tests run with it)."""
     return _tree("branch_tree")
+
+
+@pytest.fixture(scope="session")
+def modern_tree():
+    """The FreeBSD 12.2-14.x tree $XENBOOT_MODERN_TREE names (only modern_tree tests run with it)."""
+    return _tree("modern_tree")
 
 
 

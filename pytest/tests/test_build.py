@@ -1,8 +1,10 @@
-"""The kernel build driver, tested on what exists here: the cross toolchain
-on small inputs, the compat shims, and the driver's sequencing on the source
-tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013 tree's
-interface, amd64 and i386; nothing built from it is FreeBSD, and results
-say so). Builds of a real FreeBSD tree are in test_build_real_tree.py.
+"""The kernel build drivers, tested on what exists here: the cross toolchain
+on small inputs, the compat shims, and the 10.x driver's sequencing on the
+source tree FIXTURE in fixtures/freebsd-src-fixture (a toy with the 2013
+tree's interface, amd64 and i386; nothing built from it is FreeBSD, and
+results say so); the era check, and the make.py driver's steps on that
+fixture made to say 13.2 with a FAKE make.py. Builds of real trees are at
+the end: a FreeBSD 10 tree (real_tree) and a 12.2-14.x one (modern_tree).
 """
 import json
 import os
@@ -16,7 +18,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from xenboot import cli
-from xenboot.build import build, source
+from xenboot.build import build, driver, freebsd10, makepy, source
 from xenboot.core import paths
 from xenboot.guest.xenheaders import constants
 
@@ -65,7 +67,7 @@ XEN_NOTES = constants("elfnote.h", "XEN_ELFNOTE_")
 def test_lld_links_with_the_freebsd_output_format(tmp_path):
     """sys/conf/ldscript.amd64 names elf64-x86-64-freebsd, which only ld.lld takes."""
     (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\nint common_sym;\n")
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
     linked = run(["ld.lld", "-T", str(FIXTURE_SYS / "conf" / "ldscript.amd64"), "-o", "k", "a.o"], cwd=tmp_path)
     assert linked.returncode == 0, linked.stderr
@@ -78,7 +80,7 @@ def test_lld_links_with_the_freebsd_output_format(tmp_path):
 
 def test_lld_takes_the_kernel_link_line_of_kern_post_mk(tmp_path):
     """The 2013 link: a dynamic kernel (hack.So) with a red-herring interpreter."""
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     (tmp_path / "a.c").write_text("void btext(void) { for (;;); }\n")
     (tmp_path / "hack.c").write_text("int hack;\n")
     run([*cc, "-ffreestanding", "-mcmodel=kernel", "-c", "a.c"], cwd=tmp_path, check=True)
@@ -94,7 +96,7 @@ def test_lld_takes_the_kernel_link_line_of_kern_post_mk(tmp_path):
 
 def genassym(tmp_path, *extra_flags):
     """Compiles the fixture's genassym.c with the driver's compiler and reads it back with nm."""
-    cc = shlex.split(build.cross_cc(tmp_path, tmp_path))
+    cc = shlex.split(freebsd10.cross_cc(tmp_path, tmp_path))
     run([*cc, "-ffreestanding", "-nostdinc", f"-I{FIXTURE_SYS}", *extra_flags, "-c",
          str(FIXTURE_SYS / "amd64" / "amd64" / "genassym.c"), "-o", "genassym.o"], cwd=tmp_path, check=True)
     return run(["sh", str(FIXTURE_SYS / "kern" / "genassym.sh"), "genassym.o"], cwd=tmp_path, check=True,
@@ -153,7 +155,7 @@ main(void)
 	return (0);
 }
 ''')
-    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    made = run(["bmake", "-m", str(freebsd10.COMPAT / "mk"), "-C", str(tmp_path)])
     assert made.returncode == 0, made.stdout + made.stderr
     assert run([str(tmp_path / "t")], check=True).stdout == "aruncat;bruncat;cruncat; 1024\n"
 
@@ -162,7 +164,7 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
     data = bytes(range(256)) + b"kernconf\n"
     (tmp_path / "in").write_bytes(data)
     with open(tmp_path / "in", "rb") as stdin:
-        text = run([str(build.COMPAT / "bin" / "file2c"), "unsigned char x[] = {", ",0};"],
+        text = run([str(freebsd10.COMPAT / "bin" / "file2c"), "unsigned char x[] = {", ",0};"],
                    stdin=stdin, check=True).stdout
     (tmp_path / "t.c").write_text('#include <stdio.h>\n' + text +
                                   'int main(void) { fwrite(x, 1, sizeof(x) - 1, stdout); return 0; }\n')
@@ -173,7 +175,7 @@ def test_file2c_output_compiles_to_the_same_bytes(tmp_path):
 def test_file2c_takes_freebsds_options(tmp_path):
     """10.x makes acpi_wakecode.h with `file2c -sx`."""
     (tmp_path / "in").write_bytes(bytes([1, 255, 128, 0]))
-    file2c = str(build.COMPAT / "bin" / "file2c")
+    file2c = str(freebsd10.COMPAT / "bin" / "file2c")
     with open(tmp_path / "in", "rb") as stdin:
         text = run([file2c, "-sx", "static char w[] = {", "};"], stdin=stdin, check=True).stdout
     assert text == "static char w[] = {\n\t0x01, 0xff, 0x80, 0x00\n};\n"
@@ -182,7 +184,7 @@ def test_file2c_takes_freebsds_options(tmp_path):
 
 
 def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
-    date = str(build.COMPAT / "bin" / "date")
+    date = str(freebsd10.COMPAT / "bin" / "date")
     env = dict(os.environ, SOURCE_DATE_EPOCH="1377000000", TZ="UTC")
     assert run([date], env=env, check=True).stdout.strip() == "Tue Aug 20 12:00:00 UTC 2013"
     # 10.4's newvers.sh: FreeBSD's `date -r <seconds>`.
@@ -194,14 +196,14 @@ def test_date_shim_prints_the_source_date_and_passes_the_rest_through():
 
 def test_xargs_shim_runs_nothing_on_empty_input():
     """10.x's depend pipes empty file lists into `xargs mkdep`."""
-    xargs = str(build.COMPAT / "bin" / "xargs")
+    xargs = str(freebsd10.COMPAT / "bin" / "xargs")
     assert run([xargs, "echo", "ran"], input="", check=True).stdout == ""
     assert run([xargs, "echo", "ran"], input="a b\n", check=True).stdout == "ran a b\n"
 
 
 def test_compiler_says_only_its_version_to_newvers():
     """newvers.sh: `$CC -v 2>&1 | grep version` goes into the kernel."""
-    cc = shlex.split(build.cross_cc("/src", "/obj", "i386"))
+    cc = shlex.split(freebsd10.cross_cc("/src", "/obj", "i386"))
     said = subprocess.run(f"{shlex.join(cc)} -v 2>&1 | grep version", shell=True, capture_output=True,
                           text=True, check=True).stdout
     assert said == run(["clang", "--version"], check=True).stdout.splitlines()[0] + "\n"
@@ -213,7 +215,7 @@ def test_compat_host_tools_link_globals_defined_in_a_header(tmp_path):
     (tmp_path / "g.h").write_text("int shared_global;\n")
     (tmp_path / "t.c").write_text('#include "g.h"\nvoid u(void);\nint main(void) { u(); return shared_global - 7; }\n')
     (tmp_path / "u.c").write_text('#include "g.h"\nvoid u(void) { shared_global = 7; }\n')
-    made = run(["bmake", "-m", str(build.COMPAT / "mk"), "-C", str(tmp_path)])
+    made = run(["bmake", "-m", str(freebsd10.COMPAT / "mk"), "-C", str(tmp_path)])
     assert made.returncode == 0, made.stdout + made.stderr
     assert run([str(tmp_path / "t")]).returncode == 0
 
@@ -223,8 +225,8 @@ def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
     (tmp_path / "h.h").write_text("\n")
     (tmp_path / "b.c").write_text("int b;\n")
     (tmp_path / ".newdep").write_text("earlier.o: earlier.c\n")
-    env = dict(os.environ, MKDEP_CPP=build.cross_cc(tmp_path, tmp_path) + " -E")
-    run([str(build.COMPAT / "bin" / "mkdep"), "-a", "-f", ".newdep", "-O2", "-I.", "a.c", "b.c"],
+    env = dict(os.environ, MKDEP_CPP=freebsd10.cross_cc(tmp_path, tmp_path) + " -E")
+    run([str(freebsd10.COMPAT / "bin" / "mkdep"), "-a", "-f", ".newdep", "-O2", "-I.", "a.c", "b.c"],
         cwd=tmp_path, env=env, check=True)
     assert (tmp_path / ".newdep").read_text().split("\n") == ["earlier.o: earlier.c", "a.o: a.c h.h", "b.o: b.c", ""]
 
@@ -234,9 +236,15 @@ def test_mkdep_shim_appends_compiler_dependencies(tmp_path):
      "sys/x.c:12:5: error: expected ';'"),
     ("ld.lld: error: undefined symbol: foo\n*** [kernel] Error code 1\n", "ld.lld: error: undefined symbol: foo"),
     ("==> xenboot: all: bmake -Wno-error\nsomething\n*** [kernel] Error code 1\n", "*** [kernel] Error code 1"),
+    # make.py's: only the failed step counts, its linker is named by path, and
+    # a compiler's -Wno-error= flag is not an error.
+    ("==> xenboot: kernel-toolchain: make.py\nx.c:1:1: error: fixed since\n==> xenboot: buildkernel: make.py\n"
+     "/usr/bin/cc -Wno-error=address -c a.c\n/usr/lib/llvm-14/bin/ld.lld: error: undefined symbol: xen_start\n"
+     "*** [kernel.full] Error code 1\n", "/usr/lib/llvm-14/bin/ld.lld: error: undefined symbol: xen_start"),
+    ("/usr/bin/cc -Wno-error=address -c a.c\nmake[2]: stopped in /src\n*** Error code 1\n", "*** Error code 1"),
 ])
 def test_first_error_quotes_the_compiler(log, error):
-    assert build.first_error(log) == error
+    assert driver.first_error(log) == error
 
 
 # ------------------------------------------------- the driver on the fixture
@@ -265,7 +273,7 @@ def compile_dir(objdir, tree, target="amd64", kernconf="XEN"):
 
 def step_log(out):
     """build.log without the driver's own step lines: what the tools printed."""
-    return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(build.STEP_MARK)]
+    return [l for l in (out / "build.log").read_text().splitlines() if not l.startswith(driver.STEP_MARK)]
 
 
 def test_fixture_build_runs_the_buildkernel_steps_and_says_fixture(tree, tmp_path, monkeypatch, capsys):
@@ -312,9 +320,9 @@ def test_changes_rebuild_only_what_they_touch(tree, tmp_path, monkeypatch):
     # The compat shims too must be older than the objects made from them
     # once those are aged: in a fresh clone they are seconds old.
     compat = tmp_path / "compat"
-    shutil.copytree(build.COMPAT, compat)
+    shutil.copytree(freebsd10.COMPAT, compat)
     age(compat, 3600)
-    monkeypatch.setattr(build, "COMPAT", compat)
+    monkeypatch.setattr(freebsd10, "COMPAT", compat)
     first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1")[1]
     machdep = tree / "sys" / "amd64" / "amd64" / "machdep.c"
     age(tmp_path / "obj")
@@ -385,20 +393,10 @@ def test_i386_builds_a_32_bit_pae_kernel_beside_the_amd64_one(tree, tmp_path, mo
     assert (i386_dir / "kernel").read_bytes() == (tmp_path / "out32" / "kernel").read_bytes()
 
 
-def tree_state(tree):
-    """Every path in the tree with its type, size and mtime: a write shows."""
-    state = {}
-    for top, dirs, files in os.walk(tree):
-        for name in dirs + files:
-            st = os.lstat(os.path.join(top, name))
-            state[os.path.join(top, name)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return state
-
-
 def test_the_source_tree_is_only_read(tree, tmp_path, monkeypatch):
     """Without write permission (which stops a non-root build), and with the
     tree's state compared (which shows a root build's writes too)."""
-    before = tree_state(tree)
+    before = driver.tree_state(tree)
     subprocess.run(["chmod", "-R", "a-w", str(tree)], check=True)
     try:
         for target in ("amd64", "i386"):
@@ -407,7 +405,7 @@ def test_the_source_tree_is_only_read(tree, tmp_path, monkeypatch):
             assert status == 0
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(tree)], check=True)
-    after = tree_state(tree)
+    after = driver.tree_state(tree)
     assert after.keys() == before.keys()
     assert all(after[p][1:] == before[p][1:] for p in before)
 
@@ -449,14 +447,124 @@ def test_kernconf_of_the_other_target_is_bad_input(tree, tmp_path, monkeypatch, 
 @pytest.mark.parametrize("param_h, complaint", [
     ("#define __FreeBSD_version 1100122\n", "is FreeBSD 11 (__FreeBSD_version 1100122)"),
     ("#define __FreeBSD_version 902001\n", "is FreeBSD 9 (__FreeBSD_version 902001)"),
+    ("#define __FreeBSD_version 1201000\n", "is FreeBSD 12 (__FreeBSD_version 1201000)"),
+    ("#define __FreeBSD_version 1500001\n", "is FreeBSD 15 (__FreeBSD_version 1500001)"),
     ("/* no version here */\n", "is of no known era"),
 ])
 def test_a_tree_of_another_era_is_bad_input(tree, tmp_path, monkeypatch, param_h, complaint, capsys):
     (tree / "sys" / "sys" / "param.h").write_text(param_h)
     status, _ = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out")
     err = capsys.readouterr().err.strip()
-    assert status == 2 and complaint in err and "this build drives FreeBSD 10 trees" in err and "\n" not in err
+    assert status == 2 and complaint in err and "\n" not in err
+    assert ("this build drives FreeBSD 10 trees (the 2013 amd64_xen_pv branch, the 10.x releases) and "
+            "FreeBSD 12.2-14.x trees (with their own tools/build/make.py) on Linux") in err
     assert not (tmp_path / "obj" / "host-tools").exists()
+
+
+def modern(tree, version=1302001, revision="13.2"):
+    """The fixture made to say it is a later FreeBSD, as sys/sys/param.h and newvers.sh do."""
+    (tree / "sys" / "sys" / "param.h").write_text(
+        f"#define __FreeBSD_version {version}\t/* Master, propagated to newvers */\n")
+    (tree / "sys" / "conf" / "newvers.sh").write_text(f'TYPE="FreeBSD"\nREVISION="{revision}"\nBRANCH="RELEASE"\n')
+    return tree
+
+
+@pytest.mark.parametrize("version, system, driver_class", [
+    (1000510, "Linux", freebsd10.LinuxBuild),
+    (1004000, "FreeBSD", freebsd10.FreeBsdBuild),
+    (1202000, "Linux", makepy.MakePyBuild),
+    (1302001, "Linux", makepy.MakePyBuild),
+    (1401000, "Linux", makepy.MakePyBuild),
+])
+def test_the_era_and_the_host_pick_the_driver(tree, version, system, driver_class):
+    (tree / "tools" / "build").mkdir(parents=True)
+    (tree / "tools" / "build" / "make.py").write_text("# FIXTURE\n")
+    assert build.check_era(modern(tree, version), "FREEBSD_SRC", system) is driver_class
+
+
+def test_a_modern_tree_on_a_freebsd_host_is_bad_input_naming_what_it_builds_there(tree):
+    with pytest.raises(build.BadInput, match=r"is FreeBSD 13.2 \(__FreeBSD_version 1302001\) by sys/sys/param.h; "
+                                             r"this build drives FreeBSD 10 trees \(.*\) on FreeBSD: point"):
+        build.check_era(modern(tree), "FREEBSD_SRC", "FreeBSD")
+
+
+def test_a_modern_tree_without_make_py_is_bad_input(tree, tmp_path, monkeypatch, capsys):
+    status, _ = kernel_run(monkeypatch, modern(tree), tmp_path / "obj", tmp_path / "out")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and "is FreeBSD 13.2 (__FreeBSD_version 1302001)" in err
+    assert "has no tools/build/make.py" in err and "\n" not in err
+
+
+FAKE_MAKE_PY = """# FAKE tools/build/make.py standing in for a FreeBSD 13 tree's: records how it
+# was called and leaves what make.py would, at MAKEOBJDIRPREFIX's places.
+import os, pathlib, shutil, sys
+obj, src = os.environ["MAKEOBJDIRPREFIX"], pathlib.Path(__file__).resolve().parents[2]
+with open(os.environ["FAKE_MAKE_PY_LOG"], "a") as log:
+    print(" ".join(sys.argv[1:]), "|", {k: os.environ.get(k) for k in ("TESTS", "SOURCE_DATE_EPOCH")}, file=log)
+bmake = pathlib.Path(obj, "bmake-install", "bin", "bmake")
+bmake.parent.mkdir(parents=True, exist_ok=True)
+bmake.touch()
+if os.environ.get("FAKE_WRITES_TREE"):
+    (src / "contrib-bmake-unit-test.out").write_text("FAKE")
+objtop = pathlib.Path(f"{obj}{src}", "amd64.amd64")
+if "kernel-toolchain" in sys.argv:
+    (objtop / "tmp").mkdir(parents=True, exist_ok=True)
+if "buildkernel" in sys.argv:
+    if os.environ.get("FAKE_ERROR"):
+        sys.exit(print(os.environ["FAKE_ERROR"], "*** [kernel] Error code 1", sep="\\n") or 2)
+    kernconf = next(a for a in sys.argv if a.startswith("KERNCONF=")).split("=")[1]
+    kernel = objtop / "sys" / kernconf / "kernel"
+    kernel.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sys.executable, kernel)
+"""
+
+
+@pytest.fixture
+def fake_make_py(tree, tmp_path, monkeypatch):
+    (tree / "tools" / "build").mkdir(parents=True)
+    (tree / "tools" / "build" / "make.py").write_text(FAKE_MAKE_PY)
+    monkeypatch.setenv("FAKE_MAKE_PY_LOG", str(tmp_path / "make.py.log"))
+    return modern(tree), tmp_path / "make.py.log"
+
+
+def test_make_py_driver_bootstraps_bmake_and_the_toolchain_once_then_buildkernel(fake_make_py, tmp_path,
+                                                                                 monkeypatch):
+    tree, log = fake_make_py
+    status, first = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out1", "--kernconf", "XEN")
+    assert status == 0 and first["build"]["steps"] == ["bmake", "kernel-toolchain", "buildkernel"]
+    assert first["build"]["source"]["freebsd_version"] == 1302001
+    assert set(first["build"]["step_seconds"]) == {"bmake", "kernel-toolchain", "buildkernel"}
+    assert first["build"]["built"]["path"] == f"{tmp_path / 'obj'}{tree}/amd64.amd64/sys/XEN/kernel"
+    status, second = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out2", "--kernconf", "XEN")
+    assert status == 0 and second["build"]["steps"] == ["buildkernel"]
+    calls = log.read_text().splitlines()
+    common = "--cross-bindir=/usr/lib/llvm-14/bin --cross-compiler-type=clang --no-clean TARGET=amd64 TARGET_ARCH=amd64"
+    assert [c.split(" | ")[0] for c in calls] == [
+        f"{common} {driver.JOBS} -V MAKE_VERSION",
+        f"{common} {driver.JOBS} kernel-toolchain -DWITHOUT_CLANG -DWITHOUT_LLD -DWITHOUT_LLDB -DWITHOUT_LLVM_BINUTILS",
+        f"{common} {driver.JOBS} buildkernel KERNCONF=XEN NO_MODULES=yes",
+        f"{common} {driver.JOBS} buildkernel KERNCONF=XEN NO_MODULES=yes"]
+    # bmake's unit tests (which run in the tree) only for the bootstrap, and none of them.
+    assert [c.split(" | ")[1] for c in calls] == ["{'TESTS': '', 'SOURCE_DATE_EPOCH': None}"] + \
+        ["{'TESTS': None, 'SOURCE_DATE_EPOCH': None}"] * 3
+
+
+def test_make_py_failure_is_build_failed_with_the_compiler_error(fake_make_py, tmp_path, monkeypatch, capsys):
+    tree, _ = fake_make_py
+    monkeypatch.setenv("FAKE_ERROR", f"{tree}/sys/kern/kern_fake.c:12:5: error: use of undeclared identifier 'x'")
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--kernconf", "XEN")
+    assert status == 4 and result["build"]["step"] == "buildkernel"
+    assert result["build"]["error"] == f"{tree}/sys/kern/kern_fake.c:12:5: error: use of undeclared identifier 'x'"
+    assert capsys.readouterr().err.strip().startswith("xenboot: BUILD_FAILED: kernel build failed in step buildkernel")
+
+
+def test_a_build_that_writes_into_the_tree_is_build_failed_naming_the_file(fake_make_py, tmp_path, monkeypatch):
+    tree, _ = fake_make_py
+    monkeypatch.setenv("FAKE_WRITES_TREE", "1")
+    status, result = kernel_run(monkeypatch, tree, tmp_path / "obj", tmp_path / "out", "--kernconf", "XEN")
+    assert status == 4 and result["build"]["step"] == "tree-check"
+    assert result["build"]["source"]["written"] == [".", "contrib-bmake-unit-test.out"]
+    assert "the build wrote into the source tree" in result["message"] and "it must only read it" in result["message"]
 
 
 # ------------------------------------------- the FreeBSD host path, faked
@@ -485,7 +593,7 @@ def fake_freebsd(tree, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_MAKE_LOG", str(tmp_path / "make.log"))
     monkeypatch.setenv("FAKE_SRC", str(tree))
-    monkeypatch.setattr(build.platform, "machine", lambda: "amd64")
+    monkeypatch.setattr(freebsd10.platform, "machine", lambda: "amd64")
     return tmp_path / "make.log"
 
 
@@ -534,7 +642,7 @@ class RealBuilds:
 
     def __init__(self, tree, tmp):
         self.tree, self.tmp, self.done = tree, tmp, {}
-        self.state_before = tree_state(tree)
+        self.state_before = driver.tree_state(tree)
 
     def get(self, target, kernconf, objdir="obj", run="1"):
         key = (target, kernconf, objdir, run)
@@ -614,7 +722,7 @@ def test_real_tree_one_object_gone_rebuilds_it_and_relinks(real_builds):
 def test_real_tree_is_only_read(real_builds):
     real_builds.get("i386", "XEN")
     real_builds.get("amd64", "GENERIC")
-    assert tree_state(real_builds.tree) == real_builds.state_before
+    assert driver.tree_state(real_builds.tree) == real_builds.state_before
 
 
 @pytest.mark.real_tree
@@ -631,3 +739,59 @@ def test_real_tree_clean_builds_in_two_object_folders_differ_only_in_the_version
     offset, version = symbol_bytes(first, "version")
     assert differ and all(offset <= i < offset + len(version) for i in differ)
     assert b"obj-other" in b[offset:offset + len(version)]
+
+
+# ------------------------ a FreeBSD 12.2-14.x tree ($XENBOOT_MODERN_TREE)
+
+@pytest.fixture(scope="module")
+def modern_builds(modern_tree, tmp_path_factory):
+    """Builds of the modern tree by its make.py, each done once for the module."""
+    return RealBuilds(modern_tree, tmp_path_factory.mktemp("modern"))
+
+
+def cross_compiles(out):
+    """The sources the cross compiler compiled, as build.log shows its command lines."""
+    return [l.split()[-1] for l in step_log(out) if l.startswith(makepy.CROSS_BINDIR) and " -c " in l]
+
+
+@pytest.mark.modern_tree
+def test_modern_tree_generic_is_a_freebsd_kernel_with_the_pvh_entry(modern_builds):
+    status, result, out = modern_builds.get("amd64", "GENERIC")
+    assert status == 0, result["message"]
+    b = result["build"]
+    assert b["steps"] == ["bmake", "kernel-toolchain", "buildkernel"] and b["source"]["fixture"] is False
+    assert len(cross_compiles(out)) > 1000
+    elf = elf_summary(out / "kernel")
+    assert (elf["class"], elf["machine"], elf["osabi"]) == (64, "EM_X86_64", "ELFOSABI_FREEBSD")
+    assert elf["xen"]["GUEST_OS"] == b"FreeBSD\0" and "PHYS32_ENTRY" in elf["xen"]
+    assert result["kernel"]["sha256"] == b["built"]["sha256"]
+    # The tree's REPRODUCIBLE_BUILD: the release and config, no user@host:folder.
+    version = symbol_bytes(out / "kernel", "version")[1]
+    assert version.startswith(f"FreeBSD {build.tree_release(modern_builds.tree, 0)}".encode()) and b"@" not in version
+    assert symbol_bytes(out / "kernel", "osreldate")[1] == build.tree_version(modern_builds.tree).to_bytes(4, "little")
+
+
+@pytest.mark.modern_tree
+def test_modern_tree_rebuild_with_no_change_compiles_nothing(modern_builds):
+    first = modern_builds.get("amd64", "GENERIC")
+    status, result, out = modern_builds.get("amd64", "GENERIC", run="2")
+    assert status == 0 and result["build"]["steps"] == ["buildkernel"]
+    assert cross_compiles(out) == []
+    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+
+
+@pytest.mark.modern_tree
+def test_modern_tree_one_object_gone_rebuilds_it_and_relinks(modern_builds):
+    """As a touched source would, without writing the tree: machdep.o removed."""
+    status, result, _ = modern_builds.get("amd64", "GENERIC")
+    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
+    status, result, out = modern_builds.get("amd64", "GENERIC", run="one-object")
+    assert status == 0 and result["build"]["steps"] == ["buildkernel"]
+    assert f"{modern_builds.tree}/sys/amd64/amd64/machdep.c" in cross_compiles(out)
+    assert len(cross_compiles(out)) <= 2
+
+
+@pytest.mark.modern_tree
+def test_modern_tree_is_only_read(modern_builds):
+    modern_builds.get("amd64", "GENERIC")
+    assert driver.tree_state(modern_builds.tree) == modern_builds.state_before

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 
-from xenboot.build import build, source
+from xenboot.build import build, driver, source
 from xenboot.core import inputs, paths, result
 from xenboot.image import image
 from xenboot.judge import spec as specs
@@ -108,7 +108,7 @@ def _build(config, src, folder):
                 raise BadInput(f"--build {config['build'][0]}: cannot run: {e.strerror}") from None
         built = src / config["kernel"]
         if proc.returncode != 0 or not built.is_file():
-            error = build.first_error(log.read_text(errors="replace"))
+            error = driver.first_error(log.read_text(errors="replace"))
             raise BuildFailed(f"build exited {proc.returncode}: {error}" if proc.returncode
                               else f"the build left no {config['kernel']}")
         shutil.copyfile(built, kernel)

@@ -4,7 +4,7 @@ and imaged from freebsd-src, a file on disk), each with its own folder
 kernels/<name>/ and result.json."""
 import os
 
-from xenboot.build import build, source
+from xenboot.build import driver, source
 from xenboot.core import paths, result, tool
 from xenboot.core.errors import BadInput, BuildFailed, HarnessError, InfraError, Verdict
 from xenboot.guest import kernelcheck
@@ -42,7 +42,7 @@ def _probe_kernel(kernel, folder, ctx):
     with open(log, "wb") as f:
         proc = tool.run_to_log(["make", "-C", paths.IMAGES / "probe", f"O={out}"], "building the probe", f)
     if proc.returncode != 0:
-        raise BuildFailed(f"probe build failed: {build.first_error(log.read_text(errors='replace'))}"
+        raise BuildFailed(f"probe build failed: {driver.first_error(log.read_text(errors='replace'))}"
                           f" (see {log})")
     return out / kernel.options["file"], None
 

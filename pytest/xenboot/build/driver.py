@@ -1,0 +1,166 @@
+"""What every kernel build driver shares: the targets, where
+MAKEOBJDIRPREFIX puts a kernel, the fixed build identity and environment,
+running a step into build.log (timed), the first error of a failed step,
+and the check that the source tree was only read.
+
+The drivers themselves: freebsd10.py (FreeBSD 10 trees, on Linux and
+FreeBSD) and makepy.py (FreeBSD 12.2-14.x on Linux, through the tree's own
+tools/build/make.py); build.py picks one from the tree's era.
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+
+from xenboot.core import paths, tool
+from xenboot.core.errors import BuildFailed, InfraError
+
+DEFAULT_OBJDIR = paths.REPO / "build" / "obj"
+STEP_MARK = "==> xenboot: "
+BUILD_USER, BUILD_HOST = "freebsd-xen-ci", "freebsd-xen-ci.invalid"
+JOBS = f"-j{os.cpu_count() or 1}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A FreeBSD TARGET: its config folder is sys/<name>/conf."""
+    name: str
+    arch: str       # TARGET_ARCH, MACHINE_ARCH
+    cpuarch: str    # MACHINE_CPUARCH
+    triple: str     # clang --target of the 10.x driver: the FreeBSD 10.0 ABI of the 2013 tree
+
+
+TARGETS = {t.name: t for t in (Target("amd64", "amd64", "amd64", "x86_64-unknown-freebsd10.0"),
+                               Target("i386", "i386", "i386", "i386-unknown-freebsd10.0"))}
+# First line of a compiler or linker diagnostic that stops the build (the
+# tool named with or without its folder: make.py's are /usr/lib/llvm-14/bin/...).
+ERROR_PATTERNS = (
+    re.compile(r"^\S+:\d+(?::\d+)?: (?:fatal )?error: .*"),
+    re.compile(r"^(?:\S*/)?(?:ld(?:\.lld)?|clang|cc|config|bmake|make)(?:\[\d+\])?: (?:error|fatal)\b.*", re.I),
+    re.compile(r".*\*\*\* .*Error \d+.*"),
+    # Not a compiler's -Wno-error=... flag.
+    re.compile(r".*(?<!-)\berror\b.*", re.I),
+)
+# Not part of the source: git may refresh its own files when newvers.sh asks
+# it for the commit.
+UNTRACKED_IN_TREE = {".git"}
+
+
+def kernel_dir(objdir, src, kernconf, objtree_suffix=""):
+    """MAKEOBJDIRPREFIX's rule up to FreeBSD 11: <prefix>[/<target>.<arch>]<abs src>/sys/<KERNCONF>."""
+    return pathlib.Path(f"{objdir}{objtree_suffix}{src}") / "sys" / kernconf
+
+
+def cross_suffix(target):
+    """The object tree level FreeBSD 10's Makefile.inc1 adds for a cross build."""
+    return f"/{target.name}.{target.arch}"
+
+
+def objtop_kernel_dir(objdir, src, kernconf, target):
+    """MAKEOBJDIRPREFIX's rule from FreeBSD 12 on, native or cross: OBJTOP is
+    <prefix><abs src>/<target>.<arch>, the kernel OBJTOP/sys/<KERNCONF>."""
+    return pathlib.Path(f"{objdir}{src}") / f"{target.name}.{target.arch}" / "sys" / kernconf
+
+
+def first_error(log_text):
+    """The first error of the last step in build.log (the steps before it succeeded), or its last line."""
+    lines = log_text.rsplit(STEP_MARK, 1)[-1].splitlines()[1:] if STEP_MARK in log_text else log_text.splitlines()
+    for pattern in ERROR_PATTERNS:
+        for line in lines:
+            if pattern.match(line):
+                return line.strip()
+    return (lines or ["(build.log is empty)"])[-1].strip()
+
+
+def tool_versions(tools, system):
+    """{name: first line of its version output}; InfraError naming the package when absent."""
+    versions = {}
+    for name, argv in tools.items():
+        if not shutil.which(argv[0]):
+            if system == "FreeBSD":
+                raise InfraError(f"{argv[0]} not found: this FreeBSD host lacks its base system tools")
+            raise tool.missing(argv[0], "kernel build")
+        proc = subprocess.run(argv, capture_output=True, text=True)
+        versions[name] = ((proc.stdout or proc.stderr).strip().splitlines() or ["?"])[0]
+    return versions
+
+
+def stale(target, inputs):
+    """True when target is missing or older than any input that exists."""
+    if not target.exists():
+        return True
+    mtime = target.stat().st_mtime
+    return any(p.exists() and p.stat().st_mtime > mtime for p in inputs)
+
+
+def tree_state(src):
+    """{path under src: (mode, size, mtime)} of every file and folder: a write shows,
+    a root build's too (root ignores a read-only tree's permissions)."""
+    st = os.lstat(src)
+    state = {".": (st.st_mode, st.st_size, st.st_mtime_ns)}
+    for top, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs if not (top == str(src) and d in UNTRACKED_IN_TREE)]
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            state[os.path.relpath(path, src)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return state
+
+
+def tree_writes(before, after):
+    """The paths added, removed or changed between two tree_state()s, sorted."""
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+class Build:
+    """One kernel build: runs steps into build.log, says which ran and how long each took."""
+
+    tools = {}
+    what = "buildkernel"     # how `xenboot kernel` names the build
+    experimental = False
+
+    def __init__(self, src, kernconf, objdir, out_dir, epoch, target="amd64"):
+        self.src, self.kernconf, self.objdir = src, kernconf, objdir
+        self.target = TARGETS[target]
+        self.conf_dir = src / "sys" / target / "conf"
+        self.log_path = pathlib.Path(out_dir) / "build.log"
+        self.steps = []
+        self.seconds = {}
+        # The source's own date, so the kernel's banner names the commit, not the day it was built.
+        self.epoch = str(epoch or 0)
+        self.env = self.base_env()
+
+    def base_env(self):
+        """The host's settings cannot leak in: no make.conf, src.conf or make flags."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKEOBJDIR", "MAKEOBJDIRPREFIX", "MAKESYSPATH",
+                            "CC", "CXX", "CPP", "CFLAGS", "LD", "LDFLAGS", "CPPFLAGS")}
+        env.update(__MAKE_CONF="/dev/null", SRCCONF="/dev/null", USER=BUILD_USER,
+                   HOSTNAME=BUILD_HOST, SOURCE_DATE_EPOCH=self.epoch, TZ="UTC", LC_ALL="C")
+        return env
+
+    def identity(self):
+        """What result.json records of the fixed build identity."""
+        return {"user": BUILD_USER, "host": BUILD_HOST, "source_date_epoch": self.env.get("SOURCE_DATE_EPOCH")}
+
+    def run(self, step, argv, cwd, env=None):
+        self.steps.append(step)
+        start = time.monotonic()
+        with open(self.log_path, "a") as log:
+            log.write(f"{STEP_MARK}{step}: {' '.join(map(str, argv))} (in {cwd})\n")
+            log.flush()
+            try:
+                proc = subprocess.run([str(a) for a in argv], cwd=cwd, env=env or self.env,
+                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            except OSError as e:
+                raise BuildFailed(f"kernel build step {step} could not start {argv[0]}: {e.strerror}",
+                                  step=step, error=str(e))
+            finally:
+                self.seconds[step] = round(time.monotonic() - start, 1)
+        if proc.returncode != 0:
+            error = first_error(self.log_path.read_text(errors="replace"))
+            raise BuildFailed(f"kernel build failed in step {step}: {error} (see {self.log_path})",
+                              step=step, error=error)
