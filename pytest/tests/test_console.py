@@ -115,8 +115,8 @@ def test_past_the_log_cap_output_is_judged_but_not_kept(tmp_path, spec, console)
     assert any("log_cap" in e for e in records(tmp_path))
 
 
-def test_output_still_on_its_way_when_the_domain_ends_is_read(tmp_path, console):
-    harness, guest = console
+def until_poweroff(tmp_path):
+    """SPEC, then the domain's poweroff as its last milestone."""
     spec_path = tmp_path / "end.toml"
     spec_path.write_text(textwrap.dedent(SPEC) + textwrap.dedent("""
         [[milestone]]
@@ -124,10 +124,15 @@ def test_output_still_on_its_way_when_the_domain_ends_is_read(tmp_path, console)
         end = ["poweroff"]
         budget = 5
     """))
+    return load_spec(str(spec_path))
+
+
+def test_output_still_on_its_way_when_the_domain_ends_is_read(tmp_path, console):
+    harness, guest = console
     domain = Domain(on_end=lambda: guest.sendall(b"bye\n"))
     guest.sendall(b"hello there\n")
     domain.reason = "poweroff"
-    outcome = judge(harness.fileno(), load_spec(str(spec_path)), tmp_path, domain=domain)
+    outcome = judge(harness.fileno(), until_poweroff(tmp_path), tmp_path, domain=domain)
     assert outcome.verdict is Verdict.PASS
     assert [m["name"] for m in outcome.milestones] == ["hello", "bye", "off"]
     assert outcome.end_reason == "poweroff"
@@ -138,20 +143,14 @@ def drained(tmp_path, console, complete, late=None):
     with `late`, (seconds, bytes) more after that; the outcome and how long
     the judging took."""
     harness, guest = console
-    spec_path = tmp_path / "end.toml"
-    spec_path.write_text(textwrap.dedent(SPEC) + textwrap.dedent("""
-        [[milestone]]
-        name = "off"
-        end = ["poweroff"]
-        budget = 5
-    """))
+    spec = until_poweroff(tmp_path)
     if late:
         threading.Timer(late[0], guest.sendall, (late[1],)).start()
     guest.sendall(b"hello there\nbye\n")
     domain = Domain(complete=complete)
     domain.reason = "poweroff"
     started = time.monotonic()
-    outcome = judge(harness.fileno(), load_spec(str(spec_path)), tmp_path, domain=domain)
+    outcome = judge(harness.fileno(), spec, tmp_path, domain=domain)
     return outcome, time.monotonic() - started
 
 
