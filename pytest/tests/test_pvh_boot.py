@@ -10,6 +10,7 @@ import pytest
 from xenboot.core import paths
 from xenboot.guest import kernelcheck
 from xenboot.host.lab import config as labconfig
+from xenboot.pipeline.boot import BootRequest, boot as boot_on, shared_lab_host
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 FIXTURE = paths.REPO / "pytest" / "tests" / "fixtures" / "tiny-pvh"
@@ -64,6 +65,19 @@ def test_tiny_pvh_boots_as_pvh_on_the_hvm_cpu(tmp_path, tiny_pvh):
     assert 'type = "pvh"' in (tmp_path / "run" / "share" / "guest.cfg").read_text()
     assert "--lab-cpu hvm" in (tmp_path / "run" / "reproduce.sh").read_text()
     assert "tiny-pvh: hello from a PVH guest" in (tmp_path / "run" / "console.log").read_text()
+
+
+@pytest.mark.lab
+def test_a_pvh_kernel_given_a_shared_pv_host_is_bad_input_and_the_host_is_left_as_it_was(tmp_path, tiny_pvh):
+    """nightly and bench share hosts per CPU profile; a boot handed one of
+    the wrong profile says so instead of booting where it cannot."""
+    with shared_lab_host(str(tmp_path), progress=lambda line: None) as host:
+        data = boot_on(BootRequest(kernel=tiny_pvh, spec=SPEC, out_dir=str(tmp_path / "run")),
+                       progress=lambda line: None, shared_host=host).data
+        assert host.run(["xl", "list"]).text.count("\n") == 2  # the header and Domain-0
+    assert data["verdict"] == "BAD_INPUT", data["message"]
+    assert data["message"] == (f"{tiny_pvh}: this boot needs the lab CPU profile hvm, but the shared host it was "
+                               "given runs pv: boot it on a host of hvm (or on its own host)")
 
 
 @pytest.mark.lab

@@ -83,6 +83,7 @@ class Domain:
             self._log = log_dir and open(os.path.join(log_dir, CREATE_LOG), "ab", buffering=0)
         self._gone = False
         self._cleanup_from = None
+        self._started = None
         self.job = None
 
     def _write_log(self, data):
@@ -97,13 +98,20 @@ class Domain:
 
     def _on_output(self, stream, data):
         if stream == "exit":
+            if self._lines:
+                self._log_line(self._lines + b"\n")
             self._exited()
             return
-        self._write_log(data)
         self._lines += data
         *lines, self._lines = self._lines.split(b"\n")
         for raw in lines:
+            self._log_line(raw + b"\n")
             self._line(raw.decode(errors="replace"))
+
+    def _log_line(self, raw):
+        # When each line came, from xl's start: where a slow create spent
+        # its time (libxl's -vvv lines carry no time of their own).
+        self._write_log(b"[%8.3f] " % (time.monotonic() - self._started) + raw)
 
     def _line(self, line):
         if self.domid is None and (m := LIBXL_DOMID.search(line)):
@@ -141,7 +149,7 @@ class Domain:
             self._log = None
 
     def create_paused(self, timeout):
-        started = time.monotonic()
+        self._started = started = time.monotonic()
         self.job = self.host.start_job(["xl", "-vvv", "create", "-F", "-p", self.cfg], self._on_output)
         if not self._settled.wait(timeout):
             self.job.kill()

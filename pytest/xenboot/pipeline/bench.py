@@ -49,8 +49,8 @@ from xenboot.pipeline import bench_matcher, soak
 from xenboot.report import report, summary
 from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 from xenboot.core.errors import EXIT_GUEST_FAILED, EXIT_PASS, InfraError, Verdict
-from xenboot.host.lab import accel, cache as labcache, config as labconfig
-from xenboot.host.lab.qemu import EmbeddedHost, lab_host
+from xenboot.host.lab import cache as labcache, config as labconfig
+from xenboot.host.lab.qemu import lab_host
 from xenboot.console.progress import Progress
 
 SCHEMA = 2
@@ -204,12 +204,8 @@ def cold_start(samples, folder, lab_config, progress, flavour):
     config = labconfig.load(lab_config)
     raw = copy.deepcopy(config.raw)
     raw["qemu"]["snapshot"] = False
-    cold = labconfig.LabConfig(config.path, raw)
-    cache = labcache.LabCache(cold, flavour=flavour)
-    files = cache.ensure(log=progress)
     folder.mkdir(parents=True)
-    cpu_model = labconfig.cpu_profile(cold, labconfig.PV_PROFILE)[1]
-    with EmbeddedHost(cold, cache, str(folder), str(folder), accel.choose(cold, cache, files, cpu_model)) as host:
+    with lab_host(str(folder), str(folder), labconfig.LabConfig(config.path, raw), progress, flavour=flavour) as host:
         samples[f"host_start_cold@{flavour}"].append(host.timings["dom0_ready"])
 
 

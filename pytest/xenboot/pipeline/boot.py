@@ -208,6 +208,7 @@ def _bring_up(target, teardown, progress):
         os.makedirs(share, mode=0o700, exist_ok=True)
         _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
+        _check_shared_host(target.shared_host, kernel_path, cpu_profile)
         target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress, cpu_profile))
     record["host"] = target.host.describe() | {"xen_version": target.host.xen_version()}
     _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
@@ -221,6 +222,15 @@ def _cpu_profile(req, kernel, guest_type):
         raise BadInput(f"LAB_CPU={req.lab_cpu}: {kernel} is a PVH kernel, which needs the lab CPU with SVM: "
                        f"use LAB_CPU={needed} (or leave LAB_CPU unset)")
     return req.lab_cpu or needed
+
+
+def _check_shared_host(host, kernel, cpu_profile):
+    """A shared embedded host runs one CPU profile: a boot that needs
+    another gets its own host from the caller, not a wrong verdict."""
+    running = getattr(host, "cpu_profile", None)
+    if running not in (None, cpu_profile):
+        raise BadInput(f"{kernel}: this boot needs the lab CPU profile {cpu_profile}, but the shared host it was "
+                       f"given runs {running}: boot it on a host of {cpu_profile} (or on its own host)")
 
 
 # The xen_caps entry a guest type needs, where it is not its own name.

@@ -1,6 +1,7 @@
 """configs/lab.toml: the embedded host's inputs, validated before use."""
 import dataclasses
 import tomllib
+import typing
 
 from xenboot.core import inputs, paths
 from xenboot.core.errors import BadInput
@@ -38,6 +39,10 @@ class LabConfig:
 
 
 def load(path=None, what="lab config"):
+    """The lab config at `path` (default configs/lab.toml), checked; one
+    already loaded is returned as it is."""
+    if isinstance(path, LabConfig):
+        return path
     path = str(path or paths.CONFIGS / "lab.toml")
     try:
         raw = tomllib.loads(CONFIG_FILE.read_text(path, what))
@@ -82,14 +87,18 @@ def profile_for(guest_type):
     return GUEST_CPU_PROFILES.get(guest_type, PV_PROFILE)
 
 
+class CpuProfile(typing.NamedTuple):
+    name: str
+    model: str  # QEMU's -cpu
+
+
 def cpu_profile(config, name):
-    """(name, QEMU CPU model) of a [cpu_profiles] profile, or BAD_INPUT
-    naming the choices."""
+    """The [cpu_profiles] profile `name`, or BAD_INPUT naming the choices."""
     model = config["cpu_profiles"].get(name)
     if model is None:
         raise BadInput(f"LAB_CPU={name}: no such lab CPU profile in {config.path}: "
                        f"use one of {', '.join(config['cpu_profiles'])}")
-    return name, model
+    return CpuProfile(name, model)
 
 
 def _check_flavours(path, table):

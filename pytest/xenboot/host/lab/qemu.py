@@ -87,10 +87,9 @@ class EmbeddedHost:
     # and xenconsoled's complaints, for a failed boot's run folder.
     dom0_logs = ("/var/log/messages",)
 
-    def __init__(self, config, cache, run_dir, share_dir, accelerator, host_root=False,
-                 cpu_profile=labconfig.PV_PROFILE):
+    def __init__(self, config, cache, run_dir, share_dir, accelerator, cpu, host_root=False):
         self.config = config
-        self.cpu_profile, self.cpu_model = labconfig.cpu_profile(config, cpu_profile)
+        self.cpu_profile, self.cpu_model = cpu
         # This machine's / read-only at /hostroot in dom0: for running the
         # harness itself inside dom0, where HOST=xl is tested for real.
         self.host_root = host_root
@@ -158,6 +157,7 @@ class EmbeddedHost:
         finally:
             for listener in listeners.values():
                 listener.close()
+        self.timings["qemu_up"] = round(time.monotonic() - t0, 3)
         self.free_ports = list(range(len(self.consoles)))
         self.agent = Agent(control, closed=lambda: self._qemu_exit(timeout=10))
         threading.Thread(target=self._qemu_exit, name="qemu-watch", daemon=True).start()
@@ -169,6 +169,7 @@ class EmbeddedHost:
             if snapshot is not None:
                 self._save_snapshot(snapshot)
         self.timings["from_snapshot"] = warm
+        self.timings["dom0_running"] = round(time.monotonic() - t0, 3)
         # Large messages, and page-cached mmap: Xen's domain builder mmaps the
         # kernel, which uncached 9p turns into a round trip per 4 KiB page
         # (6 s for a Linux kernel under TCG). Names and attributes stay
@@ -467,12 +468,11 @@ class EmbeddedHost:
 def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False,
              flavour=None, freebsd=False, cpu_profile=labconfig.PV_PROFILE):
     """An embedded host (not started yet) for configs/lab.toml or
-    `lab_config`, of `flavour` (None: the default for a FreeBSD boot or
-    not) and `cpu_profile` (lab.toml [cpu_profiles]), its cache built if
-    need be, whose dom0 sees `share`."""
+    `lab_config` (a path or a loaded config), of `flavour` (None: the
+    default for a FreeBSD boot or not) and `cpu_profile` (lab.toml
+    [cpu_profiles]), its cache built if need be, whose dom0 sees `share`."""
     config = labconfig.load(lab_config)
+    cpu = labconfig.cpu_profile(config, cpu_profile)
     cache = labcache.LabCache(config, flavour=flavour, freebsd=freebsd)
     files = cache.ensure(log=progress)
-    cpu_model = labconfig.cpu_profile(config, cpu_profile)[1]
-    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files, cpu_model), host_root,
-                        cpu_profile)
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files, cpu.model), cpu, host_root)
