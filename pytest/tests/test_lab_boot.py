@@ -10,7 +10,7 @@ import pytest
 from xenboot.core import paths
 from xenboot.image import image
 from xenboot.guest import xl
-from xenboot.pipeline.boot import BootRequest, booted, shared_lab_host
+from xenboot.pipeline.boot import BootRequest, boot as boot_on, booted, shared_lab_host
 from xenboot.host.lab import config as labconfig
 from xenboot.host.lab.qemu import lab_host
 
@@ -257,6 +257,25 @@ def test_disk_image_attaches_as_xvda_through_blkback(tmp_path):
         assert "51712" in blocks.split("\n", 1)[1]
         loops = target.host.run(["losetup", "-a"]).text
         assert "disk.img" in loops
+        # What dom0's block hotplug program (images/dom0/block.c) told blkback.
+        backend = f"/local/domain/0/backend/vbd/{target.domain.domid}/51712"
+        device = target.host.run(["xenstore-read", f"{backend}/physical-device-path",
+                                  f"{backend}/physical-device", f"{backend}/hotplug-status"]).text.split()
+        loop = next(line.split(":")[0] for line in loops.splitlines() if "disk.img" in line)
+        assert device[0] == loop and device[2] == "connected"
+        numbers = target.host.run(["stat", "-c", "%t:%T", loop]).text.strip()
+        assert device[1] == numbers
+
+
+def test_a_disk_s_loop_device_is_freed_with_its_domain(tmp_path):
+    """The hotplug program's `remove`: a shared host runs guest after guest."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * (1 << 20))
+    with shared_lab_host(str(tmp_path), progress=lambda line: None) as host:
+        data = boot_on(BootRequest(kernel=PROBE, spec="probe", disk=str(image), out_dir=str(tmp_path / "run")),
+                       progress=lambda line: None, shared_host=host).data
+        assert data["verdict"] == "PASS", data["message"]
+        assert "disk.img" not in host.run(["losetup", "-a"]).text
 
 
 DOM0_REPO = "/hostroot" + str(paths.REPO)

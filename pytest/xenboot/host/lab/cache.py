@@ -34,7 +34,7 @@ from xenboot.host.lab.apt import PrivateApt
 
 # Bump when the builder's output changes for the same inputs.
 LAYOUT = 3
-DOM0_SOURCES = ("init", "block", "Makefile", "agent.c", "protocol.c", "protocol.h")
+DOM0_SOURCES = ("init", "block.c", "Makefile", "agent.c", "protocol.c", "protocol.h")
 HOST_FILES = ("vmlinux", "initramfs.cpio", "manifest.json")
 # A QEMU of the user's own instead of the lab's (it uses its own data folder).
 QEMU_ENV = "XENBOOT_QEMU"
@@ -308,12 +308,14 @@ class LabCache:
             f.writelines(f"{kernel_release}/{rel}\n" for rel in order)
         open(os.path.join(tree, "etc/xen/xl.conf"), "w").close()
         dom0_src = paths.IMAGES / "dom0"
-        for name, dest in (("init", "init"), ("block", "etc/xen/scripts/block")):
-            os.makedirs(os.path.dirname(os.path.join(tree, dest)), exist_ok=True)
-            shutil.copyfile(dom0_src / name, os.path.join(tree, dest))
-            os.chmod(os.path.join(tree, dest), 0o755)
-        _run(["make", "-s", "-C", dom0_src, "O=" + os.path.join(tree, "usr/bin")],
-             "compiling images/dom0/agent.c (is gcc with libc6-dev installed?)")
+        built = os.path.join(tree, "usr/bin")
+        _run(["make", "-s", "-C", dom0_src, "O=" + built],
+             "compiling images/dom0/agent.c and block.c (is gcc with libc6-dev installed?)")
+        os.makedirs(os.path.join(tree, "etc/xen/scripts"), exist_ok=True)
+        # Where libxl looks for a disk's hotplug script.
+        os.replace(os.path.join(built, "block"), os.path.join(tree, "etc/xen/scripts/block"))
+        shutil.copyfile(dom0_src / "init", os.path.join(tree, "init"))
+        os.chmod(os.path.join(tree, "init"), 0o755)
         return order
 
 
