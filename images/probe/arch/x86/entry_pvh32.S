@@ -38,24 +38,7 @@ _start:
  * return with iret, which restores EFLAGS.IF: the upcall's interrupt gate
  * cleared it.
  */
-        .type   trap_common, @function
-trap_common:
-        push    %ds
-        push    %es
-        pushal
-        mov     $PVH_KERNEL_DS, %eax
-        mov     %eax, %ds
-        mov     %eax, %es
-        mov     %esp, %eax
-        push    %eax
-        call    probe_trap
-        add     $4, %esp
-        popal
-        pop     %es
-        pop     %ds
-        add     $8, %esp
-        iret
-        .size   trap_common, . - trap_common
+        TRAP_COMMON_32 PVH_KERNEL_DS, iret
 
         .section .rodata
         .balign 8
