@@ -58,7 +58,7 @@ gdb:
 
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps
-	@$(XENBOOT) lab shell $(if $(LAB),--lab $(call q,$(LAB)))
+	@$(XENBOOT) lab shell $(if $(LAB),--lab $(call q,$(LAB))) $(if $(LAB_CPU),--lab-cpu $(call q,$(LAB_CPU)))
 
 probe:
 	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe
@@ -121,6 +121,7 @@ bench: deps probe
 # the lab itself fails (INFRA) and why.
 soak: deps probe
 	@$(XENBOOT) soak $(if $(BOOTS),--boots $(call q,$(BOOTS))) $(if $(LAB),--lab $(call q,$(LAB))) \
+		$(if $(LAB_CPU),--lab-cpu $(call q,$(LAB_CPU))) \
 		$(if $(PARALLEL),--parallel $(call q,$(PARALLEL))) $(if $(OUT),--out $(call q,$(OUT)))
 
 nightly: deps probe

@@ -63,9 +63,10 @@ TABLE = {
                "--spec": TEXT_FILE, "--cmdline": TEXT, "--host": CHOICE, "--disk": FILE, "--memory": NUMBER,
                "--kernconf": TEXT, "--build": TEXT + ("unbalanced quote",),
                "--kernel": TEXT + ("absolute path",), "--out": RUN_FOLDER},
-    "soak": {"--boots": NUMBER, **LAB, "--parallel": NUMBER, "--out": OUTPUT_FOLDER},
+    "soak": {"--boots": NUMBER, **LAB, "--lab-cpu": CHOICE, "--parallel": NUMBER, "--out": OUTPUT_FOLDER},
     "bench": {"--count": NUMBER, "--matcher-mb": NUMBER, "--out": OUTPUT_FOLDER, "--lab-config": TEXT_FILE},
-    **{f"lab {name}": LAB for name in ("build", "status", "clean", "prune", "shell")},
+    **{f"lab {name}": LAB for name in ("build", "status", "clean", "prune")},
+    "lab shell": {**LAB, "--lab-cpu": CHOICE},
     "lab exec": {"--share": FOLDER, "--timeout": NUMBER, "ARGV": ("control character",), **LAB},
     "console": {"OUT": FOLDER},
     "gdb": {"OUT": FOLDER},
@@ -103,6 +104,7 @@ BASE = {
 # A row's own changes to its command's base (None: leave that input out).
 EXTRA = {("nightly", option): {"--kernels": Scratch("folder")} for option in ("--glob", "--spec", "--lab")} \
     | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak")} \
+    | {("soak", "--lab-cpu"): {"--lab-config": None}} \
     | {("report", option): {"--merge": Scratch("folder")} for option in ("--out", "--bench-dir")}
 RUN_NUMBERS = itertools.count()
 

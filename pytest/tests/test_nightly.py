@@ -85,6 +85,7 @@ def test_the_default_matrix_crosses_kernels_specs_and_hosts():
     ids = {row.id: row for row in rows}
     assert ids["probe"].spec == "probe" and ids["probe"].expect.value == "PASS"
     assert ids["probe-poweroff"].cmdline == "probe.run=poweroff"
+    assert kernels["probe-pvh"].options["file"] == "probe-pvh32" and ids["probe-pvh"].spec == "probe"
     assert ids["debian-linux"].cmdline == "console=hvc0"        # the kernel's default
     # The branch's amd64 kernel: a memory sweep, each size with its own
     # expected end, and its boot_ddb rows at the size that gets furthest.
@@ -480,6 +481,25 @@ def test_a_pvh_row_gets_a_host_of_the_hvm_cpu_profile(tmp_path):
     wave, hosts = schedule.next_wave(collections.deque(rows), parallel=4, ports=4, capacity=720)
     assert [(kind, [r.memory for r in chunk]) for kind, chunk in hosts] == [
         (("debian", "pv"), [16, 18]), (("debian", "hvm"), [17])]
+
+
+@pytest.mark.lab
+def test_real_nightly_boots_the_pvh_probe_on_a_host_of_the_hvm_profile(tmp_path):
+    """The default matrix's PVH probe row alone, through `make nightly`."""
+    kernels, _ = nightly_matrix.load_matrix()
+    assert kernels["probe-pvh"].source == "probe"
+    (tmp_path / "matrix.toml").write_text(
+        '[kernel.probe-pvh]\nfrom = "probe"\nfile = "probe-pvh32"\n'
+        '[[boot]]\nname = "probe-pvh"\nkernel = "probe-pvh"\nspec = "probe"\n')
+    proc = subprocess.run(["make", "-s", "-C", str(paths.REPO), "nightly", f"MATRIX={tmp_path / 'matrix.toml'}",
+                           f"OUT={tmp_path / 'run'}"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    row = rows_by_id(summary)["probe-pvh"]
+    assert (row["verdict"], row["reached"]) == ("PASS", "prompt"), row
+    result = json.loads((tmp_path / "run" / row["folder"] / "result.json").read_text())
+    assert (result["kernel"]["guest_type"], result["host"]["cpu_profile"]) == ("pvh", "hvm")
+    assert result["kernel"]["path"].endswith("build/probe/probe-pvh32")
 
 
 def test_a_row_bigger_than_the_lab_s_guest_memory_is_bad_input(tmp_path):

@@ -1,5 +1,5 @@
-"""images/probe: the PV probe kernel (pv64 and pv32pae) and crash-at-entry,
-as built files.
+"""images/probe: the probe kernel (pv64, pv32pae and pvh32) and
+crash-at-entry, as built files.
 
 What a boot shows (the PROBE lines, the commands) is for the Xen host to
 check; these tests check what Xen's loader (libelf) and the harness read from
@@ -17,14 +17,19 @@ from elftools.elf.elffile import ELFFile
 from xenboot.core import paths
 
 PROBE_DIR = paths.IMAGES / "probe"
-KERNELS = ("probe", "probe-pv32pae", "crash-at-entry")
-PROBES = ("probe", "probe-pv32pae")
+PV_KERNELS = ("probe", "probe-pv32pae", "crash-at-entry")
+KERNELS = PV_KERNELS + ("probe-pvh32",)
+PV_PROBES = ("probe", "probe-pv32pae")
+PROBES = PV_PROBES + ("probe-pvh32",)
+# The guest type each probe is built as (its folder under obj/).
+GUEST_TYPE = {"probe": "pv64", "probe-pv32pae": "pv32pae", "probe-pvh32": "pvh32"}
 PAGE = 4096
 
 # xen/elfnote.h
 GUEST_OS, GUEST_VERSION, XEN_VERSION, LOADER = 6, 7, 5, 8
 ENTRY, HYPERCALL_PAGE, VIRT_BASE, PADDR_OFFSET = 1, 2, 3, 4
 PAE_MODE, FEATURES, BSD_SYMTAB, HV_START_LOW = 9, 10, 11, 12
+PHYS32_ENTRY = 18
 # Per kernel: ELF class, machine, PAE_MODE, where it links (FreeBSD's KERNBASE
 # on amd64 and i386), and the start of Xen's area (HYPERVISOR_VIRT_START).
 GUEST = {"probe": (64, "EM_X86_64", "no", 0xffffffff80000000, 0xffff800000000000),
@@ -113,7 +118,7 @@ def test_no_build_paths_in_the_image(out):
             assert path.encode() not in image, (kernel, path)
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", PV_KERNELS)
 def test_readelf_shows_the_xen_notes(out, kernel):
     listing = subprocess.run(["readelf", "-nW", str(out / kernel)], check=True,
                              capture_output=True, text=True).stdout
@@ -125,7 +130,7 @@ def test_readelf_shows_the_xen_notes(out, kernel):
     assert text(notes[GUEST_VERSION])
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", PV_KERNELS)
 def test_guest_type_is_in_the_elf_class_and_notes(out, kernel):
     bits, machine, pae, base, xen_start = GUEST[kernel]
     with open(out / kernel, "rb") as f:
@@ -139,7 +144,7 @@ def test_guest_type_is_in_the_elf_class_and_notes(out, kernel):
     assert number(notes[HV_START_LOW]) == xen_start
 
 
-@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kernel", PV_KERNELS)
 def test_notes_place_one_image_the_way_libelf_checks_it(out, kernel):
     notes = xen_notes(out / kernel)
     with open(out / kernel, "rb") as f:
@@ -164,10 +169,11 @@ def test_symbol_table_names_what_the_harness_looks_for(out, kernel):
     for name in ("_start", "probe_main", "probe_hang_loop", "probe_fault", "probe_panic",
                  "probe_upcall", "probe_trap", "hypercall_page", "hypercall_sched_op"):
         assert name in names, name
-    assert names["_start"] == number(xen_notes(out / kernel)[ENTRY])
+    notes = xen_notes(out / kernel)
+    assert names["_start"] == number(notes[PHYS32_ENTRY if kernel == "probe-pvh32" else ENTRY])
 
 
-@pytest.mark.parametrize("kernel", PROBES)
+@pytest.mark.parametrize("kernel", PV_PROBES)
 def test_user_mode_code_has_pages_of_its_own(out, kernel):
     # pv32 maps these pages for ring 3; nothing else may share them.
     names = symbols(out / kernel)
@@ -182,7 +188,7 @@ def test_user_mode_code_has_pages_of_its_own(out, kernel):
 @pytest.mark.parametrize("kernel", PROBES)
 @pytest.mark.parametrize("function, source", [("probe_main", "common/main.c"),
                                               ("probe_hang_loop", "common/commands.c"),
-                                              ("probe_trap", "arch/x86/traps.c"),
+                                              ("probe_trap", None),
                                               ("_start", None)])
 def test_dwarf_names_the_file_and_line_of_a_probe_address(out, kernel, function, source):
     # What a crash's RIP or a xenctx frame is decoded with: binutils' addr2line.
@@ -193,7 +199,10 @@ def test_dwarf_names_the_file_and_line_of_a_probe_address(out, kernel, function,
     path, line = named[1].rsplit(":", 1)
     # Relative to images/probe: the prefix map keeps the build folder out.
     assert path.startswith("./"), path
-    source = source or ("arch/x86/entry_64.S" if kernel == "probe" else "arch/x86/entry_32.S")
+    own = {"probe": ("arch/x86/traps.c", "arch/x86/entry_64.S"),
+           "probe-pv32pae": ("arch/x86/traps.c", "arch/x86/entry_32.S"),
+           "probe-pvh32": ("arch/x86/traps-pvh.c", "arch/x86/entry_pvh32.S")}[kernel]
+    source = source or own[function == "_start"]
     assert path[2:] == source
     lines = (PROBE_DIR / source).read_text().splitlines()
     # Its first instruction is a line of its body (not always the brace: GCC
@@ -263,7 +272,7 @@ def first_circle(graph):
     return None
 
 
-@pytest.mark.parametrize("guest", ("pv64", "pv32pae"))
+@pytest.mark.parametrize("guest", ("pv64", "pv32pae", "pvh32"))
 def test_c_files_use_each_other_without_a_circle(out, guest):
     # File A uses file B when A's object needs a symbol B's defines (nm).
     # The assembly entry points are left out: Xen enters the C through them
@@ -282,7 +291,7 @@ def test_c_files_use_each_other_without_a_circle(out, guest):
 
 def test_common_headers_declare_no_arch_function(out):
     arch_functions = set()
-    for source, obj in c_objects(out, "pv64").items():
+    for source, obj in [*c_objects(out, "pv64").items(), *c_objects(out, "pvh32").items()]:
         if source.startswith("arch/"):
             arch_functions |= defined_and_used(obj)[0]
     for header in sorted((PROBE_DIR / "include").rglob("*.h")):
@@ -298,3 +307,50 @@ def test_crash_at_entry_faults_on_its_first_instruction(out):
     first = next(line for line in listing.splitlines() if re.match(r"\s*[0-9a-f]+:\t", line))
     # A load from the lower half, which a kernel linked at KERNBASE never maps.
     assert re.search(r"movabs 0x[0-9a-f]{1,8},%al", first), first
+
+
+def test_pvh_build_has_the_pvh_entry_note_and_none_of_pvs(out):
+    # What makes Xen (and the harness's kernel check) start it as PVH: the
+    # physical entry point, and no writable_page_tables (no FEATURES at all).
+    from xenboot.guest import kernelcheck
+    notes = xen_notes(out / "probe-pvh32")
+    with open(out / "probe-pvh32", "rb") as f:
+        elf = ELFFile(f)
+        assert (elf.elfclass, elf["e_machine"]) == (32, "EM_386")
+        entry = elf["e_entry"]
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+    assert number(notes[PHYS32_ENTRY]) == entry
+    assert not {FEATURES, ENTRY, VIRT_BASE, PADDR_OFFSET, HYPERCALL_PAGE, BSD_SYMTAB} & set(notes)
+    assert text(notes[GUEST_OS]) == "freebsd-xen-ci-probe"
+    # Paging is off at entry: it links where it is loaded, at 1 MiB.
+    assert len(loads) == 1 and loads[0]["p_vaddr"] == loads[0]["p_paddr"] == 0x100000
+    assert loads[0]["p_paddr"] <= entry < loads[0]["p_paddr"] + loads[0]["p_memsz"]
+    assert kernelcheck.boots_as_pvh({"PHYS32_ENTRY": entry})
+
+
+def guest_types_of(source):
+    found = re.findall(r"^ \* Guest types: (.+)$", source.read_text(), re.M)
+    assert len(found) == 1, (source, found)
+    return set(found[0].split())
+
+
+def test_each_check_file_names_its_guest_types_and_the_images_hold_exactly_those(out):
+    sources = sorted((PROBE_DIR / "common").glob("check-*.c")) + \
+              sorted((PROBE_DIR / "arch/x86").glob("check-*.c"))
+    registered = {}
+    for source in sources:
+        names = re.findall(r"^PROBE_CHECK\(\d{3}, \"([a-z0-9-]+)\", (\w+)\);$",
+                           source.read_text(), re.M)
+        assert names, source
+        registered[source] = (guest_types_of(source), {fn for _, fn in names})
+        assert guest_types_of(source) <= set(GUEST_TYPE.values()), source
+    for kernel, guest in GUEST_TYPE.items():
+        in_image = {name[len("check_entry_"):] for name in symbols(out / kernel)
+                    if name.startswith("check_entry_")}
+        wanted = set().union(*(fns for guests, fns in registered.values() if guest in guests))
+        assert in_image == wanted, kernel
+    # PV's own machinery stays out of the PVH image.
+    pvh = set(registered[PROBE_DIR / "arch/x86/check-hvm-start-info.c"][1])
+    assert pvh == {"check_hvm_start_info"}
+    for leftout in ("check_linear_pt", "check_start_info", "check_bsd_symtab", "check_trap_syscall"):
+        assert "check_entry_" + leftout not in symbols(out / "probe-pvh32")

@@ -2,6 +2,7 @@
 and Xen's public headers, checked, refused where it cannot boot, and booted
 on the lab's hvm CPU profile for real."""
 import json
+import re
 import os
 import subprocess
 
@@ -89,3 +90,64 @@ def test_xtf_hvm64_example_passes_as_pvh(tmp_path, xtf_tree):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [m["name"] for m in result["milestones"]] == ["banner", "result"]
     assert result["kernel"]["guest_type"] == "pvh" and result["host"]["cpu_profile"] == "hvm"
+
+
+# -- the probe's PVH build (images/probe, guest type pvh32) ------------------
+
+PROBE_PVH = str(paths.REPO / "build" / "probe" / "probe-pvh32")
+PVH_CHECKS = ["xen-version", "features", "hvm-start-info", "console-ring", "console-io",
+              "evtchn-upcall", "timer"]
+
+
+def test_the_pvh_probe_is_a_32bit_pvh_kernel():
+    info = kernelcheck.check_kernel(PROBE_PVH)
+    assert (info["guest_type"], info["bits"]) == ("pvh", 32)
+
+
+# The probe spec's milestones, then the domain's own poweroff (the probe spec
+# stops at the prompt, before probe.run's poweroff ends the domain).
+PROBE_THEN_POWEROFF = """
+description = "probe spec, then the probe.run poweroff"
+hang = 30
+[[milestone]]
+name = "begin"
+pattern = '^PROBE begin freebsd-xen-ci probe '
+budget = 60
+[[milestone]]
+name = "result"
+pattern = '^PROBE result SUCCESS$'
+budget = 60
+[[milestone]]
+name = "poweroff"
+end = ["poweroff"]
+budget = 30
+"""
+
+
+@pytest.mark.lab
+def test_the_pvh_probe_passes_the_probe_spec(tmp_path):
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE_PVH, "--spec", "probe")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["verdict"] == "PASS", result["message"]
+    assert [m["name"] for m in result["milestones"]] == ["begin", "result", "prompt"]
+    assert result["kernel"]["guest_type"] == "pvh" and result["host"]["cpu_profile"] == "hvm"
+    console = (tmp_path / "run" / "console.log").read_text(errors="replace")
+    checks = re.findall(r"^PROBE check (\S+) (ok|fail|skip) ", console, re.M)
+    assert checks == [(name, "ok") for name in PVH_CHECKS], checks
+
+
+@pytest.mark.lab
+def test_the_pvh_probe_runs_its_commands_and_powers_off(tmp_path):
+    spec = tmp_path / "probe-poweroff.toml"
+    spec.write_text(PROBE_THEN_POWEROFF)
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE_PVH, "--spec", str(spec),
+                        "--cmdline", "probe.run=info,echo pvh says hi,badpte,poweroff")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["verdict"] == "PASS", result["message"]
+    assert result["domain"]["end"] == "poweroff"
+    console = (tmp_path / "run" / "console.log").read_text(errors="replace")
+    # The command line came through hvm_start_info into the probe's start_info.
+    assert 'cmdline "probe.run=info,echo pvh says hi,badpte,poweroff"' in console
+    assert re.search(r"^info nr_pages \d+\r?$", console, re.M)
+    assert re.search(r"^pvh says hi\r?$", console, re.M)
+    assert "badpte: a PVH guest has no PV page tables" in console

@@ -63,3 +63,17 @@ def test_make_soak_boots_and_counts_and_make_bench_shows_it(tmp_path, monkeypatc
     assert json.loads(last.read_text()) == data
     # make bench carries the last soak of each flavour.
     assert bench.last_soaks() == {"debian": data}
+
+
+def test_make_soak_on_the_hvm_cpu_soaks_the_pvh_probe(tmp_path, monkeypatch):
+    assert 'file = "probe-pvh32"' in soak.matrix(2, "debian", "hvm")
+    monkeypatch.setenv("XENBOOT_OUT", str(tmp_path / "out"))
+    proc = subprocess.run(["make", "--no-print-directory", "soak", "BOOTS=1", "LAB=debian", "LAB_CPU=hvm",
+                           f"OUT={tmp_path / 'run'}"], cwd=paths.REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "run" / "soak.json").read_text())
+    assert data["row_verdicts"] == {"PASS": 1}
+    summary = json.loads((tmp_path / "run" / "nightly" / "summary.json").read_text())
+    folder = tmp_path / "run" / "nightly" / summary["rows"][0]["folder"]
+    record = json.loads((folder / "result.json").read_text())
+    assert (record["kernel"]["guest_type"], record["host"]["cpu_profile"]) == ("pvh", "hvm")

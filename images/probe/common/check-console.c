@@ -1,11 +1,15 @@
-/* The two ways a PV kernel prints: the console ring and console_io. */
+/*
+ * The two ways a PV kernel prints: the console ring and console_io.
+ *
+ * Guest types: pv64 pv32pae pvh32
+ */
 #include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/setup.h>
 
 #include <arch/hypercall.h>
 
-enum check_status check_console_ring(struct detail *d)
+static enum check_status check_console_ring(struct detail *d)
 {
     if ( is_initial_domain() )
     {
@@ -18,8 +22,9 @@ enum check_status check_console_ring(struct detail *d)
                xen_start_info->console.domU.evtchn);
     return CHECK_OK;
 }
+PROBE_CHECK(040, "console-ring", check_console_ring);
 
-enum check_status check_console_io(struct detail *d)
+static enum check_status check_console_io(struct detail *d)
 {
     /* A zero-length write: XSM decides before anything is printed. */
     long rc = hypervisor_console_io(CONSOLEIO_write, 0, "");
@@ -37,3 +42,4 @@ enum check_status check_console_io(struct detail *d)
                    " will appear on Xen's console");
     return CHECK_OK;
 }
+PROBE_CHECK(050, "console-io", check_console_io);

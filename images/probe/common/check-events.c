@@ -1,4 +1,8 @@
-/* Event delivery: a loopback channel through the upcall, and VIRQ_TIMER. */
+/*
+ * Event delivery: a loopback channel through the upcall, and VIRQ_TIMER.
+ *
+ * Guest types: pv64 pv32pae pvh32
+ */
 #include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/events.h>
@@ -8,6 +12,7 @@
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
 #include <arch/time.h>
+#include <arch/upcall.h>
 
 /* Short enough to stay within the probe's 3 s budget even when they fail. */
 #define UPCALL_WAIT MILLISECONDS(100)
@@ -33,7 +38,7 @@ static uint64_t await_upcall(evtchn_port_t port, uint32_t before,
     }
 }
 
-enum check_status check_evtchn_upcall(struct detail *d)
+static enum check_status check_evtchn_upcall(struct detail *d)
 {
     evtchn_port_t sender, receiver;
     long rc = events_callbacks_rc();
@@ -42,8 +47,7 @@ enum check_status check_evtchn_upcall(struct detail *d)
 
     if ( rc )
     {
-        detail_add(d, "HYPERVISOR_set_callbacks refused (" RC_FMT ")",
-                   RC_ARGS(rc));
+        detail_add(d, UPCALL_HOW " refused (" RC_FMT ")", RC_ARGS(rc));
         return CHECK_FAIL;
     }
     rc = evtchn_bind_loopback(&sender, &receiver);
@@ -78,8 +82,9 @@ enum check_status check_evtchn_upcall(struct detail *d)
     detail_add(d, "upcall after %lu us", AS_US(arrived - start));
     return CHECK_OK;
 }
+PROBE_CHECK(080, "evtchn-upcall", check_evtchn_upcall);
 
-enum check_status check_timer(struct detail *d)
+static enum check_status check_timer(struct detail *d)
 {
     struct vcpu_set_singleshot_timer timer = { .flags = 0 };
     evtchn_port_t port;
@@ -131,3 +136,4 @@ enum check_status check_timer(struct detail *d)
                    AS_US(timer.timeout_abs_ns - arrived));
     return CHECK_OK;
 }
+PROBE_CHECK(090, "timer", check_timer);

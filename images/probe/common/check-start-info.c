@@ -1,4 +1,8 @@
-/* What the domain builder handed over in start_info. */
+/*
+ * What the domain builder handed over in start_info.
+ *
+ * Guest types: pv64 pv32pae
+ */
 #include <probe/check.h>
 #include <probe/cmdline.h>
 #include <probe/setup.h>
@@ -7,7 +11,7 @@
 #include <arch/guest.h>
 #include <arch/page.h>
 
-enum check_status check_start_info(struct detail *d)
+static enum check_status check_start_info(struct detail *d)
 {
     const start_info_t *si = xen_start_info;
     enum check_status status = CHECK_OK;
@@ -38,3 +42,4 @@ enum check_status check_start_info(struct detail *d)
     }
     return status;
 }
+PROBE_CHECK(030, "start-info", check_start_info);

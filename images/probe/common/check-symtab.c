@@ -6,6 +6,8 @@
  * sections (null, symtab, strtab), offsets relative to that header.
  * FreeBSD's ddb names functions from it. The probe finds its own
  * probe_main there.
+ *
+ * Guest types: pv64 pv32pae
  */
 #include <probe/check.h>
 #include <probe/elf.h>
@@ -17,7 +19,7 @@
 
 extern char _end[];
 
-enum check_status check_bsd_symtab(struct detail *d)
+static enum check_status check_bsd_symtab(struct detail *d)
 {
     const char *start =
         (const char *)(((unsigned long)_end + sizeof(long) - 1) &
@@ -82,3 +84,4 @@ enum check_status check_bsd_symtab(struct detail *d)
     detail_add(d, "found at 0x%lx", found);
     return CHECK_OK;
 }
+PROBE_CHECK(060, "bsd-symtab", check_bsd_symtab);

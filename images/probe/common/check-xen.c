@@ -1,4 +1,8 @@
-/* What Xen is: its version, capabilities and features (XENVER_*). */
+/*
+ * What Xen is: its version, capabilities and features (XENVER_*).
+ *
+ * Guest types: pv64 pv32pae pvh32
+ */
 #include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/string.h>
@@ -9,7 +13,7 @@
 #include <arch/guest.h>
 #include <arch/hypercall.h>
 
-enum check_status check_xen_version(struct detail *d)
+static enum check_status check_xen_version(struct detail *d)
 {
     static xen_extraversion_t extra;
     static xen_capabilities_info_t caps;
@@ -47,8 +51,9 @@ enum check_status check_xen_version(struct detail *d)
                    : "; no xen-3.0-x86_32p: 32-bit PV guests cannot run here");
     return CHECK_OK;
 }
+PROBE_CHECK(010, "xen-version", check_xen_version);
 
-enum check_status check_features(struct detail *d)
+static enum check_status check_features(struct detail *d)
 {
 #define FEATURE(name) [XENFEAT_##name] = #name
     static const char *const names[] = {
@@ -103,11 +108,20 @@ enum check_status check_features(struct detail *d)
         detail_add(d, " %s=%s", names[optional[bit]],
                    info.submap & (1U << optional[bit]) ? "present" : "absent");
     /* The branch's pmap hands Xen machine frames: translation breaks it. */
-    if ( info.submap & (1U << XENFEAT_auto_translated_physmap) )
+    if ( GUEST_DIRECT_PAGING &&
+         info.submap & (1U << XENFEAT_auto_translated_physmap) )
     {
         detail_add(d,
                    "; auto_translated_physmap: the branch needs direct paging");
         return CHECK_FAIL;
     }
+    /* A PVH kernel (FreeBSD's GENERIC) takes its events as a vector. */
+    if ( !GUEST_DIRECT_PAGING &&
+         !(info.submap & (1U << XENFEAT_hvm_callback_vector)) )
+    {
+        detail_add(d, "; no hvm_callback_vector: no event upcall for PVH");
+        return CHECK_FAIL;
+    }
     return CHECK_OK;
 }
+PROBE_CHECK(020, "features", check_features);

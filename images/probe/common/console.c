@@ -27,8 +27,6 @@ static unsigned int input_len, input_pos;
 
 long console_init(void)
 {
-    long rc;
-
     if ( is_initial_domain() )
     {
         /* Without the VIRQ, input is still polled every RECHECK_NS. */
@@ -37,10 +35,9 @@ long console_init(void)
         return 0;
     }
 
-    rc = map_machine_frame(ring_page, xen_start_info->console.domU.mfn);
-    if ( rc )
-        return rc;
-    ring = (struct xencons_interface *)ring_page;
+    ring = frame_map(ring_page, xen_start_info->console.domU.mfn);
+    if ( !ring )
+        return -1;
     port = xen_start_info->console.domU.evtchn;
     return 0;
 }

@@ -5,7 +5,7 @@
 
 #include <arch/cpu.h>
 #include <arch/hypercall.h>
-#include <arch/traps.h>
+#include <arch/upcall.h>
 
 #define BITS_PER_WORD (sizeof(xen_ulong_t) * 8)
 
@@ -19,10 +19,7 @@ static volatile vcpu_info_t *vcpu0(void)
 
 long events_init(void)
 {
-    /* The syscall callback comes with the trap checks (traps_enable). */
-    callbacks_rc =
-        hypervisor_set_callbacks((unsigned long)probe_upcall_entry,
-                                 (unsigned long)probe_failsafe_entry, 0);
+    callbacks_rc = upcall_register();
     return callbacks_rc;
 }
 
@@ -35,6 +32,7 @@ uint8_t events_mask(void)
 {
     uint8_t previous = vcpu0()->evtchn_upcall_mask;
 
+    upcall_gate(false);
     vcpu0()->evtchn_upcall_mask = 1;
     barrier();
     return previous;
@@ -44,6 +42,7 @@ void events_unmask(void)
 {
     barrier();
     vcpu0()->evtchn_upcall_mask = 0;
+    upcall_gate(true);
     barrier();
     /*
      * Xen only delivers the upcall on its way back to the guest, so an event

@@ -15,9 +15,10 @@ static uint8_t shared_info_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 void probe_main(const start_info_t *si)
 {
     xen_start_info = si;
-    if ( map_machine_frame(shared_info_page, si->shared_info >> PAGE_SHIFT) )
+    xen_shared_info =
+        frame_map(shared_info_page, si->shared_info >> PAGE_SHIFT);
+    if ( !xen_shared_info )
         boot_fatal("cannot map the shared info page");
-    xen_shared_info = (shared_info_t *)shared_info_page;
     probe_started_ns = time_now_ns();
     /* The probe's resting state (probe/events.h), whatever the builder left. */
     events_mask();

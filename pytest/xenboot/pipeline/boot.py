@@ -338,6 +338,8 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
         bits = record["kernel"]["bits"]
         gdb_server = gdb.GdbServer(out, lambda: host.attach_gdbsx(domain.domid, bits))
         teardown.callback(gdb_server.close)
+        gdb_limits = gdb.limits(record["kernel"]["guest_type"], record["host"].get("accelerator"))
+        gdb.write_limits(out, gdb_limits)
     with record.stage("console"):
         outcome = target.session.judge()
     if outcome.verdict is Verdict.INFRA:
@@ -348,7 +350,7 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     outcome.to_result(record)
     if gdb_server and outcome.verdict in GDB_VERDICTS:
         with record.stage("gdb"):
-            record["gdb"] = _gdb_record(gdb_server, out)
+            record["gdb"] = _gdb_record(gdb_server, out, gdb_limits)
     target.verdict, target.message = outcome.verdict, outcome.message
 
 
@@ -357,13 +359,15 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
 GDB_VERDICTS = {Verdict.CRASH, Verdict.PANIC, Verdict.DEBUGGER, Verdict.HANG, Verdict.TIMEOUT}
 
 
-def _gdb_record(server, out):
+def _gdb_record(server, out, limits):
     """result.json `gdb`: a batch gdb session on the failed domain, or why
-    there is none (never the verdict's business)."""
+    there is none (never the verdict's business), and what gdb cannot do
+    on it."""
     try:
-        return gdb.batch(gdb.kernel_in(out), server.path)
+        found = gdb.batch(gdb.kernel_in(out), server.path)
     except HarnessError as e:
-        return {"error": "; ".join([e.message, *server.errors])}
+        found = {"error": "; ".join([e.message, *server.errors])}
+    return {**found, "limits": limits} if limits else found
 
 
 def _report_match(event, progress):

@@ -30,11 +30,17 @@ DOM0_CRASH = re.compile(r"\] (?:traps: )?(\S+?)\[\d+\]:? (segfault at \S+ ip \S+
 LOAD_EVERY = 10.0
 
 
-def matrix(boots, flavour):
-    """`boots` rows of the probe kernel with its spec on lab `flavour`."""
+# The probe build each lab CPU profile runs: the PV probe on pv, its PVH
+# build on hvm (a row's profile follows its kernel's guest type).
+PROBE_FOR_CPU = {labconfig.PV_PROFILE: "probe", "hvm": "probe-pvh32"}
+
+
+def matrix(boots, flavour, cpu_profile=labconfig.PV_PROFILE):
+    """`boots` rows of the probe kernel with its spec on lab `flavour`, the
+    probe build that `cpu_profile` runs."""
     rows = "".join(f'\n[[boot]]\nname = "soak-{i:04d}"\nkernel = "probe"\nspec = "probe"\nlab = "{flavour}"\n'
                    for i in range(1, boots + 1))
-    return '[kernel.probe]\nfrom = "probe"\n' + rows
+    return f'[kernel.probe]\nfrom = "probe"\nfile = "{PROBE_FOR_CPU[cpu_profile]}"\n' + rows
 
 
 def cause(message):
@@ -134,13 +140,13 @@ def last_path(flavour, root=None):
     return pathlib.Path(root or paths.out_root() / "soak") / f"last-{flavour}.json"
 
 
-def run_soak(boots, flavour=None, parallel=4, out=None, lab_config=None, progress=None):
+def run_soak(boots, flavour=None, parallel=4, out=None, lab_config=None, progress=None, cpu_profile=None):
     if boots < 1:
         raise BadInput(f"--boots {boots}: at least 1")
     flavour = labconfig.flavour(labconfig.load(lab_config), flavour)[0]
     run_dir = pathlib.Path(result.run_dir(out, "soak"))
     matrix_path = run_dir / "soak-matrix.toml"
-    matrix_path.write_text(matrix(boots, flavour))
+    matrix_path.write_text(matrix(boots, flavour, cpu_profile or labconfig.PV_PROFILE))
     with LoadSampler() as load:
         summary = nightly.run_nightly(matrix_path, run_dir / "nightly", parallel, lab_config=lab_config,
                                       progress=progress)
@@ -155,7 +161,8 @@ def run_soak(boots, flavour=None, parallel=4, out=None, lab_config=None, progres
 def _command(args):
     try:
         with sigterm_raises(), Progress() as progress:
-            data = run_soak(args.boots, args.lab, args.parallel, args.out, args.lab_config, progress)
+            data = run_soak(args.boots, args.lab, args.parallel, args.out, args.lab_config, progress,
+                            cpu_profile=args.lab_cpu)
     except (KeyboardInterrupt, Terminated):
         print("xenboot: INFRA: soak interrupted; its boots are in its run folder", flush=True)
         return Verdict.INFRA.exit_status
@@ -175,6 +182,8 @@ def add_parser(sub):
     option = functools.partial(inputs.option, p)
     option("--boots", default=500, help="probe boots (rows; default 500)", check=BOOTS)
     option("--lab", help="lab flavour: debian or debug (default lab.toml's)", check=labconfig.FLAVOUR_INPUT)
+    option("--lab-cpu", help="the lab's CPU: pv (the PV probe, default) or hvm (the PVH probe)",
+           check=labconfig.CPU_PROFILE_INPUT)
     option("--parallel", default=4, help="guests booting at once (default 4)", check=schedule.PARALLEL)
     option("--out", help="run folder (default out/soak/<UTC time>-<id>)", check=OUT)
     option("--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)

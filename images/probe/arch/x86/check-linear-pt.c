@@ -5,11 +5,13 @@
  * read-only, and only with pv-linear-pt enabled (the default). Install one
  * in the table that maps the probe with MMU_UPDATE, read the tables back
  * through it, remove it.
+ *
+ * Guest types: pv64 pv32pae
  */
+#include <probe/check.h>
 #include <probe/errno.h>
 #include <probe/main.h>
 
-#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/page.h>
 
@@ -60,7 +62,7 @@ static long set_entry(xen_pfn_t table_mfn, unsigned long slot, uint64_t val)
     return hypervisor_mmu_update(&req, 1, &done, DOMID_SELF);
 }
 
-enum check_status check_linear_pt(struct detail *d)
+static enum check_status check_linear_pt(struct detail *d)
 {
     unsigned long text = (unsigned long)probe_main;
     const uint64_t *table = page_table((const void *)text, LINEAR_SHIFT);
@@ -138,3 +140,4 @@ enum check_status check_linear_pt(struct detail *d)
     }
     return CHECK_OK;
 }
+PROBE_CHECK(070, "linear-pt", check_linear_pt);

@@ -3,10 +3,12 @@
  * its system call, a user-mode `int $N` through a DPL 3 gate, and ddb's
  * tools in kernel mode: int3 breakpoints, single-stepping with TF, and
  * watchpoints in the debug registers (HYPERVISOR_set_debugreg).
+ *
+ * Guest types: pv64 pv32pae
  */
+#include <probe/check.h>
 #include <probe/errno.h>
 
-#include <arch/checks.h>
 #include <arch/hypercall.h>
 #include <arch/traps.h>
 
@@ -127,7 +129,7 @@ static enum check_status user_round_trip(struct detail *d, void (*code)(void),
     return finish(CHECK_FAIL);
 }
 
-enum check_status check_trap_syscall(struct detail *d)
+static enum check_status check_trap_syscall(struct detail *d)
 {
     struct trap_record t = { 0, 0, 0, 0 };
 
@@ -135,8 +137,9 @@ enum check_status check_trap_syscall(struct detail *d)
     return user_round_trip(d, probe_user_syscall, SYSCALL_VECTOR,
                            probe_user_syscall_after, &t);
 }
+PROBE_CHECK(100, "trap-syscall", check_trap_syscall);
 
-enum check_status check_trap_user_int(struct detail *d)
+static enum check_status check_trap_user_int(struct detail *d)
 {
     struct trap_record t = { 0, 0, 0, 0 };
     enum check_status status;
@@ -161,8 +164,9 @@ enum check_status check_trap_user_int(struct detail *d)
     }
     return status;
 }
+PROBE_CHECK(110, "trap-user-int", check_trap_user_int);
 
-enum check_status check_trap_int3(struct detail *d)
+static enum check_status check_trap_int3(struct detail *d)
 {
     if ( !start(d) )
         return finish(CHECK_FAIL);
@@ -181,8 +185,9 @@ enum check_status check_trap_int3(struct detail *d)
                (unsigned long)probe_int3_after);
     return finish(CHECK_FAIL);
 }
+PROBE_CHECK(120, "trap-int3", check_trap_int3);
 
-enum check_status check_trap_single_step(struct detail *d)
+static enum check_status check_trap_single_step(struct detail *d)
 {
     unsigned int i;
 
@@ -202,8 +207,9 @@ enum check_status check_trap_single_step(struct detail *d)
                (unsigned long)probe_ss_2, (unsigned long)probe_ss_3);
     return finish(CHECK_FAIL);
 }
+PROBE_CHECK(130, "trap-single-step", check_trap_single_step);
 
-enum check_status check_trap_watchpoint(struct detail *d)
+static enum check_status check_trap_watchpoint(struct detail *d)
 {
     static volatile unsigned int watched __attribute__((aligned(8)));
     long rc;
@@ -242,3 +248,4 @@ enum check_status check_trap_watchpoint(struct detail *d)
                (unsigned long)probe_watch_after);
     return finish(CHECK_FAIL);
 }
+PROBE_CHECK(140, "trap-watchpoint", check_trap_watchpoint);

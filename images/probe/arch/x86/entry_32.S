@@ -32,24 +32,7 @@ _start:
  * and return through HYPERVISOR_iret: its stub pushes EAX itself. Xen
  * restores the upcall mask from the saved EFLAGS.IF.
  */
-        .type   trap_common, @function
-trap_common:
-        push    %ds
-        push    %es
-        pushal
-        mov     $FLAT_KERNEL_DS, %eax
-        mov     %eax, %ds
-        mov     %eax, %es
-        mov     %esp, %eax
-        push    %eax
-        call    probe_trap
-        add     $4, %esp
-        popal
-        pop     %es
-        pop     %ds
-        add     $8, %esp
-        jmp     HYPERCALL_IRET
-        .size   trap_common, . - trap_common
+        TRAP_COMMON_32 FLAT_KERNEL_DS, jmp HYPERCALL_IRET
 
         .globl  probe_failsafe_entry
         .type   probe_failsafe_entry, @function

@@ -1,6 +1,6 @@
 /*
- * The page Xen fills with hypercall stubs at load time (HYPERCALL_PAGE
- * note). Until then it is int3 throughout, so a call through an unfilled
+ * The page Xen fills with hypercall stubs: at load time (HYPERCALL_PAGE
+ * note, PV) or when the guest asks for it (PVH). Until then it is int3 throughout, so a call through an unfilled
  * page traps at once. The stubs the probe uses get their own symbols so a
  * RIP inside the page resolves (nm) to the hypercall it is in.
  */
@@ -23,6 +23,7 @@ hypercall_##name:
 hypercall_page:
         STUB(mmu_update)
         STUB(set_callbacks)
+        STUB(memory_op)
         STUB(update_va_mapping)
         STUB(xen_version)
         STUB(console_io)
@@ -30,4 +31,5 @@ hypercall_page:
         STUB(vcpu_op)
         STUB(sched_op)
         STUB(event_channel_op)
+        STUB(hvm_op)
         .org    hypercall_page + PAGE_SIZE, 0xcc

@@ -3,7 +3,12 @@
  * name probe_virt_base, so Xen maps each segment at its link address.
  * Run through the C preprocessor once per guest type.
  */
-#ifdef __x86_64__
+#if defined(GUEST_PVH)
+/* PVH: paging off, so the link address is physical: 1 MiB, as XTF's. */
+OUTPUT_FORMAT("elf32-i386")
+OUTPUT_ARCH(i386)
+#define KERNBASE 0x100000
+#elif defined(__x86_64__)
 OUTPUT_FORMAT("elf64-x86-64")
 OUTPUT_ARCH(i386:x86-64)
 #define KERNBASE 0xffffffff80000000
@@ -43,7 +48,14 @@ SECTIONS
         probe_user_text_end = .;
         *(.text .text.*)
     } :image
-    .rodata : { *(.rodata .rodata.*) } :image
+    .rodata : {
+        /* The boot checks, sorted by their order (probe/check.h). */
+        . = ALIGN(8);
+        probe_checks = .;
+        KEEP(*(SORT(.rodata.probe_checks.*)))
+        probe_checks_end = .;
+        *(.rodata .rodata.*)
+    } :image
     .note.Xen : { *(.note.Xen) } :image :note
 
     .data : { *(.data .data.*) } :image

@@ -5,7 +5,7 @@
  * probe is loaded the way that kernel is. The pv32pae build says PAE_MODE
  * "yes" like FreeBSD's i386 XEN kernel (options PAE): Xen then loads it as
  * xen-3.0-x86_32p, the only 32-bit PV type Xen 4.x runs. Addresses are
- * notes of the guest's word size.
+ * notes of the guest's word size. The pvh32 build has its own few.
  */
 #include <probe/xen.h>
 #include <probe/version.h>
@@ -35,6 +35,15 @@
         XEN_NOTE(XEN_ELFNOTE_GUEST_VERSION,  .asciz PROBE_VERSION)
         XEN_NOTE(XEN_ELFNOTE_XEN_VERSION,    .asciz "xen-3.0")
         XEN_NOTE(XEN_ELFNOTE_LOADER,         .asciz "generic")
+#ifdef GUEST_PVH
+/*
+ * PVH: the physical entry point is what makes Xen start it as PVH (as
+ * XTF's hvm tests and FreeBSD's GENERIC); without the PV notes' addresses
+ * it loads the image at its physical addresses, and no FEATURES note means
+ * none of PV's writable_page_tables (the harness's PVH test).
+ */
+        XEN_NOTE(XEN_ELFNOTE_PHYS32_ENTRY,   .long _start)
+#else
         XEN_NOTE(XEN_ELFNOTE_VIRT_BASE,      ADDR probe_virt_base)
         XEN_NOTE(XEN_ELFNOTE_PADDR_OFFSET,   ADDR probe_virt_base)
         XEN_NOTE(XEN_ELFNOTE_ENTRY,          ADDR _start)
@@ -46,3 +55,4 @@
         XEN_NOTE(XEN_ELFNOTE_L1_MFN_VALID,   .quad PTE_PRESENT; .quad PTE_PRESENT)
         XEN_NOTE(XEN_ELFNOTE_SUSPEND_CANCEL, .long 0)
         XEN_NOTE(XEN_ELFNOTE_BSD_SYMTAB,     .asciz "yes")
+#endif

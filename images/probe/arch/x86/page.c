@@ -33,6 +33,11 @@ long map_machine_frame(void *va, xen_pfn_t mfn)
     return map_page(va, mfn, PAGE_RW_FLAGS);
 }
 
+void *frame_map(void *spare, xen_pfn_t frame)
+{
+    return map_machine_frame(spare, frame) ? NULL : spare;
+}
+
 long map_user_page(const void *va)
 {
     return map_page(va, virt_to_mfn(va), PAGE_RW_FLAGS | PTE_USER);

@@ -13,7 +13,7 @@
 
 #include <probe/format.h>
 
-/* Returns 0 or the failed hypercall's result. Needs xen_shared_info. */
+/* Returns 0, or -1 if the ring cannot be mapped. Needs xen_shared_info. */
 long console_init(void);
 
 /* "ring" or "console_io". */

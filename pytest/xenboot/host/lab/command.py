@@ -87,7 +87,7 @@ def shell(args):
     with tempfile.TemporaryDirectory(prefix="xenboot-lab-") as run_dir:
         os.mkdir(os.path.join(run_dir, "share"))
         with lab_host(run_dir, os.path.join(run_dir, "share"), args.lab_config,
-                      flavour=args.lab) as host:
+                      flavour=args.lab, cpu_profile=args.lab_cpu or labconfig.PV_PROFILE) as host:
             attachment = host.open_shell()
             print(f"lab: dom0 shell; {terminal.ESCAPE_NAME} or `exit` leaves and stops the host\r",
                   flush=True)
@@ -114,6 +114,9 @@ def add_parser(sub):
                                  ("shell", shell, "a shell in a fresh host's dom0")):
         p = lab.add_parser(name, help=helptext)
         _common(p)
+        if name == "shell":
+            inputs.option(p, "--lab-cpu", help="the lab's CPU: pv (default) or hvm (SVM, the PVH guests' host)",
+                          check=labconfig.CPU_PROFILE_INPUT)
         p.set_defaults(func=func)
     p = lab.add_parser("exec", help="run one command in a fresh host's dom0")
     inputs.option(p, "--share", help="host folder mounted read-only at /share in dom0",

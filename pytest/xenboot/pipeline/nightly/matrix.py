@@ -24,7 +24,7 @@ KERNEL_SOURCES = {"probe": {"file"}, "lab-linux": set(), "freebsd": {"kernconf",
                   "path": {"path"}, "folder": {"folder", "glob"}}
 KERNEL_COMMON = {"from", "cmdline", "memory"}
 ROW_KEYS = {"name", "kernel", "spec", "cmdline", "hosts", "expect", "lab", "memory"}
-PROBE_FILES = ("probe", "probe-pv32pae", "crash-at-entry")
+PROBE_FILES = ("probe", "probe-pv32pae", "probe-pvh32", "crash-at-entry")
 MATRIX_FILE = inputs.File("matrix", "give a nightly matrix TOML (like configs/nightly.toml)", inputs.TEXT_MAX,
                           text=True)
 

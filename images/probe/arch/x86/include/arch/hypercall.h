@@ -1,8 +1,10 @@
 /*
- * Hypercalls through the page Xen fills in at load time (HYPERCALL_PAGE
- * note). Arguments go in rdi, rsi, rdx, r10, r8 (pv64) or ebx, ecx, edx,
- * esi, edi (pv32) and may come back clobbered (debug builds of Xen poison
- * them), so every argument is an in/out operand.
+ * Hypercalls through the page Xen fills in: a PV guest's at load time
+ * (HYPERCALL_PAGE note), a PVH guest's when it writes the page's address
+ * to Xen's MSR (arch/x86/pvh.c). Arguments go in rdi, rsi, rdx, r10, r8
+ * (pv64) or ebx, ecx, edx, esi, edi (pv32, pvh32) and may come back
+ * clobbered (debug builds of Xen poison them), so every argument is an
+ * in/out operand.
  */
 #ifndef ARCH_HYPERCALL_H
 #define ARCH_HYPERCALL_H
@@ -16,6 +18,7 @@
 #ifndef __ASSEMBLY__
 
 #include <probe/xen.h>
+#include <xen/hvm/hvm_op.h>
 
 extern char hypercall_page[];
 
@@ -153,6 +156,35 @@ static inline long hypervisor_sched_op(int cmd, void *arg)
 static inline long hypervisor_event_channel_op(int cmd, void *arg)
 {
     return hypercall2(__HYPERVISOR_event_channel_op, cmd, (unsigned long)arg);
+}
+
+static inline long hypervisor_memory_op(int cmd, void *arg)
+{
+    return hypercall2(__HYPERVISOR_memory_op, cmd, (unsigned long)arg);
+}
+
+static inline long hypervisor_hvm_op(int cmd, void *arg)
+{
+    return hypercall2(__HYPERVISOR_hvm_op, cmd, (unsigned long)arg);
+}
+
+/* An HVM parameter of the probe's own domain (PVH). */
+static inline long hvm_param_set(uint32_t index, uint64_t value)
+{
+    struct xen_hvm_param param = { .domid = DOMID_SELF,
+                                   .index = index,
+                                   .value = value };
+
+    return hypervisor_hvm_op(HVMOP_set_param, &param);
+}
+
+static inline long hvm_param_get(uint32_t index, uint64_t *value)
+{
+    struct xen_hvm_param param = { .domid = DOMID_SELF, .index = index };
+    long rc = hypervisor_hvm_op(HVMOP_get_param, &param);
+
+    *value = param.value;
+    return rc;
 }
 
 #endif /* !__ASSEMBLY__ */

@@ -50,6 +50,14 @@ xen_pfn_t virt_to_mfn(const void *va);
 /* Replace the page at va (page aligned, ours) by the machine frame mfn. */
 long map_machine_frame(void *va, xen_pfn_t mfn);
 
+/*
+ * Where the probe reads a frame Xen named (a PV guest's machine frame, a
+ * PVH guest's own frame): PV maps it over spare (page aligned, ours); PVH,
+ * running with paging off, finds it at its physical address. NULL if it
+ * cannot be mapped.
+ */
+void *frame_map(void *spare, xen_pfn_t frame);
+
 /* Let user mode read, write and run the page at va (ours, initial mapping). */
 long map_user_page(const void *va);
 

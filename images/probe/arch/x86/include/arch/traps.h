@@ -72,6 +72,32 @@
         TRAP_ENTRY probe_trap_int80, TRAP_INT80
 .endm
 
+/*
+ * The 32-bit trap_common (pv32pae, pvh32): save every register (struct
+ * trap_frame) with the kernel's data segments loaded, call probe_trap,
+ * restore, drop vector and error code, and return the guest type's way.
+ */
+.macro TRAP_COMMON_32 kernel_ds, return:vararg
+        .type   trap_common, @function
+trap_common:
+        push    %ds
+        push    %es
+        pushal
+        mov     $\kernel_ds, %eax
+        mov     %eax, %ds
+        mov     %eax, %es
+        mov     %esp, %eax
+        push    %eax
+        call    probe_trap
+        add     $4, %esp
+        popal
+        pop     %es
+        pop     %ds
+        add     $8, %esp
+        \return
+        .size   trap_common, . - trap_common
+.endm
+
 /* clang-format on */
 
 #else
