@@ -37,14 +37,19 @@ def debian_vmlinuz():
 
 
 # Trees outside the project that some tests build (never committed): the
-# marker, the variable naming the tree, and what to set it to.
+# marker, the variable, what it names, and whether the tests so marked need
+# it set (skipped without it) or unset (skipped while it is set).
 TREES = {
-    "real_tree": ("XENBOOT_REAL_TREE", "a real FreeBSD 10 source tree"),
+    "real_tree": ("XENBOOT_REAL_TREE", "a real FreeBSD 10 source tree", "set"),
     "branch_tree": ("XENBOOT_BRANCH_TREE", "a reconstruction of the amd64_xen_pv branch's tree "
-                                           "(the branch's amd64 files over a FreeBSD 10 tree)"),
-    "xtf_tree": ("XENBOOT_XTF", "XTF (xen-project/xtf), built outside the project"),
+                                           "(the branch's amd64 files over a FreeBSD 10 tree)", "set"),
+    "xtf_tree": ("XENBOOT_XTF", "XTF (xen-project/xtf), built outside the project", "set"),
     "modern_tree": ("XENBOOT_MODERN_TREE", "a FreeBSD 12.2-14.x source tree (through its own "
-                                           "tools/build/make.py)"),
+                                           "tools/build/make.py)", "set"),
+    # The modern_tree tests copy it instead of building from nothing (75 min
+    # on 2 cores); a test of the build from nothing needs it unset.
+    "fresh_objdir": ("XENBOOT_MODERN_OBJDIR", "a finished object folder (MAKEOBJDIRPREFIX) of "
+                                              "$XENBOOT_MODERN_TREE's GENERIC, copied, never written", "unset"),
 }
 
 
@@ -52,9 +57,13 @@ def pytest_configure(config):
     # A user's suite may skip what a broken boot cannot test; here a boot
     # that does not PASS is the harness failing, and a skip would hide it.
     config.option.xenboot_fail_unbooted = True
-    for marker, (variable, what) in TREES.items():
-        config.addinivalue_line("markers", f"{marker}: builds {what}, ${variable} (skipped without it; "
-                                           "CI has none)")
+    for marker, (variable, what, needs) in TREES.items():
+        if needs == "set":
+            config.addinivalue_line("markers", f"{marker}: builds {what}, ${variable} (skipped without it; "
+                                               "CI has none)")
+        else:
+            config.addinivalue_line("markers", f"{marker}: builds in an object folder of its own, from "
+                                               f"nothing (skipped while ${variable} names {what})")
     config.addinivalue_line("markers", "lab: boots QEMU's embedded lab or a real guest (a test not marked "
                                        "so that starts a Xen host fails; `make test-fast` leaves these out)")
     config.addinivalue_line("markers", "slow: boots nothing but takes long (builds, downloads); "
@@ -66,13 +75,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
-    for marker, (variable, what) in TREES.items():
-        if os.environ.get(variable):
+    for marker, (variable, what, needs) in TREES.items():
+        value = os.environ.get(variable)
+        if needs == "set" and not value:
+            reason = f"{variable} is not set: set it to {what} to run the builds of one"
+        elif needs == "unset" and value:
+            reason = (f"{variable}={value} is set, and this test builds from nothing in an object folder of "
+                      f"its own: unset {variable} to run it")
+        else:
             continue
-        skip = pytest.mark.skip(reason=f"{variable} is not set: set it to {what} to run the builds of one")
         for item in items:
             if marker in item.keywords:
-                item.add_marker(skip)
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def _tree(marker):
@@ -101,6 +115,13 @@ def branch_tree():
 def modern_tree():
     """The FreeBSD 12.2-14.x tree $XENBOOT_MODERN_TREE names (only modern_tree tests run with it)."""
     return _tree("modern_tree")
+
+
+@pytest.fixture(scope="session")
+def modern_objdir():
+    """The finished object folder $XENBOOT_MODERN_OBJDIR names, or None (build from nothing)."""
+    value = os.environ.get(TREES["fresh_objdir"][0])
+    return pathlib.Path(value).resolve() if value else None
 
 
 

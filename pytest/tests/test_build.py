@@ -6,9 +6,11 @@ results say so); the era check, and the make.py driver's steps on that
 fixture made to say 13.2 with a FAKE make.py. Builds of real trees are at
 the end: a FreeBSD 10 tree (real_tree) and a 12.2-14.x one (modern_tree).
 """
+import hashlib
 import json
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import struct
@@ -637,21 +639,39 @@ def test_freebsd_host_cross_builds_i386_one_level_deeper(tree, tmp_path, fake_fr
 # ------------------------------------- a real FreeBSD tree ($XENBOOT_REAL_TREE)
 
 class RealBuilds:
-    """Builds of the real tree, each done once for the module: i386 XEN (the
-    i386 PV kernel) and amd64 GENERIC (no PV support) share one object folder."""
+    """Builds of a real tree, each done once for the module: (target, KERNCONF,
+    object folder, run). With a seed, a finished object folder of the tree,
+    each object folder starts as a copy of it instead of empty (seed_objdir)."""
 
-    def __init__(self, tree, tmp):
-        self.tree, self.tmp, self.done = tree, tmp, {}
+    def __init__(self, tree, tmp, seed=None):
+        self.tree, self.tmp, self.seed, self.done = tree, tmp, seed, {}
         self.state_before = driver.tree_state(tree)
 
     def get(self, target, kernconf, objdir="obj", run="1"):
         key = (target, kernconf, objdir, run)
         if key not in self.done:
+            if self.seed and not (self.tmp / objdir).exists():
+                seed_objdir(self.seed, self.tmp / objdir, kernel_dir=None if objdir == "obj" else
+                            driver.objtop_kernel_dir(self.tmp / objdir, self.tree, kernconf, driver.TARGETS[target]))
             out = self.tmp / f"out-{target}-{kernconf}-{objdir}-{run}"
             status = cli.main(["kernel", "--src", str(self.tree), "--objdir", str(self.tmp / objdir),
                                "--out", str(out), "--target", target, "--kernconf", kernconf])
             self.done[key] = status, json.loads((out / "result.json").read_text()), out
         return self.done[key]
+
+
+def seed_objdir(seed, objdir, kernel_dir=None):
+    """objdir as a copy of the finished object folder seed (times kept, so
+    make finds it up to date), without what make.py's bmake bootstrap made:
+    bmake has the seed's folder compiled in (its default system makefile
+    path), so the copy bootstraps its own. With kernel_dir, that kernel's
+    build folder is left out too: buildkernel compiles all of it again, with
+    the seed's toolchain."""
+    subprocess.run(["cp", "-a", str(seed), str(objdir)], check=True)
+    for name in ("bmake-build", "bmake-install"):
+        shutil.rmtree(objdir / name, ignore_errors=True)
+    if kernel_dir:
+        shutil.rmtree(kernel_dir)
 
 
 @pytest.fixture(scope="module")
@@ -698,23 +718,61 @@ def test_real_tree_amd64_generic_is_a_64_bit_kernel_without_pv_notes(real_builds
     assert elf["xen"] == {}
 
 
+JOB_HEADER = re.compile(r"--- (\S+) ---$")
+
+
+def job_lines(out):
+    """step_log() with make -j's output put back together, one job's lines
+    after another's: make prints a job's output in chunks (bmake's of 1024
+    bytes), each after a `--- target ---` line when another job printed in
+    between, so a long command line may be cut in two, the header right
+    after its first part."""
+    jobs, job = {}, None
+    for line in step_log(out):
+        header = JOB_HEADER.search(line)
+        if header:
+            # The start of a line the job's next chunk goes on with.
+            jobs[job] = jobs.get(job, "") + line[:header.start()]
+            job = header.group(1)
+        else:
+            jobs[job] = jobs.get(job, "") + line + "\n"
+    return "".join(jobs.values()).splitlines()
+
+
+def freebsd_clang_compiles(out):
+    """The sources the 10.x driver's cross compiler compiled, as build.log shows its command lines."""
+    return [l.split()[-1] for l in job_lines(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+
+
+def assert_no_change_rebuild(builds, target, kernconf, steps, compiles):
+    """A second run of the module's build, nothing changed: only `steps`,
+    nothing compiled, the same kernel. Returns the first run."""
+    first = builds.get(target, kernconf)
+    status, result, out = builds.get(target, kernconf, run="2")
+    assert status == 0 and result["build"]["steps"] == steps
+    assert compiles(out) == []
+    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+    return first
+
+
+def one_object_gone_compiles(builds, target, kernconf, steps, compiles):
+    """As a touched source would, without writing the tree: machdep.o
+    removed, the next run (only `steps`) compiles what it returns."""
+    result = builds.get(target, kernconf)[1]
+    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
+    status, result, out = builds.get(target, kernconf, run="one-object")
+    assert status == 0 and result["build"]["steps"] == steps
+    return compiles(out)
+
+
 @pytest.mark.real_tree
 def test_real_tree_rebuild_with_no_change_does_no_work(real_builds):
-    first = real_builds.get("i386", "XEN")
-    status, result, out = real_builds.get("i386", "XEN", run="2")
-    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
-    assert not [l for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
-    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+    assert_no_change_rebuild(real_builds, "i386", "XEN", ["host-tools", "all"], freebsd_clang_compiles)
 
 
 @pytest.mark.real_tree
 def test_real_tree_one_object_gone_rebuilds_it_and_relinks(real_builds):
-    """As a touched source would, without writing the tree: machdep.o removed."""
-    status, result, _ = real_builds.get("i386", "XEN")
-    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
-    status, result, out = real_builds.get("i386", "XEN", run="one-object")
-    assert status == 0 and result["build"]["steps"] == ["host-tools", "all"]
-    compiled = [l.split()[-1] for l in step_log(out) if l.split() and l.split()[0].endswith("/freebsd-clang")]
+    compiled = one_object_gone_compiles(real_builds, "i386", "XEN", ["host-tools", "all"], freebsd_clang_compiles)
     assert compiled == [f"{real_builds.tree}/sys/i386/i386/machdep.c", "vers.c"]
 
 
@@ -725,36 +783,57 @@ def test_real_tree_is_only_read(real_builds):
     assert driver.tree_state(real_builds.tree) == real_builds.state_before
 
 
+def differing_bytes(first, second):
+    """The offsets at which two files of the same size differ."""
+    a, b = first.read_bytes(), second.read_bytes()
+    assert len(a) == len(b)
+    block = 4096
+    return [i for start in range(0, len(a), block) if a[start:start + block] != b[start:start + block]
+            for i in range(start, min(start + block, len(a))) if a[i] != b[i]]
+
+
+def section_tail(path, name, size):
+    """The file offsets of the last `size` bytes of a section."""
+    with open(path, "rb") as f:
+        section = ELFFile(f).get_section_by_name(name)
+        end = section["sh_offset"] + section["sh_size"]
+        return range(end - size, end)
+
+
 @pytest.mark.real_tree
 def test_real_tree_clean_builds_in_two_object_folders_differ_only_in_the_version_string(real_builds):
     """newvers.sh writes the object folder into the kernel's `version`
     (`user@host:folder`); every other byte is the same."""
     first = real_builds.get("i386", "XEN")[2] / "kernel"
     second = real_builds.get("i386", "XEN", objdir="obj-other")[2] / "kernel"
-    a, b = first.read_bytes(), second.read_bytes()
-    assert len(a) == len(b)
-    block = 4096
-    differ = [i for start in range(0, len(a), block) if a[start:start + block] != b[start:start + block]
-              for i in range(start, min(start + block, len(a))) if a[i] != b[i]]
+    differ = differing_bytes(first, second)
     offset, version = symbol_bytes(first, "version")
     assert differ and all(offset <= i < offset + len(version) for i in differ)
-    assert b"obj-other" in b[offset:offset + len(version)]
+    assert b"obj-other" in second.read_bytes()[offset:offset + len(version)]
 
 
 # ------------------------ a FreeBSD 12.2-14.x tree ($XENBOOT_MODERN_TREE)
 
 @pytest.fixture(scope="module")
-def modern_builds(modern_tree, tmp_path_factory):
-    """Builds of the modern tree by its make.py, each done once for the module."""
-    return RealBuilds(modern_tree, tmp_path_factory.mktemp("modern"))
+def modern_builds(modern_tree, modern_objdir, tmp_path_factory):
+    """Builds of the modern tree by its make.py, each done once for the module:
+    from nothing, or from a copy of the object folder $XENBOOT_MODERN_OBJDIR."""
+    if modern_objdir:
+        kernel = driver.objtop_kernel_dir(modern_objdir, modern_tree, "GENERIC", driver.TARGETS["amd64"]) / "kernel"
+        if not kernel.is_file():
+            pytest.fail(f"XENBOOT_MODERN_OBJDIR={modern_objdir} holds no GENERIC kernel of {modern_tree} "
+                        f"(no {kernel}): name the object folder (MAKEOBJDIRPREFIX) of a finished "
+                        "`xenboot kernel --kernconf GENERIC` of that tree", pytrace=False)
+    return RealBuilds(modern_tree, tmp_path_factory.mktemp("modern"), seed=modern_objdir)
 
 
 def cross_compiles(out):
     """The sources the cross compiler compiled, as build.log shows its command lines."""
-    return [l.split()[-1] for l in step_log(out) if l.startswith(makepy.CROSS_BINDIR) and " -c " in l]
+    return [l.split()[-1] for l in job_lines(out) if l.startswith(makepy.CROSS_BINDIR) and " -c " in l]
 
 
 @pytest.mark.modern_tree
+@pytest.mark.fresh_objdir
 def test_modern_tree_generic_is_a_freebsd_kernel_with_the_pvh_entry(modern_builds):
     status, result, out = modern_builds.get("amd64", "GENERIC")
     assert status == 0, result["message"]
@@ -773,25 +852,43 @@ def test_modern_tree_generic_is_a_freebsd_kernel_with_the_pvh_entry(modern_build
 
 @pytest.mark.modern_tree
 def test_modern_tree_rebuild_with_no_change_compiles_nothing(modern_builds):
-    first = modern_builds.get("amd64", "GENERIC")
-    status, result, out = modern_builds.get("amd64", "GENERIC", run="2")
-    assert status == 0 and result["build"]["steps"] == ["buildkernel"]
-    assert cross_compiles(out) == []
-    assert result["kernel"]["sha256"] == first[1]["kernel"]["sha256"]
+    first = assert_no_change_rebuild(modern_builds, "amd64", "GENERIC", ["buildkernel"], cross_compiles)
+    if modern_builds.seed:
+        # The copy's first build, in another folder than the seed's objects
+        # were made in, is a no-change one too (bmake bootstrapped again).
+        assert first[1]["build"]["steps"] == ["bmake", "buildkernel"] and cross_compiles(first[2]) == []
+        seed_kernel = driver.objtop_kernel_dir(modern_builds.seed, modern_builds.tree, "GENERIC",
+                                               driver.TARGETS["amd64"]) / "kernel"
+        assert first[1]["kernel"]["sha256"] == hashlib.sha256(seed_kernel.read_bytes()).hexdigest()
 
 
 @pytest.mark.modern_tree
 def test_modern_tree_one_object_gone_rebuilds_it_and_relinks(modern_builds):
-    """As a touched source would, without writing the tree: machdep.o removed."""
-    status, result, _ = modern_builds.get("amd64", "GENERIC")
-    (pathlib.Path(result["build"]["built"]["path"]).parent / "machdep.o").unlink()
-    status, result, out = modern_builds.get("amd64", "GENERIC", run="one-object")
-    assert status == 0 and result["build"]["steps"] == ["buildkernel"]
-    assert f"{modern_builds.tree}/sys/amd64/amd64/machdep.c" in cross_compiles(out)
-    assert len(cross_compiles(out)) <= 2
+    compiled = one_object_gone_compiles(modern_builds, "amd64", "GENERIC", ["buildkernel"], cross_compiles)
+    # newvers.sh leaves vers.c alone when its text is the same (REPRODUCIBLE_BUILD: no date), so vers.o stays.
+    assert compiled == [f"{modern_builds.tree}/sys/amd64/amd64/machdep.c"]
 
 
 @pytest.mark.modern_tree
 def test_modern_tree_is_only_read(modern_builds):
     modern_builds.get("amd64", "GENERIC")
     assert driver.tree_state(modern_builds.tree) == modern_builds.state_before
+
+
+@pytest.mark.modern_tree
+@pytest.mark.slow
+def test_modern_tree_builds_in_two_object_folders_differ_only_in_the_build_id_and_debuglink(modern_builds):
+    """REPRODUCIBLE_BUILD keeps the folder out of `version`, but the object
+    folder is every object's DWARF DW_AT_comp_dir, so the two hashes over
+    the debug data differ: lld's build-id (.note.gnu.build-id's 20 bytes,
+    over all of kernel.full) and .gnu_debuglink's CRC32 of kernel.debug;
+    every other byte is the same (measured on 13.2). With a seed, the second
+    folder is the seed without its kernel's folder: all of the kernel is
+    compiled again, with the seed's toolchain."""
+    first = modern_builds.get("amd64", "GENERIC")[2] / "kernel"
+    status, result, out = modern_builds.get("amd64", "GENERIC", objdir="obj-other")
+    assert status == 0 and len(cross_compiles(out)) > 1000
+    differ = differing_bytes(first, out / "kernel")
+    build_id, crc = section_tail(first, ".note.gnu.build-id", 20), section_tail(first, ".gnu_debuglink", 4)
+    assert all(i in build_id or i in crc for i in differ)
+    assert any(i in build_id for i in differ) and any(i in crc for i in differ)
