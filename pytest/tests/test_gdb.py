@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 
 import pexpect
 import pytest
@@ -133,8 +132,11 @@ def gdb_at_the_prompt(tmp_path, kernel, *args):
             booting.wait(60)
 
 
-def break_on_echo_and_type_it(gdb, out):
-    """break cmd_echo, continue, `echo after gdb` at probe>: the breakpoint's address."""
+@contextlib.contextmanager
+def echo_typed_at_a_breakpoint(gdb, out):
+    """break cmd_echo, continue, `echo after gdb` at probe>: the
+    breakpoint's address, and the live console it was typed on (what the
+    guest prints from then on comes there as it is printed)."""
     gdb.expect_exact("(gdb) ")
     gdb.sendline("break cmd_echo")
     gdb.expect(r"Breakpoint 1 at (0x[0-9a-f]+): file common/commands\.c, line (\d+)\.")
@@ -144,15 +146,25 @@ def break_on_echo_and_type_it(gdb, out):
     gdb.expect_exact("Continuing.")
     with mirror.connect(str(out)) as console:
         console.sendall(b"echo after gdb\r")
-    return address
+        yield address, console
+
+
+def console_until(console, pattern, seconds):
+    """What the live console prints until `pattern` matches it (the match
+    and all it read), or until it ends or is quiet for `seconds`."""
+    console.settimeout(seconds)
+    seen = b""
+    with contextlib.suppress(TimeoutError):
+        while not pattern.search(seen) and (data := console.recv(4096)):
+            seen += data
+    return pattern.search(seen), seen
 
 
 def test_make_gdb_stops_the_probe_at_a_breakpoint_and_continues_it(tmp_path):
     """A developer's session: gdb on a running boot, a breakpoint on a probe
     command, hit when the command is typed at probe>, continued; the probe
     finishes the command and the boot passes."""
-    with gdb_at_the_prompt(tmp_path, "probe") as (booting, gdb, out):
-        break_on_echo_and_type_it(gdb, out)
+    with gdb_at_the_prompt(tmp_path, "probe") as (booting, gdb, out), echo_typed_at_a_breakpoint(gdb, out):
         gdb.expect(r"Breakpoint 1, cmd_echo \(arg=[^)]*\)\s+at common/commands\.c:(\d+)")
         assert int(gdb.match.group(1)) == line_of("static void cmd_echo") + 2
         gdb.expect_exact("(gdb) ")
@@ -175,13 +187,10 @@ def test_make_gdb_on_the_pvh_probe_says_its_breakpoints_go_to_the_guest(tmp_path
     # --no-core: dumping the crashed 128 MiB HVM domain took 5 minutes.
     with gdb_at_the_prompt(tmp_path, PVH, "--no-core") as (booting, gdb, out):
         gdb.expect_exact("gdb: " + guest_gdb.PVH_TCG_BREAKPOINTS)
-        address = break_on_echo_and_type_it(gdb, out)
         fatal = re.compile(rb"PROBE fatal: unexpected trap: vector 3 error code 0x0 at (0x[0-9a-f]+) ")
-        deadline = time.monotonic() + 60
-        while not fatal.search(_read(out / "console.log")) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        found = fatal.search(_read(out / "console.log"))
-        assert found, _read(out / "console.log")[-400:]
+        with echo_typed_at_a_breakpoint(gdb, out) as (address, console):
+            found, seen = console_until(console, fatal, 60)
+        assert found, seen[-400:]
         assert int(found.group(1), 16) == address + 1
         assert b"\nafter gdb" not in _read(out / "console.log")
         # The probe crashed its domain over the stray #BP; gdb goes, and the
