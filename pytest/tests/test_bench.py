@@ -34,6 +34,15 @@ def test_median_min_and_max_of_each_figure():
     assert "110.000 (100.00-120.00)" in text
 
 
+def test_the_cpu_bound_of_many_guests_is_their_cpu_time_over_the_cores():
+    samples = {"guests_1_warm@debug": [1.2], "guests_1_warm.cpu@debug": [1.8],
+               f"guests_{bench.GUESTS}@debug": [4.0], f"guests_{bench.GUESTS}.cpu@debug": [7.2]}
+    (line,) = bench._cpu_bound(bench.summarize(samples), "debug", cores=2)
+    assert line == ("debug: the host's CPU: 1.80 s for one guest (1.50 cores while it ran), 7.20 s for 4; "
+                    "on 2 cores 4 take at least 3.60 s (3.00x one)")
+    assert bench._cpu_bound(bench.summarize({}), "debug") == []
+
+
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
@@ -68,9 +77,15 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     for flavour in bench.FLAVOURS:
         parts = [data["figures"][f"whole_boot.{part}@{flavour}"]["median"] for part in bench.BOOT_PARTS]
         assert sum(parts) < data["figures"][f"whole_boot@{flavour}"]["median"]
+        # The restore is a part of the warm start, which then mounts the share.
+        figures = data["figures"]
+        assert figures[f"host_start_warm.restore@{flavour}"]["median"] < figures[f"host_start_warm@{flavour}"]["median"]
     assert data["worse_than_before"] == {}
     for flavour in bench.FLAVOURS:
         assert f"{flavour}: 4 guests on one host take" in proc.stdout
+        assert f"{flavour}: the host's CPU: " in proc.stdout
+        figures = data["figures"]
+        assert figures[f"guests_4.cpu@{flavour}"]["median"] > figures[f"guests_1_warm.cpu@{flavour}"]["median"]
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: bench: median of 1 on lab")
     # The evidence of the last run stays: the boot folders of its figures.
     assert (out / "last-run" / "debug" / "round-0" / "one" / "result.json").is_file()

@@ -49,6 +49,9 @@ def test_fixture_tree_goes_through_build_image_and_boot(tmp_path):
     assert result["request"]["cmdline"].startswith("vfs.root.mountfrom=ufs:/dev/xbd0")
     assert (out / "kernel" / "build.log").exists() and (out / "image" / "rootfs.img").exists()
     assert (out / "share" / "disk.img").exists()
+    # The lab started while the kernel was built (host/lab/background.py):
+    # QEMU's command line was written before the build's log was done.
+    assert (out / "qemu.argv").stat().st_mtime < (out / "kernel" / "build.log").stat().st_mtime
 
 
 def test_target_reaches_the_build(tmp_path):

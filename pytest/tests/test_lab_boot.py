@@ -12,6 +12,7 @@ from xenboot.image import image
 from xenboot.guest import xl
 from xenboot.pipeline.boot import BootRequest, boot as boot_on, booted, shared_lab_host
 from xenboot.host.lab import config as labconfig
+from xenboot.host.lab.background import BackgroundStart
 from xenboot.host.lab.qemu import lab_host
 
 pytestmark = pytest.mark.lab
@@ -201,7 +202,7 @@ def test_probe_on_debug_xen_may_use_console_io_and_32bit_pv(tmp_path):
     req = BootRequest(kernel=PROBE, spec="probe", lab="debug", out_dir=str(tmp_path / "run"))
     with booted(req, progress=lambda line: None) as target:
         assert target.verdict.value == "PASS", target.message
-        caps = target.host.xen_caps()
+        caps = target.host.xen_facts.caps
     assert "xen-3.0-x86_32p" in caps and "xen-3.0-x86_64" in caps
     log = (tmp_path / "run" / "console.log").read_text()
     assert "PROBE check console-io ok permitted" in log
@@ -224,7 +225,7 @@ def test_bad_flavour_is_bad_input_before_any_host(tmp_path, args, words):
 def test_release_xen_has_no_32bit_pv(tmp_path):
     os.makedirs(tmp_path / "share")
     with lab_host(str(tmp_path), str(tmp_path / "share"), flavour="debian") as host:
-        caps = host.xen_caps()
+        caps = host.xen_facts.caps
     assert "xen-3.0-x86_64" in caps and "xen-3.0-x86_32p" not in caps
 
 
@@ -378,3 +379,34 @@ def test_the_guest_memory_the_nightly_plans_with_is_free_in_the_lab_s_xen(tmp_pa
     with shared_lab_host(str(tmp_path), progress=lambda line: None, flavour=flavour) as host:
         free = int(xl.xl_info(host)["free_memory"])
     assert labconfig.load()["qemu"]["guest_memory_mb"] <= free
+
+
+def test_an_early_host_of_another_cpu_profile_is_stopped_and_the_boot_starts_its_own(tmp_path):
+    """The FreeBSD pipeline starts the lab for a PV kernel while it builds;
+    a kernel that needs the other CPU profile gets a host of its own, and
+    the early one is gone before that starts (both would use the run folder)."""
+    out = tmp_path / "run"
+    running = []
+
+    def count_qemus(line):
+        if "running; judging" in line:
+            running.append(len(qemu_processes_for(out)))
+
+    with BackgroundStart(str(out), str(out / "share"), progress=count_qemus, cpu_profile="hvm") as early:
+        data = boot_on(BootRequest(kernel=PROBE, spec="probe", out_dir=str(out)), progress=count_qemus,
+                       early_host=early).data
+    assert data["verdict"] == "PASS", data["message"]
+    assert data["host"]["cpu_profile"] == labconfig.PV_PROFILE and running == [1]
+    assert qemu_processes_for(out) == []
+
+
+def test_an_early_host_that_fails_to_start_is_the_boot_s_infra(tmp_path, monkeypatch):
+    monkeypatch.setenv("XENBOOT_QEMU", "qemu-system-x86_64-not-installed")
+    out = tmp_path / "run"
+    with BackgroundStart(str(out), str(out / "share"), progress=lambda line: None) as early:
+        data = boot_on(BootRequest(kernel=PROBE, spec="probe", out_dir=str(out)), progress=lambda line: None,
+                       early_host=early).data
+    assert data["verdict"] == "INFRA"
+    assert "QEMU qemu-system-x86_64-not-installed not found" in data["message"]
+    # Raised in the boot's lab stage, where its own start would have failed.
+    assert "lab" in data["durations"] and "create" not in data["durations"]

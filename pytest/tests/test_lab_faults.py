@@ -1,6 +1,7 @@
 """Real lab boots made to fail in the infrastructure (issue 19): each ends
 with the verdict that says so, names the step that failed, keeps dom0's
 side of it in the run folder, and leaves no QEMU or xl process behind."""
+import copy
 import json
 import os
 import signal
@@ -12,6 +13,9 @@ import pytest
 from test_lab_boot import qemu_processes_for
 from xenboot.core import paths
 from xenboot.core.errors import InfraError
+from xenboot.guest import xl
+from xenboot.host.lab import config as labconfig
+from xenboot.host.lab.qemu import lab_host
 from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 
 pytestmark = pytest.mark.lab
@@ -239,3 +243,77 @@ def test_a_share_file_dom0_does_not_see_yet_is_waited_for_and_measured(tmp_path)
         assert host.wait_visible(str(late)) is None
         with pytest.raises(InfraError, match=r"dom0 does not see /share/never\.cfg in the share: .*No such file"):
             host.wait_visible(str(tmp_path / "never.cfg"), timeout=0.5)
+
+
+def test_a_console_pty_xenconsoled_writes_late_is_watched_for(tmp_path):
+    """console_tty reads the key once (libxl 4.17 waits for it before xl
+    reports the domain) and watches it when it is not there yet, as with a
+    toolstack that does not wait; a pty that never comes is INFRA."""
+    with shared_lab_host(str(tmp_path), progress=quiet) as host:
+        domain = xl.Domain(host, "late-console", cfg=None)
+        # No such domain: xenstored keeps the key all the same.
+        domain.domid = 4242
+        key = "/local/domain/4242/console/tty"
+        timer = threading.Timer(0.5, host.run, args=(["xenstore-write", key, "/dev/pts/42"],))
+        timer.start()
+        try:
+            assert domain.console_tty(timeout=30) == "/dev/pts/42"
+        finally:
+            timer.join()
+            host.run(["xenstore-rm", "/local/domain/4242"])
+        with pytest.raises(InfraError, match="xenconsoled gave domain late-console no console pty in 1 s"):
+            domain.console_tty(timeout=1)
+
+
+def test_a_snapshot_qemu_cannot_load_is_removed_and_the_next_start_boots_cold(tmp_path):
+    """A truncated snapshot (a disk that filled, a killed save) must not
+    break every later start: the failed restore says which file, removes
+    it, leaves no QEMU, and the next start boots cold and saves a new one."""
+    config = labconfig.load()
+    raw = copy.deepcopy(config.raw)
+    # A word dom0's kernel ignores gives this test a snapshot of its own.
+    raw["dom0"]["cmdline"].append("xenboot_test=broken_snapshot")
+    config = labconfig.LabConfig(config.path, raw)
+    share = tmp_path / "share"
+    share.mkdir()
+
+    def start(name):
+        return lab_host(str(tmp_path / name), str(share), lab_config=config, progress=quiet)
+
+    (tmp_path / "cold").mkdir()
+    with start("cold") as host:
+        snapshot = host.snapshot
+        assert not host.timings["from_snapshot"] and snapshot.is_file()
+    try:
+        with open(snapshot, "r+b") as f:
+            f.truncate(snapshot.stat().st_size // 2)
+        (tmp_path / "broken").mkdir()
+        host = start("broken")
+        with pytest.raises(InfraError, match=f"restoring the lab snapshot {snapshot} failed, so it is removed"):
+            with host:
+                pass
+        assert not snapshot.exists() and not snapshot.with_suffix(".host.log").exists()
+        assert qemu_processes_for(tmp_path) == []
+        (tmp_path / "again").mkdir()
+        with start("again") as host:
+            assert not host.timings["from_snapshot"]
+            assert host.run(["true"]).status == 0
+        assert snapshot.is_file()
+    finally:
+        for path in snapshot.parent.glob(snapshot.stem + ".*"):
+            path.unlink()
+
+
+def test_xen_facts_without_dom0_s_sysfs_come_from_xl_info(tmp_path):
+    """A dom0 kernel without /sys/hypervisor (CONFIG_XEN_SYS_HYPERVISOR=n)
+    still gives Xen's version and capabilities, through `xl info`."""
+    with shared_lab_host(str(tmp_path), progress=quiet) as host:
+        from_sysfs = xl.xen_facts(host)
+        assert from_sysfs.version.startswith("4.17") and "xen-3.0-x86_64" in from_sysfs.caps
+        host.run(["mkdir", "-p", "/tmp/no-hypervisor"])
+        host.run(["mount", "--bind", "/tmp/no-hypervisor", "/sys/hypervisor"])
+        try:
+            assert host.read_file(xl.SYSFS_FACTS[0]) is None
+            assert xl.xen_facts(host) == from_sysfs
+        finally:
+            host.run(["umount", "/sys/hypervisor"])

@@ -207,6 +207,8 @@ def figure(median, unit="s"):
 @pytest.mark.parametrize("before, last, unit, flagged", [
     ([1.0, 1.0, 1.1], 1.3, "s", 1.3),           # a time more than 20% longer
     ([1.0, 1.0, 1.1], 1.15, "s", None),         # within the spread
+    ([0.02, 0.02, 0.03], 0.033, "s", None),     # 1.5x, but by 13 ms: scheduling noise
+    ([0.10, 0.10], 0.16, "s", 1.6),             # 1.6x and by 60 ms
     ([9.0, 1.0, 1.0, 1.0, 1.0, 1.0], 1.1, "s", None),  # only the last 5 runs count
     ([100.0, 100.0], 80.0, "MB/s", 1.25),       # a throughput lower
     ([100.0, 100.0], 130.0, "MB/s", None),      # ...higher is better

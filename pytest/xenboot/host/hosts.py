@@ -4,6 +4,7 @@ HOST=lab  the embedded host (lab/qemu.py): Xen and dom0 in QEMU, the default.
 HOST=xl   this machine, when it is itself a Xen dom0: the same xl commands,
           run with subprocess; guest consoles are the ptys xenconsoled made.
 """
+import functools
 import glob
 import os
 import shutil
@@ -17,7 +18,7 @@ from xenboot.core import inputs
 from xenboot.host import xenlog
 from xenboot.core.errors import InfraError
 from xenboot.core.jobs import Job, run_to_end
-from xenboot.guest.xl import xen_caps, xen_version
+from xenboot.guest.xl import xen_facts
 
 HOST_KINDS = ("lab", "xl")
 HOST = inputs.Choice(HOST_KINDS)
@@ -136,12 +137,10 @@ class LocalXenHost:
         """Xen's console from now on: its ring, polled with `xl dmesg`."""
         return xenlog.DmesgSource(self)
 
-    def xen_caps(self):
-        """The guest types this machine's Xen runs (xl.xen_caps)."""
-        return xen_caps(self)
-
-    def xen_version(self):
-        return xen_version(self)
+    @functools.cached_property
+    def xen_facts(self):
+        """xl.xen_facts of this machine's Xen, asked once per run."""
+        return xen_facts(self)
 
     def attach_console(self, tty, timeout=30):
         fd = os.open(tty, os.O_RDWR | os.O_NOCTTY)

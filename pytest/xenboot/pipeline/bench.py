@@ -116,6 +116,7 @@ FLAVOURS = ("debian", "debug")
 # name: (label, unit), in the order printed; measured on each flavour.
 BOOT_FIGURES = {
     "host_start_warm": ("embedded host start to dom0 ready (snapshot)", "s"),
+    "host_start_warm.restore": ("  of which QEMU loading the snapshot and running it", "s"),
     "host_start_cold": ("embedded host start to dom0 ready (cold boot)", "s"),
     "xl_create": ("xl create -p + console attach + unpause", "s"),
     "first_byte": ("unpause to first guest byte", "s"),
@@ -123,7 +124,9 @@ BOOT_FIGURES = {
     "whole_boot": ("whole `make boot KERNEL=probe SPEC=probe`", "s"),
     "guests_1": ("1 probe boot on a running host (its first)", "s"),
     "guests_1_warm": ("1 probe boot on a running host (its second)", "s"),
+    "guests_1_warm.cpu": ("  the host's CPU for it (QEMU, every thread)", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
+    f"guests_{GUESTS}.cpu": ("  the host's CPU for them", "s"),
 } | loop_figures("whole_boot", "  that `make boot`", BOOT_PARTS)
 FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
@@ -188,15 +191,19 @@ def host_round(samples, folder, lab_config, progress, flavour):
     with shared_lab_host(str(folder), lab_config, progress, flavour) as host:
         kind = "host_start_warm" if host.timings["from_snapshot"] else "host_start_cold"
         samples[f"{kind}@{flavour}"].append(host.timings["dom0_ready"])
+        if host.timings["from_snapshot"]:
+            samples[f"host_start_warm.restore@{flavour}"].append(host.timings["restored"])
         seconds, data = _timed(_probe, folder / "one", host)
         samples[f"guests_1@{flavour}"].append(seconds)
         for name, value in _boot_figures(data, folder / "one").items():
             samples[f"{name}@{flavour}"].append(value)
         # A host's first guest pays for dom0's first xl run after the snapshot.
-        seconds, _ = _timed(_probe, folder / "again", host)
-        samples[f"guests_1_warm@{flavour}"].append(seconds)
-        seconds, _ = _timed(_many, folder / "many", host, GUESTS)
-        samples[f"guests_{GUESTS}@{flavour}"].append(seconds)
+        for name, run in (("guests_1_warm", lambda: _probe(folder / "again", host)),
+                          (f"guests_{GUESTS}", lambda: _many(folder / "many", host, GUESTS))):
+            cpu = host.cpu_seconds()
+            seconds, _ = _timed(run)
+            samples[f"{name}@{flavour}"].append(seconds)
+            samples[f"{name}.cpu@{flavour}"].append(host.cpu_seconds() - cpu)
 
 
 def cold_start(samples, folder, lab_config, progress, flavour):
@@ -351,7 +358,22 @@ def table(figures):
             if one and many:
                 lines.append(f"{flavour}: {GUESTS} guests on one host take {many / one:.2f}x the time of one "
                              f"(the host's {which} guest; {many / GUESTS:.2f} s a guest against {one:.2f} s)")
+        lines.extend(_cpu_bound(figures, flavour))
     return "\n".join(lines)
+
+
+def _cpu_bound(figures, flavour, cores=None):
+    """Why GUESTS guests take what they take: one guest alone already keeps
+    this many cores busy, and GUESTS of them cannot run faster than their
+    CPU time over the machine's cores."""
+    one, many = (figures[f"{name}@{flavour}"]["median"] for name in ("guests_1_warm", f"guests_{GUESTS}"))
+    one_cpu, many_cpu = (figures[f"{name}.cpu@{flavour}"]["median"] for name in ("guests_1_warm", f"guests_{GUESTS}"))
+    if not (one and one_cpu and many_cpu):
+        return []
+    cores = cores or os.cpu_count()
+    return [f"{flavour}: the host's CPU: {one_cpu:.2f} s for one guest ({one_cpu / one:.2f} cores while it ran), "
+            f"{many_cpu:.2f} s for {GUESTS}; on {cores} cores {GUESTS} take at least {many_cpu / cores:.2f} s "
+            f"({many_cpu / cores / one:.2f}x one)"]
 
 
 def last_soaks():

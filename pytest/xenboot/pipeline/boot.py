@@ -106,11 +106,14 @@ class Target:
     """One guest and its run folder: the run `record`, the `host`, the xl
     `domain`, the console `session` (usable after the verdict), and the
     verdict so far. `live()` boots it, on its own host or, given
-    `shared_host` (see shared_lab_host), as one of several guests there."""
+    `shared_host` (see shared_lab_host), as one of several guests there.
+    `early_host` is a BackgroundStart of its own host that its caller began
+    (used if it runs the CPU profile the kernel needs)."""
 
-    def __init__(self, req, shared_host=None):
+    def __init__(self, req, shared_host=None, early_host=None):
         self.req = req
         self.shared_host = shared_host
+        self.early_host = early_host
         self.out = result.run_dir(req.out_dir)
         self.record = result.RunRecord(self.out, name=f"boot {os.path.basename(req.kernel)}")
         self.record["request"] = dataclasses.asdict(req) | {"out_dir": self.out}
@@ -172,10 +175,10 @@ def booted(req, progress=print, shared_host=None):
     return Target(req, shared_host).live(progress)
 
 
-def boot(req, progress=print, shared_host=None, then=None):
+def boot(req, progress=print, shared_host=None, then=None, early_host=None):
     """Run one boot to its verdict, then `then(target)` if given, while the
     guest still lives; return the finished RunRecord."""
-    target = Target(req, shared_host)
+    target = Target(req, shared_host, early_host)
     try:
         with target.live(progress):
             if then:
@@ -209,8 +212,8 @@ def _bring_up(target, teardown, progress):
         _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
         _check_shared_host(target.shared_host, kernel_path, cpu_profile)
-        target.host = target.shared_host or teardown.enter_context(_make_host(req, out, share, progress, cpu_profile))
-    record["host"] = target.host.describe() | {"xen_version": target.host.xen_version()}
+        target.host = target.shared_host or teardown.enter_context(_own_host(target, share, progress, cpu_profile))
+    record["host"] = target.host.describe() | {"xen_version": target.host.xen_facts.version}
     _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
     _run_domain(target, share, spec, cmdline, teardown, progress)
 
@@ -239,7 +242,7 @@ XEN_CAP = {kernelcheck.PVH: "hvm-3.0-x86_32"}
 
 def _check_guest_type(kernel, guest_type, host):
     """Refuse, before any domain is built, a kernel the host's Xen cannot run."""
-    caps = host.xen_caps()
+    caps = host.xen_facts.caps
     if XEN_CAP.get(guest_type, guest_type) not in caps:
         why = {"xen-3.0-x86_32p": "cannot run 32-bit PV guests (built without CONFIG_PV32): use LAB=debug",
                kernelcheck.PVH: "runs no HVM guests, which PVH ones are (no SVM or VT-x)"}.get(
@@ -268,10 +271,17 @@ def _stage_kernel(elf, share, kernel_path):
             f.write(syms.stdout + text_bounds(staged))
 
 
-def _make_host(req, out, share, progress, cpu_profile):
+def _own_host(target, share, progress, cpu_profile):
+    """The boot's own host, as a context manager: the one its caller began
+    starting, unless that runs another CPU profile (then it is stopped)."""
+    req, early = target.req, target.early_host
+    if early is not None:
+        if early.cpu_profile == cpu_profile:
+            return early.take()
+        early.stop()
     if req.host == "xl":
-        return LocalXenHost(out)
-    return lab_host(out, share, req.lab_config, progress, flavour=req.lab, cpu_profile=cpu_profile)
+        return LocalXenHost(target.out)
+    return lab_host(target.out, share, req.lab_config, progress, flavour=req.lab, cpu_profile=cpu_profile)
 
 
 def shared_lab_host(folder, lab_config=None, progress=print, flavour=None, cpu_profile=labconfig.PV_PROFILE):

@@ -20,6 +20,7 @@ from xenboot.judge import spec as specs
 from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, add_core_option, boot, hand_over, summarize
 from xenboot.host.hosts import HOST
 from xenboot.host.lab import config as labconfig
+from xenboot.host.lab import background
 from xenboot.core.result import recorded
 
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"
@@ -67,18 +68,27 @@ def freebsd_flavour(host, lab=None, lab_config=None):
     return lab or labconfig.flavour(labconfig.load(lab_config), freebsd=True)[0]
 
 
+def _progress(line):
+    print(line, flush=True)
+
+
 def run(args):
-    with recorded(args.out, "freebsd") as record:
-        out = record.out_dir
-        info = record["build"] = {}
-        kernel, disk, built = build_and_image(os.path.join(out, "kernel"), os.path.join(out, "image"), info,
-                                              src=args.src, kernconf=args.kernconf, target=args.target,
-                                              objdir=args.objdir, world=args.world, stage=record.stage)
-    req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], interactive=args.interactive, core=args.core,
-                      host=args.host, memory_mb=args.memory_mb, lab=freebsd_flavour(args.host, args.lab),
-                      disk=str(disk), out_dir=out, cmdline=kernel_cmdline(args.cmdline))
-    booted = boot(req, progress=lambda line: print(line, flush=True),
-                  then=hand_over if args.interactive else None)
+    lab = freebsd_flavour(args.host, args.lab)
+    with contextlib.ExitStack() as stack:
+        with recorded(args.out, "freebsd") as record:
+            out = record.out_dir
+            # The lab starts while the kernel and the image are made: a
+            # rebuild hides most of its start.
+            early = None if args.host != "lab" else background.start_if_built(
+                stack, out, os.path.join(out, "share"), lab, _progress)
+            info = record["build"] = {}
+            kernel, disk, built = build_and_image(os.path.join(out, "kernel"), os.path.join(out, "image"), info,
+                                                  src=args.src, kernconf=args.kernconf, target=args.target,
+                                                  objdir=args.objdir, world=args.world, stage=record.stage)
+        req = BootRequest(kernel=str(kernel), spec=args.spec or SPECS[args.target], interactive=args.interactive,
+                          core=args.core, host=args.host, memory_mb=args.memory_mb, lab=lab,
+                          disk=str(disk), out_dir=out, cmdline=kernel_cmdline(args.cmdline))
+        booted = boot(req, progress=_progress, then=hand_over if args.interactive else None, early_host=early)
     booted["build"] = info
     booted["image"] = {k: built[k] for k in ("image", "sha256", "bytes", "format", "target")}
     booted["durations"] = record["durations"] | booted["durations"]

@@ -272,12 +272,16 @@ def bench_svg(name, series):
 WORSE = 1.2
 # Before: the median of the previous runs' medians, up to this many.
 WORSE_BASE_RUNS = 5
+# ...and a time must be longer by more than this too: figures of tens of
+# milliseconds (unpause to the first guest byte) move by half from one
+# run to the next on the scheduler's whim alone.
+WORSE_FLOOR_S = 0.05
 
 
 def worse_than_before(history):
     """{figure: how many times worse} for the figures of the last bench run
     (history's last entry) more than WORSE times worse than before it: a
-    time (s) longer, a throughput (MB/s) lower."""
+    time (s) longer (and by more than WORSE_FLOOR_S), a throughput (MB/s) lower."""
     if not history:
         return {}
     flagged = {}
@@ -288,6 +292,8 @@ def worse_than_before(history):
             continue
         base = statistics.median(before)
         ratio = base / figure["median"] if figure.get("unit") == "MB/s" else figure["median"] / base
+        if figure.get("unit") == "s" and figure["median"] - base <= WORSE_FLOOR_S:
+            continue
         if ratio > WORSE:
             flagged[name] = round(ratio, 2)
     return flagged

@@ -8,6 +8,7 @@ window in which QEMU runs and nobody listens):
   xenboot.consoleN virtio-serial ports    <-> guest consoles, one each
   9p "xenboot"    the run's share folder, in dom0 at /share
 """
+import functools
 import os
 import shlex
 import shutil
@@ -108,10 +109,9 @@ class EmbeddedHost:
         self._own_private = False
         self._channels = []  # QMP and control sockets, closed with the consoles
         self._stderr = None
-        self._xen_caps = None
-        self._xen_version = None
         self.qemu = None
         self.qemu_version = None
+        self.snapshot = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -131,21 +131,28 @@ class EmbeddedHost:
         for name in ("xen.elf", "vmlinux", "initramfs.cpio"):
             os.symlink(files[name], os.path.join(self._private, name))
         snapshot = self.cache.snapshot_path(self._snapshot_inputs()) if q["snapshot"] else None
+        self.snapshot = snapshot
         warm = snapshot is not None and snapshot.is_file() and _boot_log(snapshot).is_file()
         argv = self._argv(listeners)
         if warm:
-            argv += ["-incoming", f"exec:cat {shlex.quote(str(snapshot))}"]
             # Xen's and dom0's boot messages were printed when the snapshot
             # was taken; host.log starts with them, then goes on live.
             shutil.copyfile(_boot_log(snapshot), self.host_log)
             with open(self.host_log, "a") as f:
                 f.write(f"\n--- xenboot: host restored from {snapshot.name}; live from here ---\n")
-        with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
-            f.write(" ".join(argv) + "\n")
         t0 = time.monotonic()
+        incoming = ()
         try:
+            if warm:
+                # QEMU reads the snapshot from an inherited descriptor
+                # itself, where exec:cat costs a fork and a pipe; fd: is in
+                # every QEMU (file: only from 8.2; XENBOOT_QEMU may be older).
+                incoming = (os.open(snapshot, os.O_RDONLY | os.O_CLOEXEC),)
+                argv += ["-incoming", f"fd:{incoming[0]}"]
+            with open(os.path.join(self.run_dir, "qemu.argv"), "w") as f:
+                f.write(" ".join(argv) + "\n" + (f"# fd {incoming[0]}: {snapshot}\n" if incoming else ""))
             self._stderr = open(os.path.join(self.run_dir, "qemu.stderr"), "wb")
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, pass_fds=incoming,
                                          stdout=subprocess.DEVNULL, stderr=self._stderr,
                                          preexec_fn=accel.die_with_parent, start_new_session=True)
             qmp_sock = self._accept(listeners.pop("qmp"))
@@ -155,6 +162,8 @@ class EmbeddedHost:
             for i in range(q["console_ports"]):
                 self.consoles.append(self._accept(listeners.pop(f"console{i}")))
         finally:
+            for fd in incoming:
+                os.close(fd)
             for listener in listeners.values():
                 listener.close()
         self.timings["qemu_up"] = round(time.monotonic() - t0, 3)
@@ -163,24 +172,25 @@ class EmbeddedHost:
         threading.Thread(target=self._qemu_exit, name="qemu-watch", daemon=True).start()
         self.qmp = Qmp(qmp_sock)
         if warm:
-            self._resume(q["ready_timeout"])
+            self._resume(snapshot, q["ready_timeout"])
+            self.timings["restored"] = round(time.monotonic() - t0, 3)
         else:
             self.agent.wait_ready(q["ready_timeout"])
             if snapshot is not None:
                 self._save_snapshot(snapshot)
         self.timings["from_snapshot"] = warm
-        self.timings["dom0_running"] = round(time.monotonic() - t0, 3)
         # Large messages, and page-cached mmap: Xen's domain builder mmaps the
         # kernel, which uncached 9p turns into a round trip per 4 KiB page
         # (6 s for a Linux kernel under TCG). Names and attributes stay
         # uncached on the share: run folders appear in it while guests run
         # on a shared host. This machine's root does not change under dom0.
+        # The first mount's answer is also the proof a restored dom0 runs.
         mounts = [("xenboot", DOM0_SHARE, "cache=mmap,rw")]
         if self.host_root:
             mounts.append(("hostroot", DOM0_HOST_ROOT, "cache=loose,ro"))
         for tag, where, mode in mounts:
             self.agent.run(["mount", "-t", "9p", "-o", f"trans=virtio,version=9p2000.L,msize=512000,{mode}",
-                            tag, where], timeout=30)
+                            tag, where], timeout=q["ready_timeout"])
         self.timings["dom0_ready"] = round(time.monotonic() - t0, 3)
 
     def _snapshot_inputs(self):
@@ -225,12 +235,26 @@ class EmbeddedHost:
                     raise
             time.sleep(0.05)
 
-    def _resume(self, timeout):
-        """A restored dom0 said `ready` long ago, in the snapshot's past;
-        its agent answering a command is the proof it runs now."""
+    def _resume(self, snapshot, timeout):
+        """Wait until QEMU has loaded `snapshot` and runs it. A restored
+        dom0 said `ready` long ago, in the snapshot's past. A snapshot QEMU
+        cannot load (truncated, or from another build) is removed, so the
+        next start boots cold and saves a good one."""
         self.agent.ready.set()
         self.agent.got_ready = True
-        self.agent.run(["true"], timeout=timeout)
+        try:
+            # RESUME may have come before QMP's negotiation, which drops it.
+            if self.qmp.execute("query-status")["status"] != "running":
+                self.qmp.wait_event("RESUME", timeout)
+        except InfraError:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                raise
+            for path in (snapshot, _boot_log(snapshot)):
+                path.unlink(missing_ok=True)
+            raise InfraError(f"restoring the lab snapshot {snapshot} failed, so it is removed "
+                             f"(the next start boots cold): {self._qemu_exit()}") from None
 
     def stop(self):
         """Stop QEMU (and with it every dom0 process and guest)."""
@@ -304,18 +328,10 @@ class EmbeddedHost:
         """Xen's console from now on: the serial QEMU appends to host.log."""
         return xenlog.FileSource(self.host_log)
 
-    def xen_caps(self):
-        """The guest types this host's Xen runs (xl.xen_caps), asked once:
-        they are the flavour's, fixed while the host lives."""
-        if self._xen_caps is None:
-            self._xen_caps = xl.xen_caps(self)
-        return self._xen_caps
-
-    def xen_version(self):
-        """Asked once too: every `xl` in dom0 costs every guest on the host."""
-        if self._xen_version is None:
-            self._xen_version = xl.xen_version(self)
-        return self._xen_version
+    @functools.cached_property
+    def xen_facts(self):
+        """xl.xen_facts, asked once: the flavour's, fixed while the host lives."""
+        return xl.xen_facts(self)
 
     def attach_console(self, tty, timeout=30):
         """Relay a guest's console pty in dom0 to a free virtio-serial port;
@@ -383,6 +399,13 @@ class EmbeddedHost:
         relay.done.wait(10)
         with self.ports_lock:
             self.free_ports.append(index)
+
+    def cpu_seconds(self):
+        """The CPU time QEMU has used, all its threads: what the host's
+        guests, dom0 and Xen together have cost this machine."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def describe(self):
         return {"kind": self.kind, "accelerator": self.accelerator, "flavour": self.cache.flavour,
