@@ -19,8 +19,7 @@ from xenboot.image import image
 from xenboot.judge import spec as specs
 from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, add_core_option, boot, hand_over, summarize
 from xenboot.host.hosts import HOST
-from xenboot.host.lab import config as labconfig
-from xenboot.host.lab import background
+from xenboot.host.lab import background, config as labconfig
 from xenboot.core.result import recorded
 
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"

@@ -21,11 +21,9 @@ class BackgroundStart:
     in the boot's lab stage) and hands it over as a context manager that
     stops it; leaving the `with` stops it whatever happened."""
 
-    def __init__(self, run_dir, share, lab_config=None, progress=print, flavour=None,
-                 cpu_profile=labconfig.PV_PROFILE):
+    def __init__(self, run_dir, share, progress=print, flavour=None, cpu_profile=labconfig.PV_PROFILE):
         self.cpu_profile = cpu_profile
-        self._args = (run_dir, share, lab_config, progress)
-        self._flavour = flavour
+        self._run_dir, self._share, self._progress, self._flavour = run_dir, share, progress, flavour
         self._started = threading.Event()
         self._release = threading.Event()
         self._host = None
@@ -33,7 +31,7 @@ class BackgroundStart:
         self._thread = threading.Thread(target=self._own, name="lab-start", daemon=True)
 
     def __enter__(self):
-        os.makedirs(self._args[1], mode=0o700, exist_ok=True)
+        os.makedirs(self._share, mode=0o700, exist_ok=True)
         self._thread.start()
         return self
 
@@ -42,7 +40,8 @@ class BackgroundStart:
 
     def _own(self):
         try:
-            with lab_host(*self._args, flavour=self._flavour, cpu_profile=self.cpu_profile) as host:
+            with lab_host(self._run_dir, self._share, progress=self._progress, flavour=self._flavour,
+                          cpu_profile=self.cpu_profile) as host:
                 self._host = host
                 self._started.set()
                 self._release.wait()

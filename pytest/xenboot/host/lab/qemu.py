@@ -246,11 +246,12 @@ class EmbeddedHost:
             # RESUME may have come before QMP's negotiation, which drops it.
             if self.qmp.execute("query-status")["status"] != "running":
                 self.qmp.wait_event("RESUME", timeout)
-        except InfraError:
+        except InfraError as failed:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                raise
+                # QEMU still runs: the snapshot loaded, something else failed.
+                raise failed from None
             for path in (snapshot, _boot_log(snapshot)):
                 path.unlink(missing_ok=True)
             raise InfraError(f"restoring the lab snapshot {snapshot} failed, so it is removed "
