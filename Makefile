@@ -102,9 +102,15 @@ check-log:
 	@test -n $(call q,$(LOG)) || { echo "make check-log: LOG=path/console.log is required" >&2; exit 2; }
 	@$(XENBOOT) check-log $(call q,$(LOG)) --spec $(call q,$(or $(SPEC),generic)) $(if $(OUT),--out $(call q,$(OUT))) $(if $(KERNEL),--kernel $(call q,$(KERNEL)))
 
-# The whole suite, its 10 slowest tests last (where its minutes go).
+# The whole suite, its 10 slowest tests last (where its minutes go), in
+# TEST_WORKERS pytest-xdist processes (the tests of a module fixture on one,
+# which sets it up once: conftest.py). Each worker's lab hosts run single-threaded
+# TCG (conftest.py), so that two at once do not spin on each other's vCPUs;
+# a worker takes a core and a lab host's 1 GiB. TEST_WORKERS=1: serially.
+TEST_WORKERS ?= 2
 test: deps probe
-	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 --durations=10 $(PYTEST_ARGS)
+	@$(PYTHON) -m pytest pytest/tests -o junit_family=xunit1 --durations=10 \
+		$(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 # Every test that boots nothing (not marked lab or slow): the loop while
 # editing, in FAST_WORKERS processes (more than the cores: they mostly wait

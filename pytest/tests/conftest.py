@@ -11,6 +11,7 @@ import importlib.util  # noqa: E402
 import pytest  # noqa: E402
 
 import xenboot  # noqa: E402
+from xenboot.host.lab import config as labconfig  # noqa: E402
 
 pytest_plugins = ["xenboot.plugin"]
 
@@ -29,7 +30,7 @@ LAB_FIXTURES = {"target", "debian_vmlinuz"}
 @pytest.fixture(scope="session")
 def debian_vmlinuz():
     """Debian's Linux kernel from the lab cache: a real PV guest kernel."""
-    from xenboot.host.lab import cache as labcache, config as labconfig
+    from xenboot.host.lab import cache as labcache
     cache = labcache.LabCache(labconfig.load())
     cache.ensure(log=lambda line: None)
     (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")
@@ -57,6 +58,10 @@ def pytest_configure(config):
     # A user's suite may skip what a broken boot cannot test; here a boot
     # that does not PASS is the harness failing, and a skip would hide it.
     config.option.xenboot_fail_unbooted = True
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        # Several workers' lab hosts share the cores: MTTCG's vCPUs would
+        # spin on each other (configs/lab.toml tcg_threads).
+        os.environ.setdefault(labconfig.TCG_THREADS_ENV, "single")
     for marker, (variable, what, needs) in TREES.items():
         if needs == "set":
             config.addinivalue_line("markers", f"{marker}: builds {what}, ${variable} (skipped without it; "
@@ -71,10 +76,16 @@ def pytest_configure(config):
     nohosts.refuse_hosts(lambda: _unmarked_record)
 
 
+# Before pytest-xdist's worker reads the groups (--dist loadgroup).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if LAB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.lab)
+        if _uses_a_module_fixture(item):
+            # One worker for the module: its fixture (a bench run, a real
+            # nightly, a build) is set up once, not once per worker.
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     for marker, (variable, what, needs) in TREES.items():
         value = os.environ.get(variable)
         if needs == "set" and not value:
@@ -87,6 +98,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if marker in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _uses_a_module_fixture(item):
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(defs[-1].scope in ("module", "class", "package")
+                                    for defs in info.name2fixturedefs.values())
 
 
 def _tree(marker):

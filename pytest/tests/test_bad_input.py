@@ -272,3 +272,17 @@ def test_a_bad_input_is_one_bad_input_line(scratch, command, option, kind):
         assert "result.json" in lines[0]
         if kind == "taken":
             assert pathlib.Path(bad, "result.json").read_text() == '{"verdict": "PASS"}\n'
+
+
+def test_a_bad_tcg_threads_variable_is_bad_input_before_any_host(tmp_path):
+    """The variable `make test` sets for its workers is an input too,
+    refused where lab.toml's own values are: as the lab is loaded."""
+    env = os.environ | {"XENBOOT_LAB_TCG_THREADS": "many"}
+    run = tmp_path / "run"
+    proc = subprocess.run([XENBOOT, "boot", "--kernel", str(paths.REPO / "build" / "probe" / "probe"),
+                           "--spec", "probe", "--out", str(run)], env=env, capture_output=True, text=True, timeout=60)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 2, said
+    assert "xenboot: BAD_INPUT: XENBOOT_LAB_TCG_THREADS='many': must be one of multi, single" in proc.stdout
+    assert "internal error" not in said and not (run / "qemu.argv").exists()
+    assert json.loads((run / "result.json").read_text())["verdict"] == "BAD_INPUT"

@@ -53,8 +53,9 @@ def qemu_processes_for(out):
 
 @pytest.mark.parametrize("flavour", ["debian", "debug"])
 def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlinuz, flavour):
+    # No core: xl dump-core takes 20 s of TCG for its 128 MiB (test_gdb checks the core).
     proc, result = boot(tmp_path / "run", "--kernel", debian_vmlinuz, "--cmdline", "console=hvc0",
-                        "--lab", flavour)
+                        "--lab", flavour, "--no-core")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert result["verdict"] == "PANIC"
     assert "VFS: Unable to mount root fs" in result["message"]
@@ -91,6 +92,8 @@ def test_debian_linux_guest_boots_and_panics_without_root(tmp_path, debian_vmlin
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: PANIC")
     for name in ("console.jsonl", "junit.xml", "reproduce.sh"):
         assert (tmp_path / "run" / name).exists()
+    assert "core" not in result and not (tmp_path / "run" / "core.xen").exists()
+    assert "--no-core" in (tmp_path / "run" / "reproduce.sh").read_text()
 
 
 def test_probe_passes_its_spec(tmp_path):
@@ -238,6 +241,17 @@ def test_own_qemu_binary_runs_the_lab(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert result["host"]["qemu_version"].startswith("QEMU emulator version 7.2")
     assert " -L " not in (tmp_path / "run" / "qemu.argv").read_text()
+
+
+@pytest.mark.parametrize("threads", labconfig.TCG_THREADS)
+def test_tcg_threads_are_lab_toml_s_or_the_variable_s(tmp_path, monkeypatch, threads):
+    """`make test`'s workers run several hosts at once and set single; the
+    run says which it had, and QEMU was given it."""
+    monkeypatch.setenv(labconfig.TCG_THREADS_ENV, threads)
+    proc, result = boot(tmp_path / "run", "--kernel", PROBE, "--spec", "probe")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["host"]["tcg_threads"] == threads
+    assert f" -accel tcg,thread={threads} " in (tmp_path / "run" / "qemu.argv").read_text()
 
 
 def test_missing_qemu_is_infra_saying_what_to_do(tmp_path, monkeypatch):

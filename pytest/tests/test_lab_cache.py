@@ -109,6 +109,19 @@ def test_bad_lab_config_names_file_and_key(tmp_path):
         labconfig.load(path)
 
 
+def test_bad_tcg_threads_name_the_key_or_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv(labconfig.TCG_THREADS_ENV, raising=False)
+    path = tmp_path / "lab.toml"
+    path.write_text((paths.CONFIGS / "lab.toml").read_text().replace('tcg_threads = "multi"', 'tcg_threads = "many"'))
+    with pytest.raises(BadInput, match=r"lab.toml: \[qemu\] tcg_threads must be one of multi, single"):
+        labconfig.load(path)
+    monkeypatch.setenv(labconfig.TCG_THREADS_ENV, "many")
+    with pytest.raises(BadInput, match=r"^XENBOOT_LAB_TCG_THREADS='many': must be one of multi, single \(or unset"):
+        labconfig.load()
+    monkeypatch.setenv(labconfig.TCG_THREADS_ENV, "single")
+    assert labconfig.load()["qemu"]["tcg_threads"] == "single"
+
+
 def test_auto_accelerator_is_probed_once_and_remembered(built, tmp_path, monkeypatch):
     from xenboot.host.lab import accel
     raw = dict(built.config.raw, qemu=dict(built.config["qemu"], accelerator="auto"))

@@ -37,7 +37,7 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
     """run_nightly with boot() replaced, no Xen: `attempts[row][n]` is what
     the row's n-th boot does, a function (record, folder) -> (verdict,
     message). `host_starts`, when given, is called at each host start with
-    the host's lab flavour (and may raise). Returns the summary and how often each row booted."""
+    the host's lab flavour and TCG threads (and may raise). Returns the summary and how often each row booted."""
     tried = collections.Counter()
 
     def fake_boot(req, progress, shared_host):
@@ -50,9 +50,9 @@ def fake_nightly(monkeypatch, tmp_path, matrix, attempts, host_starts=None, **kw
         return record
 
     @contextlib.contextmanager
-    def fake_host(*args, flavour=None, cpu_profile=None):
+    def fake_host(*args, flavour=None, cpu_profile=None, tcg_threads=None):
         if host_starts:
-            host_starts(flavour)
+            host_starts(flavour, tcg_threads)
         yield "fake host"
 
     monkeypatch.setattr(schedule, "boot", fake_boot)
@@ -184,8 +184,8 @@ def test_only_infra_is_retried_at_most_twice_and_stays_flagged(monkeypatch, tmp_
 def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_path):
     starts = []
 
-    def first_start_fails(flavour):
-        starts.append(1)
+    def first_start_fails(flavour, tcg_threads):
+        starts.append(tcg_threads)
         if len(starts) == 1:
             raise InfraError("QEMU did not connect to its channels")
 
@@ -193,7 +193,8 @@ def test_a_host_that_does_not_start_fails_its_guests_as_infra(monkeypatch, tmp_p
     summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {"probe": [ends("PASS")]},
                                   host_starts=first_start_fails)
     (row,) = summary["rows"]
-    assert tried["probe"] == 1 and len(starts) == 2
+    # One host at a time: lab.toml's TCG threads (None: not overridden).
+    assert tried["probe"] == 1 and starts == [None, None]
     assert row["attempts"][0]["verdict"] == "INFRA"
     assert "embedded host: QEMU did not connect" in row["attempts"][0]["message"]
     assert row["verdict"] == "PASS" and row["flag"] == ("passed after 1 INFRA retry (first: embedded host: "
@@ -207,8 +208,10 @@ def test_each_flavour_gets_its_own_hosts(monkeypatch, tmp_path):
                                + (f'lab = "{lab}"\n' if lab else "")
                                for name, lab in (("a", None), ("b", "debug"), ("c", "debian"), ("d", "debug")))
     summary, tried = fake_nightly(monkeypatch, tmp_path, matrix, {n: [ends("PASS")] for n in "abcd"},
-                                  host_starts=started.append)
-    assert sorted(started) == ["debian", "debug"]
+                                  host_starts=lambda *host: started.append(host))
+    # Two hosts at once: neither runs MTTCG, whose vCPUs would spin on each
+    # other's (lab.toml tcg_threads); a host alone keeps lab.toml's.
+    assert sorted(started) == [("debian", "single"), ("debug", "single")]
     assert {row["id"]: row["lab"] for row in summary["rows"]} == {"a": "debian", "b": "debug",
                                                                  "c": "debian", "d": "debug"}
 

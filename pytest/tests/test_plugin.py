@@ -1,6 +1,7 @@
 """The pytest plugin as a user's suite meets it, in a pytest of its own: a
 boot that does not PASS skips the tests that need it by default, and fails
 them where the suite asks (as this project's conftest does)."""
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from xenboot.core import paths
+from xenboot.host.lab import config as labconfig
 
 pytestmark = pytest.mark.lab
 
@@ -62,3 +64,48 @@ def test_this_project_s_own_tests_fail_on_a_boot_that_does_not_pass(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout
     assert "1 error" in proc.stdout and "boot BAD_INPUT:" in proc.stdout
+
+
+WORKER_TESTS = '''import json, os, pytest
+
+@pytest.fixture(scope="module")
+def made_once():
+    return os.getpid()
+
+def _seen(name, **more):
+    with open(os.environ["SEEN"], "a") as f:
+        f.write(json.dumps({"test": name, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                            "tcg": os.environ.get("XENBOOT_LAB_TCG_THREADS"), **more}) + "\\n")
+
+@pytest.mark.parametrize("n", range(6))
+def test_shares_the_module_fixture(n, made_once):
+    _seen("shares", fixture=made_once)
+
+@pytest.mark.parametrize("n", range(6))
+def test_alone(n):
+    _seen("alone")
+'''
+
+
+@pytest.mark.parametrize("workers", [["-n", "2", "--dist", "loadgroup"], []], ids=["two workers", "serial"])
+def test_this_project_s_workers_share_module_fixtures_and_run_single_threaded_tcg(tmp_path, workers):
+    """Two pytest workers boot two lab hosts at once, each of whose vCPUs
+    would spin on the other's under MTTCG: the conftest makes them single
+    (serially lab.toml's stands); a module fixture (a bench run, a real
+    nightly) is set up on one worker, once."""
+    (tmp_path / "conftest.py").write_text((paths.REPO / "pytest" / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_workers.py").write_text(WORKER_TESTS)
+    env = {k: v for k, v in os.environ.items() if k != labconfig.TCG_THREADS_ENV and not k.startswith("PYTEST_")}
+    env |= {"PYTHONPATH": str(paths.REPO / "pytest"), "SEEN": str(tmp_path / "seen.jsonl")}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *workers,
+                           "test_workers.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
+    assert len(seen) == 12
+    sharing = {(s["worker"], s["fixture"]) for s in seen if s["test"] == "shares"}
+    assert len(sharing) == 1
+    if workers:
+        assert {s["tcg"] for s in seen} == {"single"}
+        assert {s["worker"] for s in seen} == {"gw0", "gw1"}
+    else:
+        assert {s["tcg"] for s in seen} == {None}

@@ -1,5 +1,6 @@
 """configs/lab.toml: the embedded host's inputs, validated before use."""
 import dataclasses
+import os
 import tomllib
 import typing
 
@@ -16,10 +17,14 @@ SCHEMA = {
              "libraries": list, "links": dict, "modules": list},
     "qemu": {"packages": list, "suite": str, "version": str, "binary": str, "data": str,
              "memory_mb": int, "guest_memory_mb": int, "cpus": int, "accelerator": str, "kvm_probe_seconds": int,
-             "console_ports": int, "ready_timeout": int, "snapshot": bool},
+             "console_ports": int, "ready_timeout": int, "snapshot": bool, "tcg_threads": str},
     "cpu_profiles": {"pv": str, "hvm": str},
 }
 ACCELERATORS = ("tcg", "kvm", "auto")
+TCG_THREADS = ("multi", "single")
+# Overrides [qemu] tcg_threads for one run: a caller that runs several lab
+# hosts at once on this machine's cores (`make test`'s workers) sets single.
+TCG_THREADS_ENV = "XENBOOT_LAB_TCG_THREADS"
 # The CPU profile a kernel of each guest type (kernelcheck) needs: SVM for
 # PVH; every other host (a PV kernel's, a dom0 shell's) has pv's.
 PV_PROFILE = "pv"
@@ -63,6 +68,14 @@ def load(path=None, what="lab config"):
             raise BadInput(f"{path}: unknown table [{section}]")
     if raw["qemu"]["accelerator"] not in ACCELERATORS:
         raise BadInput(f"{path}: [qemu] accelerator must be one of {', '.join(ACCELERATORS)}")
+    if raw["qemu"]["tcg_threads"] not in TCG_THREADS:
+        raise BadInput(f"{path}: [qemu] tcg_threads must be one of {', '.join(TCG_THREADS)}")
+    threads = os.environ.get(TCG_THREADS_ENV)
+    if threads is not None:
+        if threads not in TCG_THREADS:
+            raise BadInput(f"{TCG_THREADS_ENV}={threads!r}: must be one of {', '.join(TCG_THREADS)} "
+                           f"(or unset, for {path}'s [qemu] tcg_threads)")
+        raw["qemu"]["tcg_threads"] = threads
     _check_flavours(path, raw["flavours"])
     return LabConfig(path, raw)
 

@@ -88,7 +88,7 @@ class EmbeddedHost:
     # and xenconsoled's complaints, for a failed boot's run folder.
     dom0_logs = ("/var/log/messages",)
 
-    def __init__(self, config, cache, run_dir, share_dir, accelerator, cpu, host_root=False):
+    def __init__(self, config, cache, run_dir, share_dir, accelerator, cpu, host_root=False, tcg_threads=None):
         self.config = config
         self.cpu_profile, self.cpu_model = cpu
         # This machine's / read-only at /hostroot in dom0: for running the
@@ -98,6 +98,8 @@ class EmbeddedHost:
         self.run_dir = run_dir
         self.share_dir = share_dir
         self.accelerator = accelerator
+        # lab.toml's, unless the caller knows it runs other hosts at once.
+        self.tcg_threads = (tcg_threads or config["qemu"]["tcg_threads"]) if accelerator == "tcg" else None
         self.host_log = os.path.join(run_dir, "host.log")
         self.proc = None
         self.agent = None
@@ -412,6 +414,7 @@ class EmbeddedHost:
         return {"kind": self.kind, "accelerator": self.accelerator, "flavour": self.cache.flavour,
                 "qemu_version": self.qemu_version, "cpu_profile": self.cpu_profile, "cpu_model": self.cpu_model,
                 "vcpus": self.config["qemu"]["cpus"],
+                "tcg_threads": self.tcg_threads,
                 "packages": self.cache.packages_key, "host_layer": self.cache.host_key,
                 "xen_layer": self.cache.xen_key}
 
@@ -463,8 +466,8 @@ class EmbeddedHost:
         q, p = self.config["qemu"], self._private
         dom0_cmdline = " ".join(self.config["dom0"]["cmdline"])
         argv = [*self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
-                # One host thread per vCPU (MTTCG): guests on both cores.
-                "-no-reboot", "-accel", "tcg,thread=multi" if self.accelerator == "tcg" else self.accelerator,
+                "-no-reboot", "-accel",
+                f"tcg,thread={self.tcg_threads}" if self.tcg_threads else self.accelerator,
                 "-cpu", self.cpu_model, "-m", str(q["memory_mb"]), "-smp", str(q["cpus"]),
                 "-kernel", os.path.join(p, "xen.elf"),
                 "-append", " ".join(self.config["xen"]["cmdline"]),
@@ -490,13 +493,15 @@ class EmbeddedHost:
 
 
 def lab_host(run_dir, share, lab_config=None, progress=print, host_root=False,
-             flavour=None, freebsd=False, cpu_profile=labconfig.PV_PROFILE):
+             flavour=None, freebsd=False, cpu_profile=labconfig.PV_PROFILE, tcg_threads=None):
     """An embedded host (not started yet) for configs/lab.toml or
     `lab_config` (a path or a loaded config), of `flavour` (None: the
     default for a FreeBSD boot or not) and `cpu_profile` (lab.toml
-    [cpu_profiles]), its cache built if need be, whose dom0 sees `share`."""
+    [cpu_profiles]), its cache built if need be, whose dom0 sees `share`;
+    `tcg_threads` "single" for one of several hosts run at once."""
     config = labconfig.load(lab_config)
     cpu = labconfig.cpu_profile(config, cpu_profile)
     cache = labcache.LabCache(config, flavour=flavour, freebsd=freebsd)
     files = cache.ensure(log=progress)
-    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files, cpu.model), cpu, host_root)
+    return EmbeddedHost(config, cache, run_dir, share, accel.choose(config, cache, files, cpu.model), cpu, host_root,
+                        tcg_threads)

@@ -105,7 +105,8 @@ def _run_wave(ctx, wave, kernels, lab_hosts):
                 # Started on this thread: QEMU dies with the thread that
                 # started it (PR_SET_PDEATHSIG), and this one outlives the wave.
                 host = hosts.enter_context(lab_host(str(host_dir), str(ctx.boots_dir), ctx.lab_config,
-                                                    ctx.progress, flavour=flavour, cpu_profile=cpu_profile))
+                                                    ctx.progress, flavour=flavour, cpu_profile=cpu_profile,
+                                                    tcg_threads="single" if len(lab_hosts) > 1 else None))
             except Exception as e:
                 # A host that cannot start fails its guests' attempts, which
                 # are INFRA (retried) unless the input was bad.
