@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from xenboot.core import paths
+from xenboot.host.lab import config as labconfig
 from xenboot.pipeline import bench
 from xenboot.report import report, summary
 from xenboot.build.build import FIXTURE_MARKER
@@ -89,6 +90,13 @@ def test_bench_prints_the_table_and_writes_json(bench_run):
     assert proc.stdout.strip().splitlines()[-1].startswith("xenboot: bench: median of 1 on lab")
     # The evidence of the last run stays: the boot folders of its figures.
     assert (out / "last-run" / "debug" / "round-0" / "one" / "result.json").is_file()
+    # Two hosts at once under each TCG threading, each host's probe boot kept.
+    for threads in labconfig.TCG_THREADS:
+        assert f"{bench.HOSTS} hosts at once, a probe boot on each, {threads}-threaded TCG" in proc.stdout
+        for i in range(bench.HOSTS):
+            place = out / "last-run" / "hosts-0" / threads / f"host-{i}"
+            assert json.loads((place / "probe" / "result.json").read_text())["host"]["tcg_threads"] == threads
+    assert data["host"]["tcg_threads"] in labconfig.TCG_THREADS
 
 
 @pytest.mark.lab

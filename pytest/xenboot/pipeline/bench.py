@@ -3,7 +3,9 @@
 For each lab flavour (Debian's release Xen, the debug build), each round
 starts one embedded host (from the lab snapshot), boots the probe kernel on
 it alone, twice (the host's first guest is slower), then four probe kernels
-on it at once; then runs a whole `make boot` of the probe. One extra host
+on it at once; then runs a whole `make boot` of the probe. Each round also
+starts two Debian hosts at once, a probe boot on each, with multi-threaded
+TCG and then single-threaded (what `make test`'s two workers do). One extra host
 per flavour starts without the snapshot
 (the cold figure; --no-cold skips it). The debug hypervisor's build time is
 the one its lab cache layer recorded when it was built (once). The
@@ -55,6 +57,8 @@ from xenboot.console.progress import Progress
 
 SCHEMA = 2
 GUESTS = 4
+# Lab hosts started at once, as `make test`'s two workers run them.
+HOSTS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +135,8 @@ BOOT_FIGURES = {
 FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
               for flavour in FLAVOURS for name, (label, unit) in BOOT_FIGURES.items()}
+           | {f"hosts_{HOSTS}.{threads}": (f"{HOSTS} hosts at once, a probe boot on each, {threads}-threaded TCG "
+                                           f"[{FLAVOURS[0]}]", "s") for threads in labconfig.TCG_THREADS}
            | {"matcher": ("matcher throughput (freebsd-xen-pv spec)", "MB/s")}
            | {name: figure for tree in TREES for name, figure in tree.figures().items()})
 # Measured only with a real FreeBSD tree.
@@ -166,13 +172,14 @@ def _timed(func, *args):
     return time.monotonic() - start, value
 
 
-def _many(folder, host, count):
-    """`count` probe boots on one host at once; every one must pass."""
+def _at_once(run, count):
+    """run(0) .. run(count - 1) at once, each on a thread of its own (the
+    QEMU a thread starts dies with it); the first failure is raised."""
     errors = []
 
     def one(i):
         try:
-            _probe(folder / f"guest-{i}", host)
+            run(i)
         except Exception as e:
             errors.append(e)
 
@@ -183,6 +190,24 @@ def _many(folder, host, count):
         t.join()
     if errors:
         raise errors[0]
+
+
+def _many(folder, host, count):
+    """`count` probe boots on one host at once; every one must pass."""
+    _at_once(lambda i: _probe(folder / f"guest-{i}", host), count)
+
+
+def hosts_at_once(samples, folder, lab_config):
+    """HOSTS hosts started at once, a probe boot on each, under each TCG
+    threading (lab.toml tcg_threads): why `make test`'s workers and a
+    nightly wave of several hosts run single-threaded TCG."""
+    for threads in labconfig.TCG_THREADS:
+        def host_and_probe(i):
+            place = folder / threads / f"host-{i}"
+            with shared_lab_host(str(place), lab_config, _quiet, FLAVOURS[0], tcg_threads=threads) as host:
+                _probe(place / "probe", host)
+        seconds, _ = _timed(_at_once, host_and_probe, HOSTS)
+        samples[f"hosts_{HOSTS}.{threads}"].append(seconds)
 
 
 def host_round(samples, folder, lab_config, progress, flavour):
@@ -411,6 +436,8 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
             progress.stage(f"bench: round {i + 1} of {count}, {flavour}: host, 1 guest, {GUESTS} guests, make boot")
             host_round(samples, work / flavour / f"round-{i}", lab_config, progress, flavour)
             whole_boot(samples, work / flavour / f"make-boot-{i}", flavour)
+        progress.stage(f"bench: round {i + 1} of {count}: {HOSTS} hosts at once, each TCG threading")
+        hosts_at_once(samples, work / f"hosts-{i}", lab_config)
         matcher(samples, matcher_mb)
     if cold:
         for flavour in FLAVOURS:
@@ -431,7 +458,7 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
             "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "count": count, "matcher_mb": matcher_mb, "cpus": os.cpu_count(),
             "host": {k: host.get(k) for k in ("kind", "accelerator", "xen_version", "qemu_version",
-                                              "cpu_model", "vcpus")},
+                                              "cpu_model", "vcpus", "tcg_threads")},
             "kernel_tree": trees.get(I386_TREE.target), "branch_tree": trees.get(BRANCH_TREE.target),
             "figures": summarize(samples), "soak": last_soaks()}
     data["worse_than_before"] = report.worse_than_before(summary.bench_history(out) + [data])

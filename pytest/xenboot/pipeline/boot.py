@@ -284,13 +284,15 @@ def _own_host(target, share, progress, cpu_profile):
     return lab_host(target.out, share, req.lab_config, progress, flavour=req.lab, cpu_profile=cpu_profile)
 
 
-def shared_lab_host(folder, lab_config=None, progress=print, flavour=None, cpu_profile=labconfig.PV_PROFILE):
+def shared_lab_host(folder, lab_config=None, progress=print, flavour=None, cpu_profile=labconfig.PV_PROFILE,
+                    tcg_threads=None):
     """One embedded host for several boots (`Target(req, shared_host=...)`)
     whose run folders all lie inside `folder`; its own logs go to
     folder/host/."""
     host_dir = os.path.join(folder, "host")
     os.makedirs(host_dir, mode=0o700, exist_ok=True)
-    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour, cpu_profile=cpu_profile)
+    return lab_host(host_dir, folder, lab_config, progress, flavour=flavour, cpu_profile=cpu_profile,
+                    tcg_threads=tcg_threads)
 
 
 def _run_domain(target, share, spec, cmdline, teardown, progress):
