@@ -49,19 +49,25 @@ def test_a_boot_that_does_not_pass_fails_where_asked(tmp_path, how):
     assert "1 error" in report and "boot CRASH:" in report
 
 
+def own_conftest_pytest(tmp_path, test_text, *args, env=None):
+    """`test_text` as a test file next to a copy of this project's
+    conftest, as it is, in a pytest of its own; the finished process."""
+    (tmp_path / "conftest.py").write_text((paths.REPO / "pytest" / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_own.py").write_text(test_text)
+    env = dict(os.environ if env is None else env, PYTHONPATH=str(paths.REPO / "pytest"))
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, "test_own.py"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_this_project_s_own_tests_fail_on_a_boot_that_does_not_pass(tmp_path):
     """The project's conftest, as it is, asks the plugin to fail: a second
     pytest_configure once replaced the one that did, and the suite skipped
     every test of a broken boot."""
-    (tmp_path / "conftest.py").write_text((paths.REPO / "pytest" / "tests" / "conftest.py").read_text())
-    (tmp_path / "test_own.py").write_text('import pytest\n\n'
-                                          'pytestmark = pytest.mark.xenboot(kernel="/bin/true")\n\n\n'
-                                          'def test_needs_a_booted_guest(target):\n'
-                                          '    target.session.send_line("never typed")\n')
-    env = dict(os.environ, PYTHONPATH=str(paths.REPO / "pytest"))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA",
-                           "--xenboot-out", str(tmp_path / "runs"), "test_own.py"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = own_conftest_pytest(tmp_path, 'import pytest\n\n'
+                                         'pytestmark = pytest.mark.xenboot(kernel="/bin/true")\n\n\n'
+                                         'def test_needs_a_booted_guest(target):\n'
+                                         '    target.session.send_line("never typed")\n',
+                               "-rA", "--xenboot-out", str(tmp_path / "runs"))
     assert proc.returncode == 1, proc.stdout
     assert "1 error" in proc.stdout and "boot BAD_INPUT:" in proc.stdout
 
@@ -93,12 +99,8 @@ def test_this_project_s_workers_share_module_fixtures_and_run_single_threaded_tc
     would spin on the other's under MTTCG: the conftest makes them single
     (serially lab.toml's stands); a module fixture (a bench run, a real
     nightly) is set up on one worker, once."""
-    (tmp_path / "conftest.py").write_text((paths.REPO / "pytest" / "tests" / "conftest.py").read_text())
-    (tmp_path / "test_workers.py").write_text(WORKER_TESTS)
     env = {k: v for k, v in os.environ.items() if k != labconfig.TCG_THREADS_ENV and not k.startswith("PYTEST_")}
-    env |= {"PYTHONPATH": str(paths.REPO / "pytest"), "SEEN": str(tmp_path / "seen.jsonl")}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *workers,
-                           "test_workers.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = own_conftest_pytest(tmp_path, WORKER_TESTS, "-q", *workers, env=env | {"SEEN": str(tmp_path / "seen.jsonl")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
     assert len(seen) == 12

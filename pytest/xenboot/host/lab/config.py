@@ -66,10 +66,9 @@ def load(path=None, what="lab config"):
     for section in raw:
         if section not in SCHEMA:
             raise BadInput(f"{path}: unknown table [{section}]")
-    if raw["qemu"]["accelerator"] not in ACCELERATORS:
-        raise BadInput(f"{path}: [qemu] accelerator must be one of {', '.join(ACCELERATORS)}")
-    if raw["qemu"]["tcg_threads"] not in TCG_THREADS:
-        raise BadInput(f"{path}: [qemu] tcg_threads must be one of {', '.join(TCG_THREADS)}")
+    for key, choices in (("accelerator", ACCELERATORS), ("tcg_threads", TCG_THREADS)):
+        if raw["qemu"][key] not in choices:
+            raise BadInput(f"{path}: [qemu] {key} must be one of {', '.join(choices)}")
     threads = os.environ.get(TCG_THREADS_ENV)
     if threads is not None:
         if threads not in TCG_THREADS:
