@@ -30,11 +30,11 @@ BOOT_ARGS = --host $(call q,$(HOST)) $(MEMORY_ARG) \
 	$(if $(OUT),--out $(call q,$(OUT))) $(if $(DISK),--disk $(call q,$(DISK))) $(if $(INTERACTIVE),--interactive) \
 	$(if $(LAB),--lab $(call q,$(LAB))) $(if $(NOCORE),--no-core)
 
-.PHONY: help deps lab lab-clean shell console gdb probe init boot kernel image pin test bench soak check-log nightly merge bisect test-fast
+.PHONY: help deps lab lab-clean lab-serve shell console gdb probe init boot kernel image pin test bench soak check-log nightly merge bisect test-fast
 
 help:
 	@echo "make boot [KERNEL=PATH|probe] [SPEC=NAME|PATH] [CMDLINE=...] [MEMORY=MiB] [OUT=DIR] [HOST=lab|xl] [LAB=debian|debug] [LAB_CPU=pv|hvm] [INTERACTIVE=1] [NOCORE=1]"
-	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
+	@echo "make test | make test-fast | make bench | make soak [BOOTS=500] [LAB=...] [PARALLEL=4] | make probe | make lab [LAB=debian|debug] | make lab-serve [LAB=...] [SHARE=out] | make shell | make console [OUT=DIR] | make gdb [OUT=DIR] | make check-log LOG=... SPEC=... [KERNEL=...]"
 	@echo "make nightly [MATRIX=...|KERNELS=DIR [SPEC=...] [GLOB=...] [LAB=...]] [OUT=DIR] [PARALLEL=4] [HOST=xl] [SHARD=I/N] | make merge [SHARDS='out/nightly/shard-*'] OUT=DIR | make bisect GOOD=rev BAD=rev MILESTONE=name"
 
 deps:
@@ -59,6 +59,15 @@ gdb:
 # A shell in the embedded host's dom0, which lives as long as the shell.
 shell: deps
 	@$(XENBOOT) lab shell $(if $(LAB),--lab $(call q,$(LAB))) $(if $(LAB_CPU),--lab-cpu $(call q,$(LAB_CPU)))
+
+# A host kept running for the boots of other terminals (a labgrid-style
+# exporter) until Ctrl-C: boots whose run folders are in SHARE (default out)
+# take it under XENBOOT_LAB_SERVER=<SHARE>, skipping the host's start.
+SHARE ?= out
+lab-serve: deps
+	@mkdir -p $(call q,$(SHARE))
+	@$(XENBOOT) lab serve --share $(call q,$(SHARE)) $(if $(LAB),--lab $(call q,$(LAB))) \
+		$(if $(LAB_CPU),--lab-cpu $(call q,$(LAB_CPU)))
 
 probe:
 	@$(MAKE) --no-print-directory -C images/probe O=$(CURDIR)/build/probe

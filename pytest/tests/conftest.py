@@ -11,7 +11,7 @@ import importlib.util  # noqa: E402
 import pytest  # noqa: E402
 
 import xenboot  # noqa: E402
-from xenboot.host.lab import config as labconfig  # noqa: E402
+from xenboot.host.lab import config as labconfig, remote, server as labserver  # noqa: E402
 
 pytest_plugins = ["xenboot.plugin"]
 
@@ -35,6 +35,56 @@ def debian_vmlinuz():
     cache.ensure(log=lambda line: None)
     (path,) = (cache.packages_dir / "root" / "boot").glob("vmlinuz-*")
     return str(path)
+
+
+# The lab servers a worker's lab tests boot on (host/lab/server.py): the
+# flavours most of them ask for, on the PV CPU. The rest start hosts of
+# their own, as do the tests marked own_host.
+SERVED_FLAVOURS = ("debian", "debug")
+
+
+class LabServers:
+    """This worker's lab servers, sharing its base temp folder (where
+    every tmp_path lies) with dom0; started when the first lab test runs,
+    started again if one has gone (a test stopped its host)."""
+
+    def __init__(self, share):
+        self.share = share
+        self.servers = {}
+
+    def ensure(self):
+        for flavour in SERVED_FLAVOURS:
+            server = self.servers.get(flavour)
+            if server is None or not server.alive():
+                self.servers[flavour] = labserver.ServerProcess(self.share, flavour)
+
+    def stop(self):
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_servers(tmp_path_factory):
+    servers = LabServers(tmp_path_factory.getbasetemp())
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture(autouse=True)
+def _on_a_lab_server(request):
+    """A lab test's boots run on this worker's lab servers, unless it is
+    marked own_host."""
+    node = request.node
+    if not node.get_closest_marker("lab") or node.get_closest_marker("own_host"):
+        yield
+        return
+    servers = request.getfixturevalue("lab_servers")
+    servers.ensure()
+    os.environ[remote.SERVER_ENV] = str(servers.share)
+    try:
+        yield
+    finally:
+        os.environ.pop(remote.SERVER_ENV, None)
 
 
 # Trees outside the project that some tests build (never committed): the
@@ -71,6 +121,8 @@ def pytest_configure(config):
                                                f"nothing (skipped while ${variable} names {what})")
     config.addinivalue_line("markers", "lab: boots QEMU's embedded lab or a real guest (a test not marked "
                                        "so that starts a Xen host fails; `make test-fast` leaves these out)")
+    config.addinivalue_line("markers", "own_host: a lab test about a host of its own (its start, its QEMU, "
+                                       "faults in it): it gets no lab server")
     config.addinivalue_line("markers", "slow: boots nothing but takes long (builds, downloads); "
                                        "`make test-fast` leaves these out")
     nohosts.refuse_hosts(lambda: _unmarked_record)

@@ -9,11 +9,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
 from xenboot.core import paths
 from xenboot.core.errors import InfraError
+from xenboot.host.lab import dom0
 from xenboot.host.lab.agent import Agent
 
 DOM0 = paths.IMAGES / "dom0"
@@ -258,3 +260,32 @@ def test_control_line_parser_under_libfuzzer(tmp_path):
     stats = dict(line.removeprefix("stat::").split(":") for line in proc.stderr.splitlines()
                  if line.startswith("stat::"))
     assert int(stats["number_of_executed_units"]) > 10000, proc.stderr[-2000:]
+
+
+def test_a_console_attachment_closed_by_two_owners_gives_its_port_back_once():
+    """gdb's bridge and the boot's teardown close gdbsx's attachment at
+    once: the port goes back once (twice listed it twice as free, and on a
+    lab server a second release failed the boot), and the second owner
+    returns only once it is back."""
+    released, entered, proceed = [], threading.Event(), threading.Event()
+
+    def release():
+        entered.set()
+        proceed.wait(10)  # a release in progress while the other owner closes
+        released.append(1)
+
+    a, b = socket.socketpair()
+    attachment = dom0.ConsoleAttachment(a, relay=None, release=release)
+    first = threading.Thread(target=attachment.close)
+    first.start()
+    assert entered.wait(10)
+    second = threading.Thread(target=attachment.close)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive(), "the second owner returned while the port was still being given back"
+    proceed.set()
+    for thread in (first, second):
+        thread.join(10)
+    assert released == [1]
+    a.close()
+    b.close()

@@ -68,6 +68,7 @@ TABLE = {
     **{f"lab {name}": LAB for name in ("build", "status", "clean", "prune")},
     "lab shell": {**LAB, "--lab-cpu": CHOICE},
     "lab exec": {"--share": FOLDER, "--timeout": NUMBER, "ARGV": ("control character",), **LAB},
+    "lab serve": {"--share": FOLDER, **LAB, "--lab-cpu": CHOICE},
     "console": {"OUT": FOLDER},
     "gdb": {"OUT": FOLDER},
     "report": {"RUN_DIR": FOLDER, "--merge": MAYBE_FOLDER, "--out": RUN_FOLDER, "--bench-dir": MAYBE_FOLDER},
@@ -100,11 +101,12 @@ BASE = {
     "bench": {"--lab-config": REFUSED_LAB},
     "soak": {"--lab-config": REFUSED_LAB},
     "lab exec": {"--lab-config": REFUSED_LAB, "ARGV": ["true"]},
+    "lab serve": {"--lab-config": REFUSED_LAB, "--share": Scratch("folder")},
 }
 # A row's own changes to its command's base (None: leave that input out).
 EXTRA = {("nightly", option): {"--kernels": Scratch("folder")} for option in ("--glob", "--spec", "--lab")} \
-    | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak")} \
-    | {("soak", "--lab-cpu"): {"--lab-config": None}} \
+    | {(command, "--lab"): {"--lab-config": None} for command in ("lab exec", "soak", "lab serve")} \
+    | {(command, "--lab-cpu"): {"--lab-config": None} for command in ("soak", "lab serve")} \
     | {("report", option): {"--merge": Scratch("folder")} for option in ("--out", "--bench-dir")}
 RUN_NUMBERS = itertools.count()
 

@@ -26,6 +26,7 @@ def test_without_the_source_it_says_how_to_fetch_it(tmp_path):
     assert json.loads((tmp_path / "run" / "result.json").read_text())["verdict"] == "BAD_INPUT"
 
 
+@pytest.mark.own_host  # its host starts while the kernel builds
 def test_fixture_tree_goes_through_build_image_and_boot(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(FIXTURE, src)

@@ -170,6 +170,7 @@ def test_flood_is_capped_and_still_judged(tmp_path):
     assert f"flood {past_cap:010d} ".encode() not in log
 
 
+@pytest.mark.own_host
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_leaves_no_qemu_and_keeps_the_logs(tmp_path, signum):
     out = tmp_path / "run"
@@ -234,6 +235,7 @@ def test_release_xen_has_no_32bit_pv(tmp_path):
     assert "xen-3.0-x86_64" in caps and "xen-3.0-x86_32p" not in caps
 
 
+@pytest.mark.own_host
 def test_own_qemu_binary_runs_the_lab(tmp_path, monkeypatch):
     """XENBOOT_QEMU names a QEMU of one's own: Debian 12's 7.2 here."""
     monkeypatch.setenv("XENBOOT_QEMU", "/usr/bin/qemu-system-x86_64")
@@ -243,6 +245,7 @@ def test_own_qemu_binary_runs_the_lab(tmp_path, monkeypatch):
     assert " -L " not in (tmp_path / "run" / "qemu.argv").read_text()
 
 
+@pytest.mark.own_host
 @pytest.mark.parametrize("threads", labconfig.TCG_THREADS)
 def test_tcg_threads_are_lab_toml_s_or_the_variable_s(tmp_path, monkeypatch, threads):
     """`make test`'s workers run several hosts at once and set single; the
@@ -254,6 +257,7 @@ def test_tcg_threads_are_lab_toml_s_or_the_variable_s(tmp_path, monkeypatch, thr
     assert f" -accel tcg,thread={threads} " in (tmp_path / "run" / "qemu.argv").read_text()
 
 
+@pytest.mark.own_host
 def test_missing_qemu_is_infra_saying_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("XENBOOT_QEMU", "qemu-system-x86_64-not-installed")
     proc, result = boot(tmp_path / "run", "--kernel", PROBE)

@@ -18,7 +18,7 @@ from xenboot.host.lab import config as labconfig
 from xenboot.host.lab.qemu import lab_host
 from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.own_host]
 
 XENBOOT = str(paths.REPO / "ci" / "xenboot")
 PROBE = str(paths.REPO / "build" / "probe" / "probe")

@@ -9,6 +9,7 @@ instruction at the PC. Xen builds gdbsx's hypercalls only into a debug (or
 EXPERT) hypervisor: in the lab, LAB=debug."""
 import contextlib
 import os
+import select
 import shlex
 import socket
 import subprocess
@@ -55,6 +56,9 @@ class GdbServer:
         self.errors = []
         self.lock = threading.Lock()
         self.active = None
+        # Set while no client's bridge reads the port.
+        self.bridged = threading.Event()
+        self.bridged.set()
         threading.Thread(target=self._serve, name="gdb-server", daemon=True).start()
 
     def _serve(self):
@@ -71,7 +75,9 @@ class GdbServer:
                 continue
             with self.lock:
                 self.active = (client, attachment)
+                self.bridged.clear()
             _bridge(client, attachment.sock)
+            self.bridged.set()
             with self.lock:
                 self.active = None
             client.close()
@@ -82,28 +88,27 @@ class GdbServer:
         with self.lock:
             active, self.active = self.active, None
         if active:
-            # Ends the bridge: gdbsx is stopped, its domain let go.
-            active[0].close()
+            # Ends the bridge; then gdbsx is stopped, its domain let go.
+            with contextlib.suppress(OSError):
+                active[0].shutdown(socket.SHUT_RDWR)
+            self.bridged.wait(10)
             active[1].close()
 
 
-def _bridge(a, b):
-    """Copy both ways until either side ends."""
-    def pump(src, dst):
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
+def _bridge(client, port):
+    """Copy both ways until the client's side or the port's ends. The port
+    stays open: it is the host's, lent for this session (shutting it down
+    would end QEMU's connection to it for every later user)."""
+    while True:
+        for ready in select.select([client, port], [], [])[0]:
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                data = ready.recv(65536)
+                if data:
+                    (port if ready is client else client).sendall(data)
             except OSError:
-                pass
-    back = threading.Thread(target=pump, args=(b, a), daemon=True)
-    back.start()
-    pump(a, b)
-    back.join()
+                data = b""
+            if not data:
+                return
 
 
 def limits(guest_type, accelerator):

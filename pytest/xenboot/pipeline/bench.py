@@ -3,7 +3,9 @@
 For each lab flavour (Debian's release Xen, the debug build), each round
 starts one embedded host (from the lab snapshot), boots the probe kernel on
 it alone, twice (the host's first guest is slower), then four probe kernels
-on it at once; then runs a whole `make boot` of the probe. Each round also
+on it at once; then runs a whole `make boot` of the probe, on its own host
+and on a lab server kept running (`xenboot lab serve`, one per flavour
+for the whole bench, warmed by one boot first). Each round also
 starts two Debian hosts at once, a probe boot on each, with multi-threaded
 TCG and then single-threaded (what `make test`'s two workers do). One extra host
 per flavour starts without the snapshot
@@ -17,7 +19,8 @@ first set) names a real FreeBSD tree, the kernel cross-build of i386 XEN is
 timed once too: clean, again with no change, and with one object to remake;
 then --count boots of that kernel (`make boot TARGET=i386`, nothing to
 build) give the times from unpause to its milestones, and the developer's
-loop is timed: one object to remake, `make boot`, verdict. A tree whose
+loop is timed: one object to remake, `make boot`, verdict, on its own host
+and again on a lab server (after one boot that warms it). A tree whose
 kernel does not boot (stock 10.4 i386 XEN crashes early) gives no milestone
 times; bench.json says its verdict. $XENBOOT_BRANCH_TREE (a reconstruction
 of the amd64_xen_pv branch) gets the same for its amd64 XEN, booted with
@@ -30,6 +33,7 @@ The last `make soak` of each flavour (soak.py: how often the lab itself
 fails, and why) is printed after the table and kept in bench.json too: a
 soak takes far longer than the bench, so it is run on its own.
 """
+import collections
 import contextlib
 import copy
 import dataclasses
@@ -51,7 +55,7 @@ from xenboot.pipeline import bench_matcher, soak
 from xenboot.report import report, summary
 from xenboot.pipeline.boot import BootRequest, boot, shared_lab_host
 from xenboot.core.errors import EXIT_GUEST_FAILED, EXIT_PASS, InfraError, Verdict
-from xenboot.host.lab import cache as labcache, config as labconfig
+from xenboot.host.lab import cache as labcache, config as labconfig, remote, server as labserver
 from xenboot.host.lab.qemu import lab_host
 from xenboot.console.progress import Progress
 
@@ -82,7 +86,10 @@ class TimedTree:
                    for name in self.milestones}
                 | {f"{self.boot}boot": (f"{self.what}: whole `make boot`, nothing to build", "s"),
                    self.loop: (f"{self.what}: one object remade, `make boot`, verdict (aim <= 5 s)", "s")}
-                | loop_figures(self.loop, f"{self.what}: that loop"))
+                | loop_figures(self.loop, f"{self.what}: that loop")
+                | {f"{self.loop}_served": (f"{self.what}: one object remade, `make boot` on a lab server, verdict "
+                                           f"(aim <= 5 s)", "s")}
+                | loop_figures(f"{self.loop}_served", f"{self.what}: that loop on a lab server"))
 
 
 MILESTONE_LABELS = {"db": "its debugger's entry (db>)"}
@@ -131,7 +138,9 @@ BOOT_FIGURES = {
     "guests_1_warm.cpu": ("  the host's CPU for it (QEMU, every thread)", "s"),
     f"guests_{GUESTS}": (f"{GUESTS} probe boots at once on one host", "s"),
     f"guests_{GUESTS}.cpu": ("  the host's CPU for them", "s"),
-} | loop_figures("whole_boot", "  that `make boot`", BOOT_PARTS)
+    "served_boot": ("whole `make boot KERNEL=probe SPEC=probe` on a lab server", "s"),
+} | loop_figures("whole_boot", "  that `make boot`", BOOT_PARTS) \
+  | loop_figures("served_boot", "  that `make boot` on a lab server", BOOT_PARTS)
 FIGURES = ({"debug_build": ("debug hypervisor build (once, when cached)", "s")}
            | {f"{name}@{flavour}": (f"{label} [{flavour}]", unit)
               for flavour in FLAVOURS for name, (label, unit) in BOOT_FIGURES.items()}
@@ -241,21 +250,25 @@ def cold_start(samples, folder, lab_config, progress, flavour):
         samples[f"host_start_cold@{flavour}"].append(host.timings["dom0_ready"])
 
 
-def _timed_command(argv, what, accepted=(EXIT_PASS,)):
-    """Seconds `argv` took; an exit status not `accepted` stops the bench,
-    naming `what` and the command's last line."""
-    seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True))
+def _timed_command(argv, what, accepted=(EXIT_PASS,), server=None):
+    """Seconds `argv` took (on the lab servers sharing `server`, if given);
+    an exit status not `accepted` stops the bench, naming `what` and the
+    command's last line."""
+    # Never a server of the user's own for the figures of a host of its own.
+    env = {k: v for k, v in os.environ.items() if k != remote.SERVER_ENV} | (
+        {remote.SERVER_ENV: str(server)} if server else {})
+    seconds, proc = _timed(lambda: subprocess.run(argv, cwd=paths.REPO, capture_output=True, text=True, env=env))
     if proc.returncode not in accepted:
         last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
         raise InfraError(f"bench: {what} exited {proc.returncode}: {last[0]}")
     return seconds
 
 
-def whole_boot(samples, folder, flavour):
+def whole_boot(samples, folder, flavour, server=None, name="whole_boot"):
     argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"LAB={flavour}", f"OUT={folder}"]
-    samples[f"whole_boot@{flavour}"].append(_timed_command(argv, f"make boot KERNEL=probe LAB={flavour}"))
+    samples[f"{name}@{flavour}"].append(_timed_command(argv, f"make boot KERNEL=probe LAB={flavour}", server=server))
     with open(folder / "result.json") as f:
-        _loop_parts(samples, "whole_boot", json.load(f), f"@{flavour}")
+        _loop_parts(samples, name, json.load(f), f"@{flavour}")
 
 
 def debug_build(samples, lab_config):
@@ -304,7 +317,7 @@ def _remove_one_object(info):
     (pathlib.Path(info["built"]["path"]).parent / "machdep.o").unlink()
 
 
-def _freebsd_boot(folder, tree, objdir, timed):
+def _freebsd_boot(folder, tree, objdir, timed, server=None):
     """`make boot TARGET=... FREEBSD_SRC=tree [MEMORY=...]`: seconds and
     result.json. A guest that fails is a figure too; anything else stops
     the bench."""
@@ -313,7 +326,7 @@ def _freebsd_boot(folder, tree, objdir, timed):
     if timed.memory:
         argv += ["--memory", str(timed.memory)]
     seconds = _timed_command(argv, f"make boot TARGET={timed.target} FREEBSD_SRC={tree}",
-                             (EXIT_PASS, EXIT_GUEST_FAILED))
+                             (EXIT_PASS, EXIT_GUEST_FAILED), server)
     with open(folder / "result.json") as f:
         return seconds, json.load(f)
 
@@ -342,6 +355,13 @@ def kernel_boots(samples, folder, tree, info, count, timed=I386_TREE):
     seconds, data = _freebsd_boot(folder / "dev-loop", tree, objdir, timed)
     samples[timed.loop].append(seconds)
     _loop_parts(samples, timed.loop, data)
+    # The same loop with the host kept running: its first boot warms it.
+    with labserver.ServerProcess(folder, labconfig.flavour(labconfig.load(), freebsd=True)[0]):
+        _freebsd_boot(folder / "served-first", tree, objdir, timed, folder)
+        _remove_one_object(info)
+        seconds, served = _freebsd_boot(folder / "dev-loop-served", tree, objdir, timed, folder)
+    samples[f"{timed.loop}_served"].append(seconds)
+    _loop_parts(samples, f"{timed.loop}_served", served)
     return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"],
             "kernel_sha256": data["kernel"]["sha256"], "verdicts": verdicts + [data["verdict"]]}
 
@@ -431,11 +451,20 @@ def run_bench(out, count=3, cold=True, matcher_mb=10, lab_config=None, progress=
         with lab_host(str(warm), str(warm), lab_config, progress, flavour=flavour):
             pass
     debug_build(samples, lab_config)
-    for i in range(count):
+    with contextlib.ExitStack() as servers:
+        # Each flavour's server, warmed by one boot first, as a developer's is.
         for flavour in FLAVOURS:
-            progress.stage(f"bench: round {i + 1} of {count}, {flavour}: host, 1 guest, {GUESTS} guests, make boot")
-            host_round(samples, work / flavour / f"round-{i}", lab_config, progress, flavour)
-            whole_boot(samples, work / flavour / f"make-boot-{i}", flavour)
+            servers.enter_context(labserver.ServerProcess(work / flavour, flavour))
+            whole_boot(collections.defaultdict(list), work / flavour / "served-first", flavour, work / flavour,
+                       "served_boot")
+        for i in range(count):
+            for flavour in FLAVOURS:
+                progress.stage(f"bench: round {i + 1} of {count}, {flavour}: host, 1 guest, {GUESTS} guests, "
+                               f"make boot, on its own host and on a lab server")
+                host_round(samples, work / flavour / f"round-{i}", lab_config, progress, flavour)
+                whole_boot(samples, work / flavour / f"make-boot-{i}", flavour)
+                whole_boot(samples, work / flavour / f"served-boot-{i}", flavour, work / flavour, "served_boot")
+    for i in range(count):
         progress.stage(f"bench: round {i + 1} of {count}: {HOSTS} hosts at once, each TCG threading")
         hosts_at_once(samples, work / f"hosts-{i}", lab_config)
         matcher(samples, matcher_mb)

@@ -29,6 +29,7 @@ from xenboot.guest.symbols import Symbols, text_bounds
 from xenboot.core.errors import BadInput, HarnessError, InfraError, Verdict
 from xenboot.host.hosts import HOST, LocalXenHost, check_host_kind
 from xenboot.host.lab import config as labconfig
+from xenboot.host.lab import remote
 from xenboot.host.lab.qemu import lab_host
 from xenboot.console.mirror import ConsoleMirror
 from xenboot.console.progress import Progress
@@ -212,7 +213,7 @@ def _bring_up(target, teardown, progress):
         _stage_kernel(elf, share, kernel_path)
     with record.stage("lab"):
         _check_shared_host(target.shared_host, kernel_path, cpu_profile)
-        target.host = target.shared_host or teardown.enter_context(_own_host(target, share, progress, cpu_profile))
+        target.host = target.shared_host or teardown.enter_context(_host_for(target, share, progress, cpu_profile))
     record["host"] = target.host.describe() | {"xen_version": target.host.xen_facts.version}
     _check_guest_type(kernel_path, record["kernel"]["guest_type"], target.host)
     _run_domain(target, share, spec, cmdline, teardown, progress)
@@ -271,10 +272,16 @@ def _stage_kernel(elf, share, kernel_path):
             f.write(syms.stdout + text_bounds(staged))
 
 
-def _own_host(target, share, progress, cpu_profile):
-    """The boot's own host, as a context manager: the one its caller began
-    starting, unless that runs another CPU profile (then it is stopped)."""
+def _host_for(target, share, progress, cpu_profile):
+    """The boot's host, as a context manager: the one its caller began
+    starting, unless that runs another CPU profile (then it is stopped),
+    else a lab server's that can take it (host/lab/remote.py), else its
+    own."""
     req, early = target.req, target.early_host
+    if req.host == "lab" and early is None:
+        served = remote.attach(target.out, req.lab, cpu_profile, req.lab_config, progress)
+        if served is not None:
+            return served
     if early is not None:
         if early.cpu_profile == cpu_profile:
             return early.take()
@@ -318,6 +325,9 @@ def _run_domain(target, share, spec, cmdline, teardown, progress):
     with open(cfg, "w") as f:
         f.write(cfg_text)
     domain = target.domain = xl.Domain(host, name, host.stage_file(cfg), log_dir=out)
+    if claim := getattr(host, "claim_domain", None):
+        # A server's host outlives this run: it destroys what a killed run leaves.
+        claim(name)
     teardown.callback(_tear_down_domain, target, name)
     # From here on: what Xen says while it builds the domain is its too.
     xen_source = host.xen_console()
@@ -584,7 +594,9 @@ def _write_reproducer(out, req, record):
              f"# Re-runs the boot of {out} on a fresh host from the recorded inputs;",
              "# refuses when an input changed since (its sha256 no longer matches).",
              "# Extra arguments go to `ci/xenboot boot` (e.g. --interactive, --out DIR).",
-             "set -eu", f"cd {shlex.quote(str(paths.REPO))}"]
+             "set -eu", f"cd {shlex.quote(str(paths.REPO))}",
+             # A fresh host even where a lab server would have taken it.
+             f"unset {remote.SERVER_ENV}"]
     for path in given.values():
         line = f"{kernelcheck.sha256(path)}  {path}"
         lines.append(f"echo {shlex.quote(line)} | sha256sum --check --status || "

@@ -19,7 +19,7 @@ from xenboot.image import image
 from xenboot.judge import spec as specs
 from xenboot.pipeline.boot import CMDLINE, MEMORY, BootRequest, add_core_option, boot, hand_over, summarize
 from xenboot.host.hosts import HOST
-from xenboot.host.lab import background, config as labconfig
+from xenboot.host.lab import background, config as labconfig, remote
 from xenboot.core.result import recorded
 
 ROOT_DEVICE = "vfs.root.mountfrom=ufs:/dev/xbd0"
@@ -78,8 +78,8 @@ def run(args):
             out = record.out_dir
             # The lab starts while the kernel and the image are made: a
             # rebuild hides most of its start.
-            early = None if args.host != "lab" else background.start_if_built(
-                stack, out, os.path.join(out, "share"), lab, _progress)
+            early = None if args.host != "lab" or remote.server_socket(out, lab, labconfig.PV_PROFILE) else \
+                background.start_if_built(stack, out, os.path.join(out, "share"), lab, _progress)
             info = record["build"] = {}
             kernel, disk, built = build_and_image(os.path.join(out, "kernel"), os.path.join(out, "image"), info,
                                                   src=args.src, kernconf=args.kernconf, target=args.target,

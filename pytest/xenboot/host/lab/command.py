@@ -2,11 +2,13 @@
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
 from xenboot.core import inputs, paths, terminal
-from xenboot.host.lab import cache as labcache, config as labconfig
+from xenboot.core.errors import InfraError
+from xenboot.host.lab import cache as labcache, config as labconfig, qemu, remote, server as labserver
 from xenboot.host.lab.qemu import lab_host
 
 
@@ -99,6 +101,34 @@ def shell(args):
     return 0
 
 
+def serve(args):
+    """A host kept running for other processes' boots (server.py) until
+    SIGTERM or Ctrl-C; its logs in <share>/lab-server-<flavour>-<cpu>/."""
+    config = labconfig.load(args.lab_config)
+    share = os.path.abspath(args.share)
+    flavour = labconfig.flavour(config, args.lab)[0]
+    cpu_profile = args.lab_cpu or labconfig.PV_PROFILE
+    folder = labserver.folder_for(share, flavour, cpu_profile)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    # SIGTERM unwinds like Ctrl-C, so QEMU is stopped and the socket removed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with lab_host(folder, share, config, flavour=flavour, cpu_profile=cpu_profile) as host:
+        server = labserver.LabServer(host, share, config)
+        server.listen()
+        try:
+            print(f"lab: {flavour} host ({cpu_profile} CPU) serving at {server.path}, up in "
+                  f"{host.timings['dom0_ready']:.1f} s; boots with their run folders in {share} use it "
+                  f"under {remote.SERVER_ENV}={share}", flush=True)
+            status = host.proc.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.stop()
+    how = f"was killed by {signal.Signals(-status).name}" if status < 0 else f"exited with status {status}"
+    raise InfraError(f"lab server {server.path}: its QEMU {how}: "
+                     f"{qemu.tail(os.path.join(folder, 'qemu.stderr')) or qemu.tail(host.host_log)}")
+
+
 def _common(p):
     inputs.option(p, "--lab-config", help="lab config (default configs/lab.toml)", check=labconfig.CONFIG_INPUT)
     inputs.option(p, "--lab", help="flavour: debian or debug (lab.toml [flavours]; default its default)",
@@ -118,6 +148,15 @@ def add_parser(sub):
             inputs.option(p, "--lab-cpu", help="the lab's CPU: pv (default) or hvm (SVM, the PVH guests' host)",
                           check=labconfig.CPU_PROFILE_INPUT)
         p.set_defaults(func=func)
+    p = lab.add_parser("serve", help="keep a host running for the boots whose run folders are in --share "
+                                     f"(with {remote.SERVER_ENV}=<that folder>)")
+    inputs.option(p, "--share", required=True, help="the folder dom0 sees at /share; boots with their run "
+                                                    "folders in it use this host",
+                  check=inputs.Folder("give a folder to share with the host's dom0"))
+    inputs.option(p, "--lab-cpu", help="the lab's CPU: pv (default) or hvm (SVM, the PVH guests' host)",
+                  check=labconfig.CPU_PROFILE_INPUT)
+    _common(p)
+    p.set_defaults(func=serve)
     p = lab.add_parser("exec", help="run one command in a fresh host's dom0")
     inputs.option(p, "--share", help="host folder mounted read-only at /share in dom0",
                   check=inputs.Folder("give a folder for dom0's /share"))
