@@ -48,7 +48,7 @@ def boot_under_way(out, share, cmdline):
 
 def served_dom0(share, flavour="debian"):
     """This test's own client of the server: dom0 as the server's host has it now."""
-    (share / "look").mkdir()
+    (share / "look").mkdir(exist_ok=True)
     os.environ[remote.SERVER_ENV] = str(share)
     try:
         host = remote.attach(str(share / "look"), flavour, "pv", progress=lambda line: None)
@@ -113,9 +113,14 @@ def test_a_killed_boot_leaves_no_domain_or_job_and_the_next_console_starts_clean
             assert [d.split()[0] for d in domains] == ["Domain-0"]
             ps = dom0.run(["ps", "-o", "args"]).stdout.decode()
             assert "xl create" not in ps and "xenboot-agent relay" not in ps, ps
+            # Nor its flood's console log in dom0's RAM (18 MB of 140).
+            assert dom0.run(["ls", "/var/log/xen/console"]).stdout == b""
         proc, result = boot(tmp_path / "next", tmp_path, "--spec", "probe", "--lab", "debian")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert (tmp_path / "next" / "console.log").read_bytes().startswith(b"PROBE begin")
+        assert b"PROBE begin" in (tmp_path / "next" / "console.xenconsoled.log").read_bytes()
+        with served_dom0(tmp_path) as dom0:
+            assert dom0.run(["ls", "/var/log/xen/console"]).stdout == b""
 
 
 def test_a_second_server_on_the_same_folder_is_bad_input_and_a_stale_socket_is_replaced(tmp_path):

@@ -16,6 +16,8 @@ from xenboot.core import inputs
 from xenboot.core.errors import BadInput, InfraError
 from xenboot.guest.xenheaders import constants
 
+# xenconsoled's copy of a domain's console (dom0's `--log=guest`).
+CONSOLE_LOG = "/var/log/xen/console/guest-{name}.log"
 WAITING = re.compile(r"Waiting for domain (\S+) \(domid (\d+)\) to die")
 SHUT_DOWN = re.compile(r"Domain (\d+) has shut down, reason code (\d+)")
 DESTROYED = re.compile(r"Domain (\d+) has been destroyed")

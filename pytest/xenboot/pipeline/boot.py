@@ -426,8 +426,7 @@ def _tear_down_domain(target, name):
         domain = target.domain
         record["domain"] = {"name": name, "domid": domain.domid, "end": domain.end_reason(),
                             "xl_create": domain.create_log}
-        _fetch(target.host, f"/var/log/xen/console/guest-{name}.log",
-               os.path.join(target.out, "console.xenconsoled.log"))
+        _fetch(target.host, xl.CONSOLE_LOG.format(name=name), os.path.join(target.out, "console.xenconsoled.log"))
         if target.verdict in DOM0_SIDE:
             _keep_dom0_side(target, "dom0")
         if record["domain"]["end"] == "crash" and target.req.core:
@@ -439,6 +438,11 @@ def _tear_down_domain(target, name):
             # it are recorded (the next guest on this host meets it).
             record["domain"]["destroy_error"] = e.message
             _keep_dom0_side(target, "dom0-after-destroy")
+        if target.host.kind == "lab":
+            # A lab dom0's /var/log is its RAM: a flood's log (18 MB of 140)
+            # left there is memory a lab server's later guests lack.
+            with contextlib.suppress(HarnessError):
+                target.host.run(["rm", "-f", xl.CONSOLE_LOG.format(name=name)], timeout=30, check=False)
 
 
 # A core is the guest's memory, copied out of dom0 at about 2 MiB/s under
@@ -459,7 +463,9 @@ def _dump_core(target):
     # which a 9p share refuses (EFAULT): through a FIFO, cat copies them.
     fifo = f"/tmp/xenboot-core-{target.domain.domid}"
     script = (f"rm -f {fifo} && mkfifo {fifo} && {{ cat {fifo} > {shlex.quote(target.host.stage_file(staged))} & }}"
-              f" && xl dump-core {target.domain.domid} {fifo}; status=$?; wait; rm -f {fifo}; exit $status")
+              f" && xl dump-core {target.domain.domid} {fifo}; status=$?;"
+              # An xl that failed before opening the FIFO leaves cat waiting for a writer for ever.
+              f" if [ $status -ne 0 ]; then kill $! 2>/dev/null; fi; wait; rm -f {fifo}; exit $status")
     try:
         job = target.host.run(["sh", "-c", script], timeout=300, check=False)
     except HarnessError as e:

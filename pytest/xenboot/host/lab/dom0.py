@@ -5,7 +5,7 @@ Xen's console, and console streams relayed to virtio-serial ports.
 Two hosts drive a dom0 this way: the QEMU a run starts itself
 (qemu.EmbeddedHost) and one a lab server runs for several runs
 (remote.RemoteHost). They differ only in where a port comes from:
-`_take_port()` -> (index, socket), `_give_port(index)`.
+`take_port()` -> (index, socket), `give_port(index)`.
 """
 import functools
 import os
@@ -148,7 +148,7 @@ class Dom0Driver:
         return ConsoleAttachment(relay.sock, relay.relay, close)
 
     def _attach(self, argv_for_port, what, timeout, woken=None):
-        index, sock = self._take_port()
+        index, sock = self.take_port()
         # The relay says so once both ends are open: from then on nothing
         # the other side prints is lost. A server it connects to that ends
         # first (it sets `woken`) is its answer too.
@@ -171,7 +171,7 @@ class Dom0Driver:
     def _detach(self, index, relay):
         relay.kill()
         relay.done.wait(10)
-        self._give_port(index)
+        self.give_port(index)
 
     def cpu_seconds(self):
         """The CPU time QEMU has used, all its threads: what the host's

@@ -45,15 +45,19 @@ def _boot_log(snapshot):
     return snapshot.with_suffix(".host.log")
 
 
-def _drain(sock, quiet=0.2):
+def _drain(sock, index, quiet=0.2, limit=5):
     """Drop what a port's last user left unread, so the next guest's console
     starts clean. A flooding guest's relay wrote until it was killed: what
     dom0 had queued for the port follows as soon as the socket has room, so
     once there was something, it is read until the port has been `quiet`
-    that long; nothing there at all costs nothing."""
+    that long; nothing there at all costs nothing. A port that keeps
+    talking for `limit` seconds still has a writer: INFRA, not a hang."""
+    deadline = time.monotonic() + limit
     sock.settimeout(0)
     try:
         while sock.recv(65536):
+            if time.monotonic() > deadline:
+                raise InfraError(f"console port {index} still receives {limit} s after its last user let go of it")
             sock.settimeout(quiet)
     except (BlockingIOError, socket.timeout):
         pass
@@ -273,16 +277,20 @@ class EmbeddedHost(Dom0Driver):
     def qemu_pid(self):
         return self.proc.pid
 
-    def _take_port(self):
+    def take_port(self):
         with self.ports_lock:
             if not self.free_ports:
                 raise InfraError(f"all {len(self.consoles)} console ports are in use: "
                                  f"raise [qemu] console_ports in configs/lab.toml")
             index = self.free_ports.pop(0)
-        _drain(self.consoles[index])
+        try:
+            _drain(self.consoles[index], index)
+        except InfraError:
+            self.give_port(index)
+            raise
         return index, self.consoles[index]
 
-    def _give_port(self, index):
+    def give_port(self, index):
         with self.ports_lock:
             self.free_ports.append(index)
 

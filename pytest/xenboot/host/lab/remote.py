@@ -140,11 +140,11 @@ class RemoteHost(Dom0Driver):
             raise InfraError(f"the lab server at {self.path}: {reply['error']}")
         return reply, fds
 
-    def _take_port(self):
+    def take_port(self):
         reply, (fd,) = self._ask({"op": "port"})
         sock = self._ports[reply["index"]] = socket.socket(fileno=fd)
         return reply["index"], sock
 
-    def _give_port(self, index):
+    def give_port(self, index):
         self._ports.pop(index).close()
         self._ask({"op": "release", "index": index})

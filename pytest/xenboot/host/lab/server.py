@@ -30,6 +30,7 @@ import time
 
 from xenboot.core import paths, sockets
 from xenboot.core.errors import BadInput, HarnessError, InfraError
+from xenboot.guest import xl
 from xenboot.host.lab import wire
 from xenboot.host.lab.qemu import LIVE_FROM_HERE
 
@@ -47,6 +48,9 @@ def config_digest(config):
 
 
 class _Client:
+    """One connected boot: its control `channel`, the server's end of its
+    agent stream, and what it holds (jobs by its ids, ports, domains)."""
+
     def __init__(self, server, channel, agent_end):
         self.server, self.channel, self.agent_end = server, channel, agent_end
         self.jobs = {}
@@ -72,7 +76,7 @@ class _Client:
         op = message.get("op")
         if op == "port":
             try:
-                index, sock = self.server.host._take_port()
+                index, sock = self.server.host.take_port()
             except InfraError as e:
                 return {"error": e.message}, ()
             with self.lock:
@@ -92,7 +96,7 @@ class _Client:
             if index not in self.ports:
                 return
             self.ports.discard(index)
-        self.server.host._give_port(index)
+        self.server.host.give_port(index)
 
     # -- the agent stream: the client's job requests run on the host's agent
 
@@ -131,6 +135,9 @@ class _Client:
                 job = self.jobs.get(job_id)
             if job is not None:
                 job.kill(int(fields[2]))
+        else:
+            # As the agent answers a line it cannot tie to a job.
+            self._send_line(f"error - {f'unknown request {kind!r}'.encode().hex()}")
 
     def _relay(self, job_id):
         def output(stream, data):
@@ -205,7 +212,6 @@ class LabServer:
         # A long share path gets the socket a short one, linked from here.
         self.socket = sockets.RunSocket(self.folder, SOCKET, backlog=16)
         self.listener = self.socket.listener
-        threading.Thread(target=self._accept_loop, name="lab-server", daemon=True).start()
         with open(self.host.host_log, "a") as f:
             # Where each client's copy of host.log skips to its own run.
             f.write(f"\n--- xenboot: lab server {self.path} up{LIVE_FROM_HERE}")
@@ -264,10 +270,14 @@ class LabServer:
         return None
 
     def destroy_left(self, names):
-        """Destroy the domains a client claimed and left behind."""
+        """Destroy the domains a client claimed and left behind; remove
+        their console logs, which a boot that ended well removed itself."""
         listed = self.host.run(["xl", "list"], timeout=60, check=False).stdout.decode().split("\n")[1:]
         for name in {line.split()[0] for line in listed if line.split()} & names:
             self.host.run(["xl", "destroy", name], timeout=60, check=False)
+        # Their console logs too: dom0's /var/log is its RAM.
+        self.host.run(["rm", "-f", *(xl.CONSOLE_LOG.format(name=name) for name in sorted(names))], timeout=60,
+                      check=False)
 
     def forget(self, client):
         with self.lock:
