@@ -292,6 +292,10 @@ class LabServer:
         for client in clients:
             with contextlib.suppress(OSError):
                 client.channel.sock.shutdown(socket.SHUT_RDWR)
+        # Their cleanups finish before the process does: a daemon thread
+        # still printing at interpreter exit aborts it (SIGABRT).
+        for client in clients:
+            client.left.wait(30)
 
 
 class ServerProcess:
