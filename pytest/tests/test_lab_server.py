@@ -58,6 +58,10 @@ def served_dom0(share, flavour="debian"):
     return host
 
 
+def server_log(share, flavour="debian"):
+    return pathlib.Path(labserver.folder_for(str(share), flavour, "pv")) / "server.log"
+
+
 def test_boots_in_the_share_run_on_the_server_and_keep_their_host_log(tmp_path):
     with lab_server(tmp_path, "debian") as (server, line):
         sock = labserver.folder_for(str(tmp_path), "debian", "pv") + "/" + labserver.SOCKET
@@ -79,6 +83,8 @@ def test_boots_in_the_share_run_on_the_server_and_keep_their_host_log(tmp_path):
         assert "server" not in json.loads((tmp_path / "again" / "result.json").read_text())["host"]
         assert server.poll() is None
     assert not os.path.exists(sock), "the socket outlived its server"
+    # Boots that tore their domain down left the server nothing to redo.
+    assert "left without tearing down" not in server_log(tmp_path).read_text()
 
 
 def test_a_boot_outside_the_share_or_of_another_lab_config_gets_its_own_host(tmp_path):
@@ -121,6 +127,8 @@ def test_a_killed_boot_leaves_no_domain_or_job_and_the_next_console_starts_clean
         assert b"PROBE begin" in (tmp_path / "next" / "console.xenconsoled.log").read_bytes()
         with served_dom0(tmp_path) as dom0:
             assert dom0.run(["ls", "/var/log/xen/console"]).stdout == b""
+    left = [line for line in server_log(tmp_path).read_text().splitlines() if "left without tearing down" in line]
+    assert len(left) == 1 and "destroyed xenboot-killed-" in left[0], left
 
 
 def test_a_second_server_on_the_same_folder_is_bad_input_and_a_stale_socket_is_replaced(tmp_path):
@@ -152,7 +160,7 @@ def test_a_server_whose_qemu_dies_is_infra_and_so_is_its_boot(tmp_path):
         os.kill(qemu[0], signal.SIGKILL)
         assert proc.wait(120) == 3
         assert server.wait(60) == 3
-    log = pathlib.Path(labserver.folder_for(str(tmp_path), "debian", "pv")) / "server.log"
+    log = server_log(tmp_path)
     assert "its QEMU was killed by SIGKILL" in log.read_text()
     result = json.loads((out / "result.json").read_text())
     assert result["verdict"] == "INFRA"

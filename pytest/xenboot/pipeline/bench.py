@@ -65,6 +65,34 @@ GUESTS = 4
 HOSTS = 2
 
 
+MILESTONE_LABELS = {"db": "its debugger's entry (db>)"}
+# Where a loop's time goes: the stages a run's result.json times
+# (durations), in the order they run, then what the total has beyond them
+# (the tool's own start and make's, and anything no stage times).
+LOOP_PARTS = {"build": "rebuild", "image": "root image", "check": "kernel check", "lab": "lab start",
+              "create": "create", "console": "boot to the spec's end",
+              "gdb": "gdb's session on the failed domain", "teardown": "teardown",
+              "symbolize": "naming the console's addresses", "rest": "outside every stage"}
+# gdb looks only at a domain that failed.
+PASSING_LOOP_PARTS = tuple(part for part in LOOP_PARTS if part != "gdb")
+# A KERNEL= boot builds nothing and makes no image (make builds the probe
+# before the tool starts).
+BOOT_PARTS = ("check", "lab", "create", "console", "teardown", "symbolize", "rest")
+
+
+def loop_figures(name, what, parts):
+    return {f"{name}.{part}": (f"{what}, {LOOP_PARTS[part]}", "s") for part in parts}
+
+
+def _loop_parts(samples, name, data, total, suffix=""):
+    """Each stage's seconds of a run that took `total`, and the rest."""
+    durations = data.get("durations") or {}
+    for part, seconds in durations.items():
+        if f"{name}.{part}{suffix}" in samples:
+            samples[f"{name}.{part}{suffix}"].append(seconds)
+    samples[f"{name}.rest{suffix}"].append(round(total - sum(durations.values()), 3))
+
+
 @dataclasses.dataclass(frozen=True)
 class TimedTree:
     """A FreeBSD tree whose XEN kernel the bench builds and boots: where it
@@ -77,6 +105,7 @@ class TimedTree:
     boot: str                   # <boot><milestone>, <boot>boot
     loop: str
     memory: int = None          # guest MiB, None: the tool's default
+    loop_parts: tuple = PASSING_LOOP_PARTS
 
     def figures(self):
         return ({f"{self.build}clean": (f"{self.what} clean build (aim <= 90 s)", "s"),
@@ -86,39 +115,18 @@ class TimedTree:
                    for name in self.milestones}
                 | {f"{self.boot}boot": (f"{self.what}: whole `make boot`, nothing to build", "s"),
                    self.loop: (f"{self.what}: one object remade, `make boot`, verdict (aim <= 5 s)", "s")}
-                | loop_figures(self.loop, f"{self.what}: that loop")
+                | loop_figures(self.loop, f"{self.what}: that loop", self.loop_parts)
                 | {f"{self.loop}_served": (f"{self.what}: one object remade, `make boot` on a lab server, verdict "
                                            f"(aim <= 5 s)", "s")}
-                | loop_figures(f"{self.loop}_served", f"{self.what}: that loop on a lab server"))
+                | loop_figures(f"{self.loop}_served", f"{self.what}: that loop on a lab server", self.loop_parts))
 
 
-MILESTONE_LABELS = {"db": "its debugger's entry (db>)"}
-# Where a loop's time goes: the stages a run's result.json times
-# (durations), in the order they run; what the total has beyond them is
-# make's and the tool's own start.
-LOOP_PARTS = {"build": "rebuild", "image": "root image", "check": "kernel check", "lab": "lab start",
-              "create": "create",
-              "console": "boot to the spec's end", "teardown": "teardown"}
-
-
-# A KERNEL= boot builds nothing and makes no image (make builds the probe
-# before the tool starts).
-BOOT_PARTS = ("check", "lab", "create", "console", "teardown")
-
-
-def loop_figures(name, what, parts=tuple(LOOP_PARTS)):
-    return {f"{name}.{part}": (f"{what}, {LOOP_PARTS[part]}", "s") for part in parts}
-
-
-def _loop_parts(samples, name, data, suffix=""):
-    for part, seconds in (data.get("durations") or {}).items():
-        if f"{name}.{part}{suffix}" in samples:
-            samples[f"{name}.{part}{suffix}"].append(seconds)
 # The i386 tree's figure names are the ones bench history has always had.
 I386_TREE = TimedTree("i386 XEN, real tree", ("XENBOOT_REAL_TREE_FIXED", "XENBOOT_REAL_TREE", "FREEBSD_SRC"),
                       "i386", ("banner", "mountroot", "init", "poweroff"), "kernel_", "real_", "dev_loop")
 BRANCH_TREE = TimedTree("amd64 XEN, branch tree", ("XENBOOT_BRANCH_TREE",), "amd64",
-                        ("banner", "mountroot", "db"), "branch_kernel_", "branch_", "branch_dev_loop", memory=128)
+                        ("banner", "mountroot", "db"), "branch_kernel_", "branch_", "branch_dev_loop", memory=128,
+                        loop_parts=tuple(LOOP_PARTS))
 TREES = (I386_TREE, BRANCH_TREE)
 # The real kernel's milestones timed from unpause (freebsd-xen-pv-i386).
 REAL_MILESTONES = I386_TREE.milestones
@@ -266,9 +274,10 @@ def _timed_command(argv, what, accepted=(EXIT_PASS,), server=None):
 
 def whole_boot(samples, folder, flavour, server=None, name="whole_boot"):
     argv = ["make", "--no-print-directory", "boot", "KERNEL=probe", "SPEC=probe", f"LAB={flavour}", f"OUT={folder}"]
-    samples[f"{name}@{flavour}"].append(_timed_command(argv, f"make boot KERNEL=probe LAB={flavour}", server=server))
+    seconds = _timed_command(argv, f"make boot KERNEL=probe LAB={flavour}", server=server)
+    samples[f"{name}@{flavour}"].append(seconds)
     with open(folder / "result.json") as f:
-        _loop_parts(samples, name, json.load(f), f"@{flavour}")
+        _loop_parts(samples, name, json.load(f), seconds, f"@{flavour}")
 
 
 def debug_build(samples, lab_config):
@@ -354,14 +363,14 @@ def kernel_boots(samples, folder, tree, info, count, timed=I386_TREE):
     _remove_one_object(info)
     seconds, data = _freebsd_boot(folder / "dev-loop", tree, objdir, timed)
     samples[timed.loop].append(seconds)
-    _loop_parts(samples, timed.loop, data)
+    _loop_parts(samples, timed.loop, data, seconds)
     # The same loop with the host kept running: its first boot warms it.
     with labserver.ServerProcess(folder, labconfig.flavour(labconfig.load(), freebsd=True)[0]):
         _freebsd_boot(folder / "served-first", tree, objdir, timed, folder)
         _remove_one_object(info)
         seconds, served = _freebsd_boot(folder / "dev-loop-served", tree, objdir, timed, folder)
     samples[f"{timed.loop}_served"].append(seconds)
-    _loop_parts(samples, f"{timed.loop}_served", served)
+    _loop_parts(samples, f"{timed.loop}_served", served, seconds)
     return {"path": info["source"]["path"], "freebsd_version": info["source"]["freebsd_version"],
             "kernel_sha256": data["kernel"]["sha256"], "verdicts": verdicts + [data["verdict"]]}
 

@@ -431,8 +431,10 @@ def _tear_down_domain(target, name):
             _keep_dom0_side(target, "dom0")
         if record["domain"]["end"] == "crash" and target.req.core:
             record["core"] = _dump_core(target)
+        destroyed = False
         try:
             domain.destroy()
+            destroyed = True
         except HarnessError as e:
             # The verdict stands; the destroy's failure and the host after
             # it are recorded (the next guest on this host meets it).
@@ -443,6 +445,8 @@ def _tear_down_domain(target, name):
             # left there is memory a lab server's later guests lack.
             with contextlib.suppress(HarnessError):
                 target.host.run(["rm", "-f", xl.CONSOLE_LOG.format(name=name)], timeout=30, check=False)
+                if destroyed and (unclaim := getattr(target.host, "unclaim_domain", None)):
+                    unclaim(name)
 
 
 # A core is the guest's memory, copied out of dom0 at about 2 MiB/s under

@@ -87,7 +87,6 @@ class RemoteHost(Dom0Driver):
         self.flavour = hello["flavour"]
         self.cpu_profile = hello["cpu_profile"]
         self._described = hello["describe"] | {"server": path}
-        self.timings = {}
         self._log_start = os.path.getsize(self.host_log)
         self.agent = Agent(agent_sock, closed=lambda: f"the lab server at {path} closed the connection")
         self.agent.wait_ready(30)
@@ -125,6 +124,11 @@ class RemoteHost(Dom0Driver):
     def claim_domain(self, name):
         """The server destroys `name` if this boot ends without doing so."""
         self._ask({"op": "claim", "domain": name})
+
+    def unclaim_domain(self, name):
+        """This boot tore `name` down itself: the server has nothing to do
+        for it (its `xl list` and `rm` would delay the next boot's hello)."""
+        self._ask({"op": "unclaim", "domain": name})
 
     def _ask(self, message):
         with self._lock:

@@ -87,6 +87,10 @@ class _Client:
         elif op == "claim":
             with self.lock:
                 self.domains.add(message["domain"])
+        elif op == "unclaim":
+            # Torn down by the client itself: nothing left to clean up.
+            with self.lock:
+                self.domains.discard(message["domain"])
         else:
             raise ValueError(f"lab server: unknown request {op!r}")
         return {}, ()
@@ -273,8 +277,11 @@ class LabServer:
         """Destroy the domains a client claimed and left behind; remove
         their console logs, which a boot that ended well removed itself."""
         listed = self.host.run(["xl", "list"], timeout=60, check=False).stdout.decode().split("\n")[1:]
-        for name in {line.split()[0] for line in listed if line.split()} & names:
+        found = {line.split()[0] for line in listed if line.split()} & names
+        for name in found:
             self.host.run(["xl", "destroy", name], timeout=60, check=False)
+        print(f"lab server: a client left without tearing down {', '.join(sorted(names))}: "
+              f"destroyed {', '.join(sorted(found)) or 'none (already gone)'}, console logs removed", flush=True)
         # Their console logs too: dom0's /var/log is its RAM.
         self.host.run(["rm", "-f", *(xl.CONSOLE_LOG.format(name=name) for name in sorted(names))], timeout=60,
                       check=False)
