@@ -15,6 +15,7 @@ import shlex
 import shutil
 import struct
 import subprocess
+import tempfile
 
 import pytest
 from elftools.elf.elffile import ELFFile
@@ -567,6 +568,69 @@ def test_a_build_that_writes_into_the_tree_is_build_failed_naming_the_file(fake_
     assert status == 4 and result["build"]["step"] == "tree-check"
     assert result["build"]["source"]["written"] == [".", "contrib-bmake-unit-test.out"]
     assert "the build wrote into the source tree" in result["message"] and "it must only read it" in result["message"]
+
+
+
+def other_filesystem(path):
+    """A folder on another filesystem than path's (/dev/shm is a tmpfs), or None."""
+    shm = pathlib.Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != path.stat().st_dev:
+        return pathlib.Path(tempfile.mkdtemp(dir=shm))
+    return None
+
+
+@pytest.mark.parametrize("scratch_on", ["the tree's filesystem", "another filesystem"])
+def test_source_watch_names_each_kind_of_change_made_after_it_started(tmp_path, scratch_on):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / ".git").mkdir()
+    for name in ("a", "d", "sub/b", "sub/c", ".git/index"):
+        (src / name).write_text(name)
+    scratch = tmp_path / "obj" if scratch_on == "the tree's filesystem" else other_filesystem(tmp_path)
+    if scratch is None:
+        pytest.skip("no writable folder on another filesystem than the test's (/dev/shm)")
+    scratch.mkdir(exist_ok=True)
+    try:
+        (src / "a").write_text("changed the moment before")
+        watch = driver.SourceWatch(src, scratch)
+        assert (watch.clock is None) == (scratch_on == "another filesystem")
+        assert watch.written() == []
+        with open(src / "a", "a") as f:
+            f.write("+")
+        (src / "d").chmod(0o600)
+        (src / "sub" / "c").unlink()
+        (src / "new").mkdir()
+        (src / ".git" / "index").write_text("git's own")
+        removed = ["sub/c"] if watch.clock is None else []     # the ctime walk names its folder
+        assert watch.written() == sorted([".", "a", "d", "new", "sub"] + removed)
+        assert list(scratch.iterdir()) == []
+    finally:
+        if scratch_on == "another filesystem":
+            shutil.rmtree(scratch)
+
+
+def test_a_tools_version_is_asked_once_until_its_program_changes(tmp_path, monkeypatch):
+    bin_dir, objdir, asked = tmp_path / "bin", tmp_path / "obj", tmp_path / "asked"
+    bin_dir.mkdir()
+    objdir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    program = bin_dir / "sometool"
+
+    def install(version):
+        program.write_text(f"#!/bin/sh\necho x >> {asked}\necho 'sometool {version}'\n")
+        program.chmod(0o755)
+
+    install("1.0")
+    tools = {"sometool": ["sometool", "--version"], "sh": ["sh", "-c", "echo dash"]}
+    assert driver.tool_versions(tools, "Linux", objdir) == {"sometool": "sometool 1.0", "sh": "dash"}
+    assert driver.tool_versions(tools, "Linux", objdir)["sometool"] == "sometool 1.0"
+    assert asked.read_text().count("x") == 1
+    install("1.10")
+    assert driver.tool_versions(tools, "Linux", objdir)["sometool"] == "sometool 1.10"
+    assert asked.read_text().count("x") == 2
+    (objdir / driver.TOOLCHAIN_CACHE).write_text("{not json")
+    assert driver.tool_versions(tools, "Linux", objdir)["sometool"] == "sometool 1.10"
+    assert asked.read_text().count("x") == 3
 
 
 # ------------------------------------------- the FreeBSD host path, faked

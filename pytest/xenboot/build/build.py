@@ -139,12 +139,12 @@ def build_kernel(out_dir, info, src=None, kernconf="XEN", objdir=None, system=No
                    "pinned": source.pinned(), "fixture": (src / FIXTURE_MARKER).exists()},
         "identity": build.identity(), "build_log": str(build.log_path), "steps": build.steps,
         "step_seconds": build.seconds})
-    info["toolchain"] = driver.tool_versions(cls.tools, system or platform.system())
-    before = driver.tree_state(src)
+    info["toolchain"] = driver.tool_versions(cls.tools, system or platform.system(), objdir)
+    watch = driver.SourceWatch(src, objdir)
     try:
         built = build.build()
     finally:
-        written = driver.tree_writes(before, driver.tree_state(src))
+        written = watch.written()
         if written:
             info["source"]["written"] = written[:20]
     if written:

@@ -7,11 +7,13 @@ The drivers themselves: freebsd10.py (FreeBSD 10 trees, on Linux and
 FreeBSD) and makepy.py (FreeBSD 12.2-14.x on Linux, through the tree's own
 tools/build/make.py); build.py picks one from the tree's era.
 """
+import json
 import os
 import pathlib
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -75,16 +77,39 @@ def first_error(log_text):
     return (lines or ["(build.log is empty)"])[-1].strip()
 
 
-def tool_versions(tools, system):
-    """{name: first line of its version output}; InfraError naming the package when absent."""
-    versions = {}
+TOOLCHAIN_CACHE = ".xenboot-toolchain.json"
+
+
+def tool_versions(tools, system, objdir):
+    """{name: first line of its version output}; InfraError naming the package when absent.
+    A tool's answer is kept in objdir, keyed by its argv and the program file it
+    resolves to: each rebuild would otherwise spend ~0.3 s running them all."""
+    cache_path = pathlib.Path(objdir) / TOOLCHAIN_CACHE
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    versions, kept = {}, {}
     for name, argv in tools.items():
-        if not shutil.which(argv[0]):
+        found = shutil.which(argv[0])
+        if not found:
             if system == "FreeBSD":
                 raise InfraError(f"{argv[0]} not found: this FreeBSD host lacks its base system tools")
             raise tool.missing(argv[0], "kernel build")
-        proc = subprocess.run(argv, capture_output=True, text=True)
-        versions[name] = ((proc.stdout or proc.stderr).strip().splitlines() or ["?"])[0]
+        program = os.path.realpath(found)
+        st = os.stat(program)
+        # uname answers for the running kernel, not for its program file.
+        key = json.dumps([argv, program, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, os.uname().release])
+        if key in cache:
+            kept[key] = cache[key]
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+            kept[key] = ((proc.stdout or proc.stderr).strip().splitlines() or ["?"])[0]
+        versions[name] = kept[key]
+    if kept != cache:
+        tmp = cache_path.with_name(f"{TOOLCHAIN_CACHE}.{os.getpid()}")
+        tmp.write_text(json.dumps(kept, indent=1))
+        os.replace(tmp, cache_path)
     return versions
 
 
@@ -113,6 +138,63 @@ def tree_state(src):
 def tree_writes(before, after):
     """The paths added, removed or changed between two tree_state()s, sorted."""
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+
+
+def change_clock(src, scratch):
+    """A ctime the filesystem of src stamped on a file in scratch, returned once
+    its clock has moved past it: a change under src before this call has a
+    ctime at most this, one after a later ctime. None when scratch is on
+    another filesystem, whose clock and granularity need not be src's."""
+    if os.stat(scratch).st_dev != os.stat(src).st_dev:
+        return None
+    fd, name = tempfile.mkstemp(dir=scratch, prefix=".xenboot-clock-")
+    try:
+        stamp = os.fstat(fd).st_ctime_ns
+        # The clock ticks coarsely (a jiffy): a change in this tick could still get stamp.
+        while True:
+            os.utime(fd)
+            if os.fstat(fd).st_ctime_ns > stamp:
+                return stamp
+            time.sleep(0.001)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def changed_since(src, clock):
+    """The paths under src ("." itself) whose inode changed after clock, sorted:
+    a write, create, chmod or link changes a file's ctime, a remove or rename
+    its folder's, and no one can set a ctime back."""
+    changed = ["."] if os.lstat(src).st_ctime_ns > clock else []
+    folders = [""]
+    while folders:
+        rel = folders.pop()
+        with os.scandir(os.path.join(src, rel)) as entries:
+            for entry in entries:
+                if not rel and entry.name in UNTRACKED_IN_TREE:
+                    continue
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.stat(follow_symlinks=False).st_ctime_ns > clock:
+                    changed.append(path)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+    return sorted(changed)
+
+
+class SourceWatch:
+    """What a build changed under src: one walk after it, against a ctime
+    stamped before it (scratch: a folder of the build on src's filesystem);
+    two full walks compared when scratch is on another filesystem."""
+
+    def __init__(self, src, scratch):
+        self.src = src
+        self.clock = change_clock(src, scratch)
+        self.before = tree_state(src) if self.clock is None else None
+
+    def written(self):
+        if self.clock is None:
+            return tree_writes(self.before, tree_state(self.src))
+        return changed_since(self.src, self.clock)
 
 
 class Build:
