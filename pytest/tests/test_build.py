@@ -609,6 +609,20 @@ def test_source_watch_names_each_kind_of_change_made_after_it_started(tmp_path, 
             shutil.rmtree(scratch)
 
 
+
+def test_a_filesystem_whose_ctime_does_not_move_gets_the_two_walks(tmp_path, monkeypatch):
+    src, scratch = tmp_path / "src", tmp_path / "obj"
+    src.mkdir()
+    scratch.mkdir()
+    # MOCK: a filesystem that never moves a ctime cannot be made here; utime
+    # that does nothing stands in for it.
+    monkeypatch.setattr(driver.os, "utime", lambda *args, **kwargs: None)
+    monkeypatch.setattr(driver, "CTIME_TICK_WAIT", 0.05)
+    watch = driver.SourceWatch(src, scratch)
+    assert watch.clock is None and list(scratch.iterdir()) == []
+    (src / "new").write_text("x")
+    assert watch.written() == [".", "new"]
+
 def test_a_tools_version_is_asked_once_until_its_program_changes(tmp_path, monkeypatch):
     bin_dir, objdir, asked = tmp_path / "bin", tmp_path / "obj", tmp_path / "asked"
     bin_dir.mkdir()

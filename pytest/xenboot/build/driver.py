@@ -90,6 +90,7 @@ def tool_versions(tools, system, objdir):
     except (OSError, ValueError):
         cache = {}
     versions, kept = {}, {}
+    kernel_release = os.uname().release
     for name, argv in tools.items():
         found = shutil.which(argv[0])
         if not found:
@@ -99,7 +100,7 @@ def tool_versions(tools, system, objdir):
         program = os.path.realpath(found)
         st = os.stat(program)
         # uname answers for the running kernel, not for its program file.
-        key = json.dumps([argv, program, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, os.uname().release])
+        key = json.dumps([argv, program, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, kernel_release])
         if key in cache:
             kept[key] = cache[key]
         else:
@@ -121,18 +122,26 @@ def stale(target, inputs):
     return any(p.exists() and p.stat().st_mtime > mtime for p in inputs)
 
 
+def tree_entries(src):
+    """(path under src, its lstat) for src itself (".") and all in it but UNTRACKED_IN_TREE."""
+    yield ".", os.lstat(src)
+    folders = [""]
+    while folders:
+        rel = folders.pop()
+        with os.scandir(os.path.join(src, rel)) as entries:
+            for entry in entries:
+                if not rel and entry.name in UNTRACKED_IN_TREE:
+                    continue
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                yield path, entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+
+
 def tree_state(src):
     """{path under src: (mode, size, mtime)} of every file and folder: a write shows,
     a root build's too (root ignores a read-only tree's permissions)."""
-    st = os.lstat(src)
-    state = {".": (st.st_mode, st.st_size, st.st_mtime_ns)}
-    for top, dirs, files in os.walk(src):
-        dirs[:] = [d for d in dirs if not (top == str(src) and d in UNTRACKED_IN_TREE)]
-        for name in dirs + files:
-            path = os.path.join(top, name)
-            st = os.lstat(path)
-            state[os.path.relpath(path, src)] = (st.st_mode, st.st_size, st.st_mtime_ns)
-    return state
+    return {path: (st.st_mode, st.st_size, st.st_mtime_ns) for path, st in tree_entries(src)}
 
 
 def tree_writes(before, after):
@@ -140,22 +149,30 @@ def tree_writes(before, after):
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 
+CTIME_TICK_WAIT = 3.0     # seconds: above the coarsest timestamp granularity, FAT's 2 s
+
+
 def change_clock(src, scratch):
     """A ctime the filesystem of src stamped on a file in scratch, returned once
     its clock has moved past it: a change under src before this call has a
     ctime at most this, one after a later ctime. None when scratch is on
-    another filesystem, whose clock and granularity need not be src's."""
+    another filesystem, whose clock and granularity need not be src's, or
+    when the filesystem's ctime does not move."""
     if os.stat(scratch).st_dev != os.stat(src).st_dev:
         return None
     fd, name = tempfile.mkstemp(dir=scratch, prefix=".xenboot-clock-")
     try:
         stamp = os.fstat(fd).st_ctime_ns
-        # The clock ticks coarsely (a jiffy): a change in this tick could still get stamp.
-        while True:
+        # The clock ticks coarsely (a jiffy; FAT's is 2 s) and nothing signals
+        # a tick: a change in this tick could still get stamp. A filesystem
+        # whose ctime does not move gets the two walks.
+        deadline = time.monotonic() + CTIME_TICK_WAIT
+        while time.monotonic() < deadline:
             os.utime(fd)
             if os.fstat(fd).st_ctime_ns > stamp:
                 return stamp
             time.sleep(0.001)
+        return None
     finally:
         os.close(fd)
         os.unlink(name)
@@ -165,26 +182,13 @@ def changed_since(src, clock):
     """The paths under src ("." itself) whose inode changed after clock, sorted:
     a write, create, chmod or link changes a file's ctime, a remove or rename
     its folder's, and no one can set a ctime back."""
-    changed = ["."] if os.lstat(src).st_ctime_ns > clock else []
-    folders = [""]
-    while folders:
-        rel = folders.pop()
-        with os.scandir(os.path.join(src, rel)) as entries:
-            for entry in entries:
-                if not rel and entry.name in UNTRACKED_IN_TREE:
-                    continue
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.stat(follow_symlinks=False).st_ctime_ns > clock:
-                    changed.append(path)
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(path)
-    return sorted(changed)
+    return sorted(path for path, st in tree_entries(src) if st.st_ctime_ns > clock)
 
 
 class SourceWatch:
     """What a build changed under src: one walk after it, against a ctime
     stamped before it (scratch: a folder of the build on src's filesystem);
-    two full walks compared when scratch is on another filesystem."""
+    two full walks compared when change_clock() has no clock to give."""
 
     def __init__(self, src, scratch):
         self.src = src
